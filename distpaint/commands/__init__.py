@@ -1,0 +1,1 @@
+"""Sub-commands of the `distpaint` CLI, one module each with `register(app)`."""
