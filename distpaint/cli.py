@@ -38,6 +38,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Repair gaps in huge binary masks of thin structures (roads, vessels, roots, drawings)."""
+    # An explicit callback keeps sub-commands as sub-commands even when only one is registered.
+
+
 for _name in COMMAND_MODULES:
     try:
         _module = importlib.import_module(f"distpaint.commands.{_name}")
@@ -51,7 +59,8 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Entry point of the console script: run the app, report user errors in one line."""
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False click returns the code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
     except DistpaintError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -66,6 +75,7 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Apply a baseline to every sample of a mask store, writing a store that can be evaluated.
+
+Each output sample has the source's name, the repaired mask as layer `mask`, and copies of
+the source's `gaps` and `truth` layers when present, so `distpaint evaluate --pred-store OUT
+--truth-store SRC` works directly, and OUT is self-describing.
+Repairs are lazy Dask graphs written block by block, so masks of any size fit in memory.
+
+Usage::
+
+    from distpaint.baselines.run import repair_store
+    repair_store("corrupted.zarr", "closing.zarr", "closing", ClosingConfig(radius=3))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import dask.array as da
+
+from distpaint.baselines.closing import ClosingConfig, closing_dask
+from distpaint.baselines.linking import LinkingConfig, linking_dask
+from distpaint.data.store import MaskStore
+from distpaint.errors import ConfigError, InputError
+
+__all__ = ["BASELINES", "repair_store"]
+
+BASELINES: dict[str, tuple[type, Callable[[da.Array, Any], da.Array]]] = {
+    "closing": (ClosingConfig, closing_dask),
+    "linking": (LinkingConfig, linking_dask),
+}
+"""{name: (config class, lazy repair function)}."""
+
+
+def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, config: Any,
+                 names: Sequence[str] | None = None, *, overwrite: bool = False,
+                 progress: Callable[[str], None] | None = None) -> list[str]:
+    """Repair the `mask` layer of each sample of store `src` with baseline `method` into store
+    `out` (created if missing; must differ from `src`). Returns the names written."""
+    if method not in BASELINES:
+        raise ConfigError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINES)}")
+    config_cls, repair = BASELINES[method]
+    if not isinstance(config, config_cls):
+        raise ConfigError(f"baseline {method!r} needs a {config_cls.__name__}")
+    source = MaskStore.open(src)
+    if os.path.realpath(src) == os.path.realpath(out):
+        raise InputError(f"{out}: the output store must differ from the source store")
+    target = MaskStore.create(out, exist_ok=True)
+    names = list(names) if names else source.names()
+    if not names:
+        raise InputError(f"{source.path}: the store holds no samples")
+    for name in names:
+        mask = source.dask(name, "mask")
+        layers = {"mask": repair(mask, config)}
+        layers.update({k: source.dask(name, k) for k in ("gaps", "truth")
+                       if k in source.layers(name)})
+        attrs = {**source.attrs(name), "baseline": method, "baseline_config": asdict(config),
+                 "baseline_source": f"{source.path}::{name}"}
+        target.write(name, layers, attrs, chunks=int(max(source.array(name).chunks)),
+                     overwrite=overwrite)
+        if progress is not None:
+            progress(name)
+    return names

@@ -1,0 +1,370 @@
+"""Typed training configuration, loaded from YAML with unknown keys rejected.
+
+`TrainConfig` nests `ModelConfig` (registered model names + overrides), `OptimConfig`,
+`LossConfig` and `DataConfig`. Every field has a docstring and is validated in
+`__post_init__`; a bad file raises `ConfigError` naming the file and the key. Example recipes
+live in `distpaint/configs/` (`cpu_small.yaml`, `paper.yaml`, ...).
+
+    from distpaint.train.config import load_config, dump_config
+    cfg = load_config("distpaint/configs/cpu_small.yaml")
+    print(dump_config(cfg))
+
+Importable with torch, numpy and pyyaml only (no Ray, Zarr, Dask).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distpaint.errors import ConfigError
+
+__all__ = [
+    "VARIANTS",
+    "BASELINES",
+    "ModelConfig",
+    "OptimConfig",
+    "LossConfig",
+    "DataConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "dump_config",
+    "packaged_config",
+]
+
+VARIANTS = ("gan-gl", "gan-l", "gan-g", "unet", "cnn", "gan-gl-m")
+"""Training variants of the paper: GAN-GL (eq. 10), single-discriminator ablations, the two
+CE-only baselines, and GAN-GL-M (alternating synthetic Algorithm-1 and real masked-CE batches)."""
+
+BASELINES = ("none", "ema", "self_critical")
+"""Reward baselines of the policy gradient: none (paper), moving average, self-critical."""
+
+
+def _coerce(obj: Any) -> None:
+    """Cast YAML values to the annotated field types (PyYAML reads `2e-4` as a string)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        try:
+            if hint is float:
+                value = float(value)
+            elif hint is int:
+                if isinstance(value, bool) or float(value) != int(value):
+                    raise ValueError
+                value = int(value)
+            elif hint is bool:
+                if not isinstance(value, bool):
+                    raise ValueError
+            elif typing.get_origin(hint) is tuple:
+                inner = typing.get_args(hint)[0]
+                value = tuple(inner(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{f.name} must be {getattr(hint, '__name__', hint)}, got {value!r}") from None
+        object.__setattr__(obj, f.name, value)
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Which registered networks to train, with per-model overrides of their configs."""
+
+    generator: str = "unet_paper"
+    """Registered generator (see `distpaint models`): unet_paper, unet_small, cnn_sasaki, ..."""
+    generator_args: dict = field(default_factory=dict)
+    """Overrides of the generator's config, e.g. {norm: instance}."""
+    local_disc: str = "patchgan_paper"
+    """Registered local discriminator D_L."""
+    local_disc_args: dict = field(default_factory=dict)
+    """Overrides of D_L's config."""
+    global_disc: str = "siamese_paper"
+    """Registered global discriminator D_G."""
+    global_disc_args: dict = field(default_factory=dict)
+    """Overrides of D_G's config."""
+
+    def __post_init__(self) -> None:
+        from distpaint.models import model_config  # torch-only import
+
+        for role, name, args in (("generator", self.generator, self.generator_args),
+                                 ("local_disc", self.local_disc, self.local_disc_args),
+                                 ("global_disc", self.global_disc, self.global_disc_args)):
+            if not isinstance(args, dict):
+                raise ConfigError(f"model.{role}_args must be a mapping")
+            model_config(name, role, **args)  # raises ConfigError naming the bad option
+
+
+@dataclass
+class OptimConfig:
+    """Adam with two time-scale learning rates (Heusel et al.), as in the paper."""
+
+    lr_g: float = 2e-4
+    """Learning rate of G."""
+    lr_d: float = 4e-4
+    """Learning rate of both discriminators."""
+    betas: tuple[float, ...] = (0.5, 0.999)
+    """Adam betas."""
+    grad_clip: float = 0.0
+    """Clip G's gradient norm to this value; 0 disables."""
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ConfigError("optim.lr_g and optim.lr_d must be positive")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.grad_clip < 0:
+            raise ConfigError("optim.grad_clip must be >= 0")
+
+
+@dataclass
+class LossConfig:
+    """Weights and options of G's objective (eq. 10) and of the discriminators' losses."""
+
+    lambda_ce: float = 1000.0
+    """lambda1: weight of the (masked) cross-entropy, eq. 4 / 11."""
+    lambda_local: float = 1.0
+    """lambda2: weight of the LSGAN term from D_L, eq. 6."""
+    lambda_global: float = 1.0
+    """lambda3: weight of the policy-gradient term from D_G, eq. 9."""
+    local_fake: str = "ste"
+    """What D_L sees of G's output: ste (thresholded forward, straight-through gradient into G)
+    or probs (the foreground probability). The authors' hard threshold gave G no gradient."""
+    threshold: float = 0.5
+    """Threshold on the foreground probability for thresholded outputs (D_L/D_G fakes, self-critical)."""
+    baseline: str = "self_critical"
+    """Reward baseline b in -(r - b) log pi(a): none (paper), ema, self_critical (reward of the
+    thresholded output). Chosen by bench/reward_baselines.py."""
+    ema_momentum: float = 0.9
+    """Momentum of the moving-average baseline."""
+    pg_region: str = "candidates"
+    """Pixels whose log-probability enters the policy gradient: candidates (input pixel 0,
+    where G can change the output; the output is input OR prediction) or all (paper)."""
+    pg_reduction: str = "mean"
+    """Per patch: sum the log-probabilities over pixels (paper eq. 9) or take their mean
+    (scale independent of the patch size, comparable with the LSGAN term)."""
+    dg_fake: str = "threshold"
+    """Fake patches D_G is trained on (eq. 8): threshold (Algorithm 1) or sample (Bernoulli,
+    the same distribution as the recomposed mask it scores at reward time)."""
+    masked_ce_on: str = "region"
+    """GAN-GL-M's masked CE (eq. 11) covers the erased region (background and foreground) or
+    only the removed foreground pixels (gaps), which would never penalise false positives."""
+    global_max_size: int = 4096
+    """Largest side of the recomposed global view given to D_G."""
+    global_margin: int = 256
+    """Context kept around the step's patches in the global view (pixels)."""
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if min(self.lambda_ce, self.lambda_local, self.lambda_global) < 0:
+            raise ConfigError("loss.lambda_* must be >= 0")
+        _choice("loss.local_fake", self.local_fake, ("ste", "probs"))
+        _choice("loss.baseline", self.baseline, BASELINES)
+        _choice("loss.pg_region", self.pg_region, ("candidates", "all"))
+        _choice("loss.pg_reduction", self.pg_reduction, ("mean", "sum"))
+        _choice("loss.dg_fake", self.dg_fake, ("threshold", "sample"))
+        _choice("loss.masked_ce_on", self.masked_ce_on, ("region", "gaps"))
+        if not 0 < self.threshold < 1 or not 0 <= self.ema_momentum < 1:
+            raise ConfigError("loss.threshold must be in (0, 1) and loss.ema_momentum in [0, 1)")
+        if self.global_max_size < 16 or self.global_margin < 0:
+            raise ConfigError("loss.global_max_size must be >= 16 and loss.global_margin >= 0")
+
+
+@dataclass
+class DataConfig:
+    """In-process training data: synthetic masks, patches with gaps (`distpaint.train.data`)."""
+
+    kind: str = "roots"
+    """Synthetic structure kind (distpaint.data.synth.KINDS)."""
+    mask_size: int = 1024
+    """Side of each synthetic whole mask Y."""
+    n_masks: int = 8
+    """Number of masks in the training pool (patches of a step come from one of them)."""
+    patch_size: int = 256
+    """Side P of the training patches."""
+    batch_size: int = 8
+    """Patches per step m, all from one mask (non-overlapping)."""
+    gaps: dict = field(default_factory=lambda: {"kind": "mix"})
+    """Options of distpaint.data.gaps.GapConfig for the artificial gaps."""
+    min_foreground: float = 0.005
+    """Patches are drawn preferring cells with at least this foreground fraction."""
+    real_kind: str = "roots"
+    """GAN-GL-M only: kind of the 'real' masks (which get inherent gaps, see real_gaps)."""
+    real_gaps: dict = field(default_factory=lambda: {"kind": "skeleton", "density": 0.5})
+    """GAN-GL-M only: GapConfig of the inherent gaps of the 'real' masks (kept in the target)."""
+
+    def __post_init__(self) -> None:
+        _coerce(self)
+        if self.patch_size < 16 or self.batch_size < 1 or self.n_masks < 2:
+            raise ConfigError("data.patch_size must be >= 16, data.batch_size >= 1, data.n_masks >= 2 "
+                              "(D_G compares patches of different masks)")
+        cells = (self.mask_size // self.patch_size) ** 2
+        if cells < self.batch_size:
+            raise ConfigError(f"data.mask_size {self.mask_size} holds {cells} non-overlapping "
+                              f"{self.patch_size}-px patches, fewer than data.batch_size {self.batch_size}")
+        for name in ("gaps", "real_gaps"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"data.{name} must be a mapping of GapConfig options")
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run."""
+
+    variant: str = "gan-gl"
+    """gan-gl, gan-l, gan-g, unet, cnn or gan-gl-m (see VARIANTS)."""
+    seed: int = 0
+    """Seeds the models, the data and the sampling."""
+    max_steps: int = 10000
+    """Training steps (the CLI's --max-steps overrides)."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many steps (and at the end)."""
+    log_every: int = 10
+    """Record metrics every this many steps."""
+    keep_checkpoints: int = 2
+    """Number of most recent checkpoints kept in the run directory."""
+    deterministic: bool = True
+    """torch.use_deterministic_algorithms (CPU runs resume bit-exactly)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Networks."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimisers."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Losses."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data."""
+
+    def __post_init__(self) -> None:
+        _coerce_top(self)
+        _choice("variant", self.variant, VARIANTS)
+        if self.max_steps < 0 or self.checkpoint_every < 1 or self.log_every < 1 or self.keep_checkpoints < 1:
+            raise ConfigError("max_steps must be >= 0; checkpoint_every, log_every, keep_checkpoints >= 1")
+        self._check_models()
+
+    def _check_models(self) -> None:
+        from distpaint.models import get_entry, model_config
+
+        g = get_entry(self.model.generator, "generator")
+        if self.variant == "cnn" and g.model_cls.__name__ != "SasakiCNN":
+            raise ConfigError(f"variant cnn needs a cnn_* generator, got {self.model.generator!r}")
+        if self.variant != "cnn" and g.model_cls.__name__ != "UNet":
+            raise ConfigError(f"variant {self.variant} needs a unet_* generator, got {self.model.generator!r}")
+        gen = g.model_cls(model_config(self.model.generator, **self.model.generator_args))
+        p = self.data.patch_size
+        if p % gen.size_multiple:
+            raise ConfigError(f"data.patch_size {p} must be a multiple of {gen.size_multiple} for {g.name}")
+        if self.uses_local:
+            sub = model_config(self.model.local_disc, **self.model.local_disc_args).sub_size
+            if p < sub:
+                raise ConfigError(f"data.patch_size {p} is smaller than D_L's sub_size {sub}")
+
+    @property
+    def uses_local(self) -> bool:
+        """Whether the variant trains D_L and uses the LSGAN term."""
+        return self.variant in ("gan-gl", "gan-l", "gan-gl-m")
+
+    @property
+    def uses_global(self) -> bool:
+        """Whether the variant trains D_G and uses the policy-gradient term."""
+        return self.variant in ("gan-gl", "gan-g", "gan-gl-m")
+
+
+def _coerce_top(cfg: TrainConfig) -> None:
+    for name in ("seed", "max_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(cfg.deterministic, bool):
+        raise ConfigError("deterministic must be true or false")
+
+
+_NESTED = {"model": ModelConfig, "optim": OptimConfig, "loss": LossConfig, "data": DataConfig}
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> TrainConfig:
+    """Build a `TrainConfig` from nested mappings; unknown keys and bad values raise
+    `ConfigError` naming `source` and the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    top = {f.name for f in dataclasses.fields(TrainConfig)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in top:
+            raise ConfigError(f"{source}: unknown key {key!r}; valid: {', '.join(sorted(top))}")
+        if key in _NESTED:
+            kwargs[key] = _section(_NESTED[key], key, value, source)
+        else:
+            kwargs[key] = value
+    try:
+        return TrainConfig(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _section(cls: type, name: str, value: Any, source: str) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {name} must be a mapping")
+    valid = {f.name for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in valid:
+            raise ConfigError(f"{source}: unknown key '{name}.{key}'; valid: {', '.join(sorted(valid))}")
+    try:
+        return cls(**value)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(f"{source}: {msg if msg.startswith(name) else f'{name}.{msg}'}") from None
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    """Plain nested dict (lists instead of tuples) of `cfg`, suitable for YAML/JSON."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML recipe; `ConfigError` for a missing/unparsable file or a bad key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return config_from_dict(data, str(path))
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """`cfg` as YAML text (round-trips through `config_from_dict`)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a recipe shipped in `distpaint/configs/` (`name` with or without `.yaml`)."""
+    stem = name[:-5] if name.endswith(".yaml") else name
+    path = Path(__file__).resolve().parent.parent / "configs" / f"{stem}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"no shipped config {name!r}; shipped: {', '.join(shipped)}")
+    return path

@@ -1,0 +1,270 @@
+"""One training step of Algorithm 1 (and GAN-GL-M's real-data step), in plain PyTorch.
+
+Per synthetic batch (m corrupted patches x of one mask, their complete patches y, complete
+patches y2 of another mask):
+  1. G forward: logits, foreground probability p                          (Alg. 1, line 5)
+  2. D_L update on y vs G's output, one forward of the concatenation       (line 6, eq. 5)
+  3. D_G update on pairs (y, y2) -> 1 and (fake, y) -> 0, one forward      (line 7, eq. 8)
+  4. Bernoulli-sample a ~ p, put the patches into the `Recomposer`, reward
+     r = D_G(X_hat, Y) on the recomposed global view (eval mode, no grad)  (line 8)
+  5. G update: lambda1 CE + lambda2 LSGAN(D_L(fake)) + lambda3 REINFORCE   (line 9, eq. 10)
+with the reward baseline b of `LossConfig.baseline`. A real batch (GAN-GL-M) trains only G
+with the masked CE (eq. 11). Which terms run depends on the variant (`TrainConfig.variant`).
+
+    models = build_models(cfg); opts = build_optimizers(models, cfg.optim)
+    metrics = train_step(models, opts, batch, recomposer, cfg, step, sampler, state)
+
+Importable with torch and numpy only; the distributed trainer calls the same function with
+its DDP-wrapped models and a Ray-actor recomposer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from distpaint.models import create_model
+from distpaint.train import losses
+from distpaint.train.config import OptimConfig, TrainConfig
+from distpaint.train.recompose import Recomposer
+
+__all__ = ["Models", "Optimizers", "PatchBatch", "StepState", "build_models", "build_optimizers",
+           "train_step"]
+
+
+@dataclass
+class Models:
+    """The networks of a run; discriminators are None when the variant does not use them."""
+
+    g: nn.Module
+    """Generator (returns logits (B, 2, H, W))."""
+    d_local: nn.Module | None = None
+    """PatchGAN D_L."""
+    d_global: nn.Module | None = None
+    """Siamese D_G."""
+
+
+@dataclass
+class Optimizers:
+    """Adam optimisers matching `Models`."""
+
+    g: torch.optim.Optimizer
+    """Optimiser of G."""
+    d_local: torch.optim.Optimizer | None = None
+    """Optimiser of D_L."""
+    d_global: torch.optim.Optimizer | None = None
+    """Optimiser of D_G."""
+
+
+@dataclass
+class PatchBatch:
+    """One step's patches, all from mask `name`; tensors `(m, 1, P, P)` float in {0, 1}."""
+
+    name: str
+    """Whole mask the patches come from (the recomposer's key)."""
+    x: torch.Tensor
+    """Corrupted input patches."""
+    y: torch.Tensor
+    """Complete patches (the target)."""
+    region: torch.Tensor
+    """Erased gap region (background and foreground) of each patch."""
+    ys: np.ndarray
+    """(m,) top-left rows in the whole mask."""
+    xs: np.ndarray
+    """(m,) top-left columns in the whole mask."""
+    y_other: torch.Tensor | None = None
+    """Complete patches of another mask (D_G's positive pairs); None for real batches."""
+    real: bool = False
+    """A real-data batch of GAN-GL-M: masked CE only."""
+
+    def to(self, device: torch.device | str) -> "PatchBatch":
+        """Copy with the tensors on `device`."""
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return PatchBatch(self.name, move(self.x), move(self.y), move(self.region), self.ys, self.xs,
+                          move(self.y_other), self.real)
+
+
+@dataclass
+class StepState:
+    """State carried between steps (saved in checkpoints)."""
+
+    ema_reward: float | None = None
+    """Moving average of the reward (the `ema` baseline)."""
+    history: dict = field(default_factory=dict)
+    """Free-form counters (e.g. number of real batches seen)."""
+
+
+def build_models(cfg: TrainConfig) -> Models:
+    """Instantiate the variant's networks (seed torch before calling for reproducibility)."""
+    m = cfg.model
+    g = create_model(m.generator, "generator", **m.generator_args)
+    d_local = create_model(m.local_disc, "local_disc", **m.local_disc_args) if cfg.uses_local else None
+    d_global = create_model(m.global_disc, "global_disc", **m.global_disc_args) if cfg.uses_global else None
+    return Models(g, d_local, d_global)
+
+
+def build_optimizers(models: Models, optim: OptimConfig) -> Optimizers:
+    """Adam for each network: lr_g for G, lr_d for the discriminators (two time-scales)."""
+
+    def adam(module: nn.Module | None, lr: float) -> torch.optim.Optimizer | None:
+        return None if module is None else torch.optim.Adam(module.parameters(), lr=lr, betas=optim.betas)
+
+    return Optimizers(adam(models.g, optim.lr_g), adam(models.d_local, optim.lr_d),
+                      adam(models.d_global, optim.lr_d))
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module | None) -> Iterator[None]:
+    """No parameter gradients for `module` (G's update must not touch the discriminators)."""
+    if module is None:
+        yield
+        return
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None, clip: float = 0.0) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0 and params is not None:
+        nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+def _update_local(models: Models, opts: Optimizers, batch: PatchBatch, prob: torch.Tensor,
+                  cfg: TrainConfig) -> dict[str, float]:
+    fake = losses.fake_for_local(prob, cfg.loss.local_fake, cfg.loss.threshold).detach()
+    m = batch.y.shape[0]
+    scores = models.d_local(torch.cat([batch.y, fake]))  # one forward: real and fake share norm
+    real_s, fake_s = scores[:m], scores[m:]
+    loss = losses.lsgan_d_loss(real_s, fake_s)
+    _update(opts.d_local, loss)
+    return {"loss_dl": loss.item(), "dl_real": real_s.mean().item(), "dl_fake": fake_s.mean().item()}
+
+
+def _update_global(models: Models, opts: Optimizers, batch: PatchBatch, prob: torch.Tensor,
+                   actions: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+    if cfg.loss.dg_fake == "threshold":
+        fake = (prob.detach() > cfg.loss.threshold).to(prob.dtype)
+    else:
+        fake = actions
+    m = batch.y.shape[0]
+    # positives (y1, y2) and negatives (G(x1), y1) in one forward of both Siamese branches
+    logits = models.d_global.logits(torch.cat([batch.y, fake]), torch.cat([batch.y_other, batch.y]))
+    loss = losses.siamese_d_loss(logits[:m], logits[m:])
+    _update(opts.d_global, loss)
+    return {"loss_dg": loss.item(), "dg_pos": torch.sigmoid(logits[:m]).mean().item(),
+            "dg_neg": torch.sigmoid(logits[m:]).mean().item()}
+
+
+def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: torch.Tensor,
+            step: int, tag: str, rank: int) -> float:
+    """Put `patches` (m, 1, P, P), recompose, and score the global view with D_G."""
+    arr = patches[:, 0].detach().to("cpu", torch.uint8).numpy()
+    recomposer.put(batch.name, step, arr, batch.ys, batch.xs, rank=rank, tag=tag)
+    view = recomposer.global_view(batch.name, step, tag=tag)
+    device = patches.device
+    x_hat = torch.from_numpy(view.x_hat).to(device, torch.float32)[None, None]
+    truth = torch.from_numpy(view.truth).to(device, torch.float32)[None, None]
+    # eval mode: no power iteration, so the reward does not move D_G's state
+    with torch.no_grad(), _evaluating(models.d_global):
+        return float(models.d_global(x_hat, truth).item())
+
+
+def _baseline(cfg: TrainConfig, state: StepState, reward: float, greedy_reward: float | None) -> float:
+    kind = cfg.loss.baseline
+    if kind == "none":
+        return 0.0
+    if kind == "self_critical":
+        return float(greedy_reward)
+    b = reward if state.ema_reward is None else state.ema_reward
+    mom = cfg.loss.ema_momentum
+    state.ema_reward = reward if state.ema_reward is None else mom * state.ema_reward + (1 - mom) * reward
+    return b
+
+
+def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logits: torch.Tensor,
+                 prob: torch.Tensor, actions: torch.Tensor, cfg: TrainConfig, step: int,
+                 state: StepState, rank: int) -> tuple[torch.Tensor, dict[str, float]]:
+    candidates = cfg.loss.pg_region == "candidates"
+    region = (batch.x < 0.5).to(prob.dtype) if candidates else None
+    # the output is input OR prediction when only candidate pixels are actions
+    sampled = torch.maximum(actions, batch.x) if candidates else actions
+    reward = _reward(models, recomposer, batch, sampled, step, "sample", rank)
+    greedy_reward = None
+    if cfg.loss.baseline == "self_critical":
+        greedy = (prob.detach() > cfg.loss.threshold).to(prob.dtype)
+        greedy = torch.maximum(greedy, batch.x) if candidates else greedy
+        greedy_reward = _reward(models, recomposer, batch, greedy, step, "greedy", rank)
+    b = _baseline(cfg, state, reward, greedy_reward)
+    pg = losses.policy_gradient_loss(logits, actions, reward - b, region, cfg.loss.pg_reduction)
+    return pg, {"reward": reward, "baseline": b, "advantage": reward - b, "pg": pg.item()}
+
+
+def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: Recomposer | None,
+               cfg: TrainConfig, step: int, sampler: torch.Generator, state: StepState,
+               rank: int = 0) -> dict[str, float]:
+    """Run one step on `batch` (already on the models' device); returns scalar metrics.
+
+    `sampler` is the torch generator of the Bernoulli sampling (on the batch's device);
+    `recomposer` may be None for variants without D_G.
+    """
+    for module in (models.g, models.d_local, models.d_global):
+        if module is not None:
+            module.train()
+    loss_cfg = cfg.loss
+    logits = models.g(batch.x)  # (m, 2, P, P)
+    prob = losses.foreground_prob(logits)  # (m, 1, P, P)
+    metrics: dict[str, float] = {}
+    if batch.real:  # GAN-GL-M real batch: masked CE only (eq. 11)
+        mask = batch.region if loss_cfg.masked_ce_on == "region" else batch.region * batch.y
+        mce = losses.masked_ce_loss(logits, batch.y, mask)
+        _update(opts.g, loss_cfg.lambda_ce * mce, models.g.parameters(), cfg.optim.grad_clip)
+        return {"masked_ce": mce.item(), "loss_g": (loss_cfg.lambda_ce * mce).item()}
+
+    if cfg.uses_local:
+        metrics.update(_update_local(models, opts, batch, prob, cfg))
+    actions = None
+    if cfg.uses_global:
+        actions = torch.bernoulli(prob.detach(), generator=sampler)
+        metrics.update(_update_global(models, opts, batch, prob, actions, cfg))
+
+    ce = losses.ce_loss(logits, batch.y)
+    loss_g = loss_cfg.lambda_ce * ce
+    metrics["ce"] = ce.item()
+    if cfg.uses_local:
+        with _frozen(models.d_local):
+            fake = losses.fake_for_local(prob, loss_cfg.local_fake, loss_cfg.threshold)
+            adv = losses.lsgan_g_loss(models.d_local(fake))
+        loss_g = loss_g + loss_cfg.lambda_local * adv
+        metrics["lsgan_g"] = adv.item()
+    if cfg.uses_global:
+        if recomposer is None:
+            raise ValueError(f"variant {cfg.variant} needs a recomposer")
+        pg, pg_metrics = _policy_term(models, recomposer, batch, logits, prob, actions, cfg, step, state, rank)
+        loss_g = loss_g + loss_cfg.lambda_global * pg
+        metrics.update(pg_metrics)
+    _update(opts.g, loss_g, models.g.parameters(), cfg.optim.grad_clip)
+    metrics["loss_g"] = loss_g.item()
+    return metrics

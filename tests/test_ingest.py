@@ -1,0 +1,344 @@
+"""Tests of mask file reading/writing and ingestion into the store, including the CLI.
+
+Real files written with imageio, tifffile and rasterio; real Zarr stores in tmp_path.
+Run: .venv/bin/python -m pytest tests/test_ingest.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import rasterio
+import tifffile
+import typer
+import zarr
+from rasterio.crs import CRS
+from affine import Affine
+from typer.testing import CliRunner
+
+from distpaint.cli import app
+from distpaint.data.files import read_mask_file, write_mask_file
+from distpaint.data.ingest import (
+    IngestConfig,
+    expand_sources,
+    file_sha256,
+    ingest_file,
+    ingest_files,
+    sample_name,
+)
+from distpaint.data.store import MaskStore
+from distpaint.errors import ConfigError, InputError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 4600000.0)
+
+
+def _mask(shape=(700, 900), seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    mask[rng.integers(0, shape[0], 9), :] = True
+    mask[:, rng.integers(0, shape[1], 9)] = True
+    return mask
+
+
+def _write_geotiff(path, values):
+    with rasterio.open(
+        path, "w", driver="GTiff", height=values.shape[0], width=values.shape[1], count=1,
+        dtype=values.dtype.name, crs=CRS.from_epsg(32633), transform=TRANSFORM,
+    ) as ds:
+        ds.write(values, 1)
+
+
+def _sha(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def _write(kind, path, mask):
+    """Write `mask` as a file of `kind`; returns its path."""
+    if kind == "png":
+        iio.imwrite(path, mask.astype(np.uint8) * 255)
+    elif kind == "png-rgb":
+        iio.imwrite(path, np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2))
+    elif kind == "tiff-tiled":
+        tifffile.imwrite(path, mask.astype(np.uint8), tile=(256, 256), compression="zlib")
+    elif kind == "tiff-plain":
+        tifffile.imwrite(path, mask)
+    elif kind == "geotiff":
+        _write_geotiff(path, mask.astype(np.uint8) * 255)
+    elif kind == "npy":
+        np.save(path, mask.astype(np.float32))
+    elif kind == "zarr":
+        zarr.save_array(str(path), mask.astype(np.uint8), zarr_format=3)
+    return path
+
+
+SUFFIX = {"png": ".png", "png-rgb": ".png", "tiff-tiled": ".tif", "tiff-plain": ".tiff",
+          "geotiff": ".tif", "npy": ".npy", "zarr": ".zarr"}
+
+
+@pytest.mark.parametrize("kind", sorted(SUFFIX))
+def test_ingest_round_trip_each_format(tmp_path, kind):
+    mask = _mask()
+    src = _write(kind, tmp_path / f"m_{kind}{SUFFIX[kind]}", mask)
+    before = file_sha256(src)
+    store = MaskStore.create(tmp_path / "s.zarr")
+    result = ingest_file(src, store)
+    assert result.name == f"m_{kind}" and result.shape == mask.shape and not result.warnings
+    assert result.foreground == mask.sum()
+    np.testing.assert_array_equal(store.array(result.name)[:], mask)
+    attrs = store.attrs(result.name)
+    assert attrs["source"] == str(src.resolve()) and attrs["sha256"] == before
+    assert attrs["shape"] == list(mask.shape) and attrs["foreground"] == mask.sum()
+    assert file_sha256(src) == before  # the source is never modified
+    if src.is_file():
+        assert _sha(src) == before
+
+
+def test_geotiff_georeferencing_kept_and_written_back(tmp_path):
+    mask = _mask((600, 500))
+    src = tmp_path / "roads.tif"
+    _write_geotiff(src, mask.astype(np.uint8))  # {0, 1}
+    store = MaskStore.create(tmp_path / "s.zarr")
+    ingest_file(src, store)
+    attrs = store.attrs("roads")
+    assert CRS.from_wkt(attrs["crs"]) == CRS.from_epsg(32633)
+    assert attrs["transform"] == list(TRANSFORM)[:6]
+    assert attrs["source_dtype"] == "uint8" and attrs["foreground_value"] == 1
+
+    out = tmp_path / "roads_out.tif"
+    write_mask_file(out, store.dask("roads"), attrs)
+    with rasterio.open(out) as ds, rasterio.open(src) as orig:
+        assert ds.crs == orig.crs and ds.transform == orig.transform
+        assert ds.dtypes == orig.dtypes and ds.shape == orig.shape
+        np.testing.assert_array_equal(ds.read(1), orig.read(1))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".npy", ".zarr"])
+def test_write_mask_file_round_trip_keeps_values(tmp_path, suffix):
+    mask = _mask((1300, 700))
+    out = tmp_path / f"out{suffix}"
+    meta = {"source_dtype": "uint8", "foreground_value": 1}
+    write_mask_file(out, mask, meta)
+    again, read_meta = read_mask_file(out)
+    np.testing.assert_array_equal(again.compute(), mask)
+    assert read_meta["foreground_value"] == (True if suffix == ".zarr" else 1)
+    write_mask_file(out, ~mask, {})  # replaces atomically, default values 0/255 (bool for npy)
+    again, read_meta = read_mask_file(out)
+    np.testing.assert_array_equal(again.compute(), ~mask)
+    assert read_meta["foreground_value"] in (255, True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary left
+
+
+def test_write_mask_file_failure_leaves_nothing(tmp_path):
+    import dask.array as da
+
+    def boom(block, block_id=None):
+        if block_id == (1, 0):
+            raise RuntimeError("model crashed")
+        return block
+
+    lazy = da.from_array(_mask((2048, 512)), chunks=1024).map_blocks(boom, dtype=bool)
+    for suffix in (".tif", ".npy", ".zarr"):
+        with pytest.raises(RuntimeError, match="model crashed"):
+            write_mask_file(tmp_path / f"out{suffix}", lazy, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_binary_needs_threshold_and_error_lists_values(tmp_path):
+    grey = (np.arange(300 * 300).reshape(300, 300) % 7 * 30).astype(np.uint8)
+    src = tmp_path / "grey.png"
+    iio.imwrite(src, grey)
+    with pytest.raises(InputError, match=r"grey\.png: not a binary mask, values found: "
+                       r"0, 30, 60, 90, 120, 150, 180; pass a threshold"):
+        read_mask_file(src)
+    many = tmp_path / "many.npy"
+    np.save(many, np.linspace(0, 1, 300 * 300).reshape(300, 300))
+    with pytest.raises(InputError, match=r"many\.npy: .*values found: 0, 1\.11\S+, .*, \.\.\."):
+        read_mask_file(many)
+    two = tmp_path / "two.npy"  # two values but no 0: still not a {0, v} mask
+    np.save(two, np.where(_mask((300, 300)), 2, 1).astype(np.int16))
+    with pytest.raises(InputError, match="values found: 1, 2"):
+        read_mask_file(two)
+
+    mask, meta = read_mask_file(src, threshold=100)
+    np.testing.assert_array_equal(mask.compute(), grey > 100)
+    assert meta["threshold"] == 100 and meta["foreground"] == (grey > 100).sum()
+    store = MaskStore.create(tmp_path / "s.zarr")
+    ingest_file(src, store, config=IngestConfig(threshold=100))
+    np.testing.assert_array_equal(store.array("grey")[:], grey > 100)
+    with pytest.raises(InputError, match=r"grey\.png: no pixel above threshold 250"):
+        read_mask_file(src, threshold=250)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("garbage.png", b"this is not an image" * 10, "not a PNG file"),
+        ("garbage.tif", b"this is not an image" * 10, "cannot read as TIFF"),
+        ("garbage.npy", b"this is not an image" * 10, "cannot read as NPY"),
+        ("empty.png", b"", r"empty file \(0 bytes\)"),
+        ("empty.tif", b"", r"empty file \(0 bytes\)"),
+        ("empty.npy", b"", r"empty file \(0 bytes\)"),
+        ("mask.jpg", b"\xff\xd8\xff", "unsupported file type '.jpg'"),
+    ],
+)
+def test_unreadable_and_empty_files_name_the_file(tmp_path, name, content, message):
+    src = tmp_path / name
+    src.write_bytes(content)
+    store = MaskStore.create(tmp_path / "s.zarr")
+    with pytest.raises(InputError, match=f"{name}: {message}"):
+        ingest_file(src, store)
+    assert store.names() == [] and sorted(os.listdir(store.path)) == ["zarr.json"]
+    assert src.read_bytes() == content
+
+
+def test_empty_masks_name_the_file(tmp_path):
+    zero = tmp_path / "zero.png"
+    iio.imwrite(zero, np.zeros((300, 300), np.uint8))
+    with pytest.raises(InputError, match=r"zero\.png: empty mask \(every pixel is 0\)"):
+        read_mask_file(zero)
+    sized = tmp_path / "sized.npy"
+    np.save(sized, np.zeros((0, 40), bool))
+    with pytest.raises(InputError, match=r"sized\.npy: empty image \(shape \(0, 40\)\)"):
+        read_mask_file(sized)
+    with pytest.raises(InputError, match=r"nothere\.png: no such file"):
+        read_mask_file(tmp_path / "nothere.png")
+
+
+def test_colour_and_stack_inputs(tmp_path):
+    rgb = np.zeros((300, 300, 3), np.uint8)
+    rgb[10, :, 0] = 255
+    iio.imwrite(tmp_path / "colour.png", rgb)
+    with pytest.raises(InputError, match=r"colour\.png: a colour image"):
+        read_mask_file(tmp_path / "colour.png")
+    np.save(tmp_path / "stack.npy", np.ones((2, 300, 300), np.uint8))
+    with pytest.raises(InputError, match=r"stack\.npy: expected a 2-D mask"):
+        read_mask_file(tmp_path / "stack.npy")
+
+
+def test_small_mask_is_padded_and_reported(tmp_path):
+    small = _mask((100, 300))
+    src = tmp_path / "tiny.npy"
+    np.save(src, small)
+    store = MaskStore.create(tmp_path / "s.zarr")
+    report = ingest_files([src], store)
+    (result,) = report.ingested
+    assert result.shape == (256, 300) and result.padded_from == (100, 300)
+    (warning,) = report.warnings
+    assert "tiny.npy: 100x300 is smaller than one 256x256 patch" in warning
+    assert store.attrs("tiny")["padded_from"] == [100, 300]
+    stored = store.array("tiny")[:]
+    np.testing.assert_array_equal(stored[:100], small)
+    assert not stored[100:].any()
+    out = tmp_path / "tiny_out.npy"  # written back at the original size
+    write_mask_file(out, stored, store.attrs("tiny"))
+    np.testing.assert_array_equal(np.load(out), small)
+
+
+def test_zarr_sources_sample_and_store(tmp_path):
+    first = MaskStore.create(tmp_path / "first.zarr")
+    first.write("a", {"mask": _mask(seed=1)}, {"crs": "X", "transform": [1, 0, 0, 0, -1, 0]})
+    first.write("b", {"mask": _mask(seed=2)})
+    store = MaskStore.create(tmp_path / "second.zarr")
+    report = ingest_files([tmp_path / "first.zarr"], store, IngestConfig(prefix="old_"))
+    assert [r.name for r in report.ingested] == ["old_a", "old_b"]
+    np.testing.assert_array_equal(store.array("old_b")[:], _mask(seed=2))
+    assert store.attrs("old_a")["crs"] == "X"  # georeferencing carried over
+    mask, _ = read_mask_file(tmp_path / "first.zarr" / "a")
+    np.testing.assert_array_equal(mask.compute(), _mask(seed=1))
+    with pytest.raises(InputError, match=r"first\.zarr: a mask store with 2 samples"):
+        read_mask_file(tmp_path / "first.zarr")
+    with pytest.raises(InputError, match="inside the output store"):
+        ingest_file(tmp_path / "second.zarr" / "old_a", store, name="c")
+
+
+def test_many_files_fail_fast_or_skip_bad(tmp_path):
+    good = [_write("png", tmp_path / f"g{i}.png", _mask(seed=i)) for i in range(2)]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    store = MaskStore.create(tmp_path / "s.zarr")
+    with pytest.raises(InputError, match=r"bad\.png: not a PNG.*\(1 earlier source ingested\)"):
+        ingest_files([good[0], bad, good[1]], store)
+    assert store.names() == ["g0"]
+    report = ingest_files([bad, good[1]], store, IngestConfig(skip_bad=True))
+    assert [r.name for r in report.ingested] == ["g1"]
+    assert report.failed == [(str(bad), f"{bad}: not a PNG file (no PNG signature)")]
+
+
+def test_names_and_clashes(tmp_path):
+    assert sample_name("dir/My Road (1).tif") == "My_Road_1"
+    assert sample_name("x.ome.tif", prefix="p_") == "p_x.ome"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = _write("png", tmp_path / "a" / "m.png", _mask())
+    two = _write("npy", tmp_path / "b" / "m.npy", _mask())
+    with pytest.raises(InputError, match="would both become sample 'm'"):
+        expand_sources([one, two])
+    store = MaskStore.create(tmp_path / "s.zarr")
+    ingest_files([one], store)
+    with pytest.raises(InputError, match="samples already exist: m; pass --overwrite"):
+        ingest_files([two], store)
+    ingest_files([two], store, IngestConfig(overwrite=True))
+    assert store.attrs("m")["format"] == "npy"
+    with pytest.raises(ConfigError, match="threshold"):
+        IngestConfig(threshold=float("nan"))
+    with pytest.raises(ConfigError, match="prefix"):
+        IngestConfig(prefix="a/b")
+
+
+def _ingest_args(*args: str) -> list[str]:
+    """Arguments for the app: with a single registered command Typer makes it the app itself."""
+    is_group = hasattr(typer.main.get_command(app), "list_commands")
+    return (["ingest"] if is_group else []) + list(args)
+
+
+def test_cli_ingest_prints_table(tmp_path):
+    src = _write("png", tmp_path / "vessels.png", _mask())
+    tiny = tmp_path / "tiny.npy"
+    np.save(tiny, _mask((50, 60)))
+    out = tmp_path / "s.zarr"
+    result = CliRunner().invoke(app, _ingest_args(str(src), str(tiny), "--out", str(out)))
+    assert result.exit_code == 0, result.output
+    assert "vessels" in result.output and "700x900" in result.output
+    assert f"{100 * _mask().mean():.3f}%" in result.output
+    assert "50x60 is smaller than one 256x256 patch" in result.output
+    assert MaskStore.open(out).names() == ["tiny", "vessels"]
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    result = CliRunner().invoke(
+        app, _ingest_args(str(bad), str(src), "--out", str(tmp_path / "t.zarr"), "--skip-bad")
+    )
+    assert result.exit_code == 1 and "skipped" in result.output and "vessels" in result.output
+
+
+def test_cli_bad_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "distpaint"), *_ingest_args(str(bad), "--out",
+                                                                   str(tmp_path / "s.zarr"))],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "broken.png: cannot read as PNG" in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("kind", ["tiff-tiled", "tiff-plain", "geotiff", "npy"])
+def test_large_files_are_read_in_windows(tmp_path, kind):
+    from distpaint.data.files import read_raw
+
+    mask = _mask((2500, 2100))
+    src = _write(kind, tmp_path / f"big{SUFFIX[kind]}", mask)
+    raw, _ = read_raw(src)
+    assert raw.chunks == ((1024, 1024, 452), (1024, 1024, 52))  # lazy windows, not one block
+    window = raw[1000:1300, 2000:2100].compute()
+    np.testing.assert_array_equal(window != 0, mask[1000:1300, 2000:2100])
