@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "benchset",
     "models",
     "train",
+    "infer",
+    "tune",
     "demo",
 )
 

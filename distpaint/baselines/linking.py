@@ -2,9 +2,11 @@
 
 1. Skeletonise the mask (`skimage.morphology.skeletonize`); end points are skeleton pixels
    with exactly one skeleton neighbour.
-2. Each end's outgoing direction is the unit vector from the skeleton pixel
-   `direction_length` steps back along its branch to the end (the walk stops at a junction;
-   ends whose branch is shorter than `min_branch` pixels, i.e. spurs and specks, are skipped).
+2. Each end's outgoing direction is the unit vector along its branch, from the skeleton pixel
+   `direction_length` steps back to the one two steps behind the end (thinning bends the last
+   pixels of a flat end; the walk stops at a junction; ends whose branch is shorter than
+   `min_branch` pixels, i.e. spurs and specks, are skipped). The end is then moved onto that
+   straight branch and out to the tip of the structure, where the gap really starts.
 3. Candidate pairs are ends closer than `max_distance` whose directions both point at each
    other: the angle between end a's direction and the vector a -> b, and between end b's
    direction and b -> a, are both at most `max_angle`. So two unrelated ends that meet at a
@@ -82,9 +84,9 @@ class End:
     """A skeleton end point with its direction and local half-width."""
 
     y: int
-    """Row."""
+    """Row of the structure's tip (the skeleton end moved out to the mask's edge)."""
     x: int
-    """Column."""
+    """Column of the tip."""
     dy: float
     """Outgoing unit direction, row component."""
     dx: float
@@ -113,8 +115,27 @@ def _trace(skel: np.ndarray, y: int, x: int, steps: int) -> list[tuple[int, int]
     return path
 
 
-def find_ends(skel: np.ndarray, edt: np.ndarray, config: LinkingConfig) -> list[End]:
-    """The end points of skeleton `skel` with a usable direction (see the module docstring)."""
+def _tip(mask: np.ndarray, y: float, x: float, dy: float, dx: float, steps: int) -> tuple[int, int]:
+    """Walk from (y, x) along (dy, dx) while the next pixel is foreground: the structure's tip.
+    Thinning stops a skeleton short of a flat end; bridges start from the real tip."""
+    h, w = mask.shape
+    ty, tx = round(y), round(x)
+    for k in range(1, steps + 1):
+        ny, nx = round(y + k * dy), round(x + k * dx)
+        if not (0 <= ny < h and 0 <= nx < w and mask[ny, nx]):
+            break
+        ty, tx = ny, nx
+    return int(ty), int(tx)
+
+
+def find_ends(skel: np.ndarray, edt: np.ndarray, config: LinkingConfig,
+              mask: np.ndarray | None = None) -> list[End]:
+    """The end points of skeleton `skel` with a usable direction (see the module docstring).
+
+    Zhang thinning bends the last pixel or two of a branch towards a corner, so the direction
+    is taken from the branch behind them, and the end is moved onto that straight branch and
+    out to the tip of the structure (`mask`, default: `edt > 0`)."""
+    mask = edt > 0 if mask is None else mask
     neighbours = ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8),
                                   mode="constant") - skel
     ends = []
@@ -122,10 +143,13 @@ def find_ends(skel: np.ndarray, edt: np.ndarray, config: LinkingConfig) -> list[
         path = _trace(skel, int(y), int(x), config.direction_length)
         if len(path) < config.min_branch:
             continue
-        vy, vx = y - path[-1][0], x - path[-1][1]
-        norm = math.hypot(vy, vx)
+        (ny, nx), (fy, fx) = path[min(2, len(path) - 2)], path[-1]
+        norm = math.hypot(ny - fy, nx - fx)
+        dy, dx = (ny - fy) / norm, (nx - fx) / norm
+        along = (y - fy) * dy + (x - fx) * dx  # the end projected on the straight branch
         radius = float(np.median(edt[tuple(np.array(path).T)]))
-        ends.append(End(int(y), int(x), vy / norm, vx / norm, radius))
+        ty, tx = _tip(mask, fy + along * dy, fx + along * dx, dy, dx, math.ceil(radius) + 1)
+        ends.append(End(ty, tx, dy, dx, radius))
     return ends
 
 
@@ -182,7 +206,7 @@ def linking(mask: np.ndarray, config: LinkingConfig | None = None) -> np.ndarray
     skel = skeletonize(mask)
     # zero-padded so that, as in a tile, everything beyond the image is background
     edt = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    ends = find_ends(skel, edt, config)
+    ends = find_ends(skel, edt, config, mask)
     for i, j in link_pairs(ends, config):
         _draw_bridge(out, ends[i], ends[j])
     return out

@@ -123,12 +123,12 @@ class GapConfig:
                 object.__setattr__(self, field.name, tuple(getattr(self, field.name)))
         if self.kind not in GAP_KINDS:
             raise ConfigError(f"gaps: kind must be one of {', '.join(GAP_KINDS)}, got {self.kind!r}")
-        if not (math.isfinite(self.density) and self.density >= 0):
+        if not (isinstance(self.density, (int, float)) and math.isfinite(self.density) and self.density >= 0):
             raise ConfigError(f"gaps: density must be a finite number >= 0, got {self.density}")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type in ("Range", "tuple[float, float]"):
-                _check_range(field.name, value, positive=not field.name.endswith("_count"))
+                _check_range(field.name, value, positive=not field.name.endswith("_count"), integer=field.type == "Range")
         if not self.mix_kinds or any(k not in _BASIC_KINDS for k in self.mix_kinds):
             raise ConfigError(f"gaps: mix_kinds must be a non-empty subset of {', '.join(_BASIC_KINDS)}, got {self.mix_kinds}")
         if not 0 <= self.brush_max_angle <= 180:
@@ -159,14 +159,17 @@ class GapConfig:
         return int(math.ceil(max(reach[k] for k in self.kinds))) + 2
 
 
-def _check_range(name: str, value, *, positive: bool) -> None:
+def _check_range(name: str, value, *, positive: bool, integer: bool) -> None:
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = ok and all(isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     if ok:
         lo, hi = value
         ok = lo <= hi and (lo > 0 if positive else lo >= 0)
     if not ok:
+        what = "integers" if integer else "numbers"
         bound = "> 0" if positive else ">= 0"
-        raise ConfigError(f"gaps: {name} must be a (low, high) pair with {bound} and low <= high, got {value!r}")
+        raise ConfigError(f"gaps: {name} must be a (low, high) pair of {what} {bound} with low <= high, got {value!r}")
 
 
 # --------------------------------------------------------------------------- sampling helpers

@@ -29,13 +29,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
 
 from distpaint.data.gaps import GapConfig, corrupt
-from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # Dask and Zarr load lazily: `corrupt_batch` needs numpy and scikit-image only
+    from distpaint.data.store import MaskStore
 
 __all__ = ["SamplerConfig", "PatchBatch", "PatchSampler", "corrupt_batch"]
 
@@ -120,6 +122,8 @@ class PatchSampler:
     def overview(self, name: str) -> np.ndarray:
         """Foreground count of every full stride x stride cell of sample `name`, `(H//s, W//s)`
         int32 (computed with Dask, block by block)."""
+        import dask.array as da
+
         s = self.config.stride
         mask = self.store.dask(name, self.layer)
         h, w = (mask.shape[0] // s) * s, (mask.shape[1] // s) * s
@@ -166,8 +170,9 @@ class PatchSampler:
             # Too little foreground: fill with the highest-foreground free positions among fresh
             # uniform candidates, then, if the mask has no room left, allow overlaps.
             warnings.warn(
-                f"{self.store.path}/{name}: only {len(taken)} of {need} non-overlapping patches have "
-                f">= {self.config.min_foreground:.2%} foreground; filling with less foreground",
+                # No counts in the message: the default filter then shows it once per sample.
+                f"{self.store.path}/{name}: too few non-overlapping patches with >= "
+                f"{self.config.min_foreground:.2%} foreground; filling with less foreground",
                 RuntimeWarning, stacklevel=3,
             )
             pool = rng.integers(0, pos.counts.size, budget)

@@ -66,7 +66,8 @@ class TTest:
     mean_b: float
     """Mean of B over the paired samples."""
     t: float
-    """t statistic of A - B (NaN when undefined: fewer than 2 pairs or identical values)."""
+    """t statistic of A - B (NaN when undefined: fewer than 2 pairs, or the differences A - B
+    are the same on every sample so their variance is 0)."""
     p: float
     """Two-tailed p-value (NaN when undefined)."""
 
@@ -82,7 +83,11 @@ def paired_ttest(metric: str, a: Mapping[str, float], b: Mapping[str, float]) ->
     vb = np.array([b[n] for n in names], dtype=np.float64)
     mean_a = float(va.mean()) if len(va) else float("nan")
     mean_b = float(vb.mean()) if len(vb) else float("nan")
-    if len(names) < 2 or np.array_equal(va, vb):
+    diff = va - vb
+    scale = max(float(np.abs(va).max(initial=0)), float(np.abs(vb).max(initial=0)), 1e-300)
+    if len(names) < 2 or np.ptp(diff) <= 1e-9 * scale:
+        # constant differences (identical methods, or an exact shift): t is 0/0 or +-inf,
+        # which says nothing about significance; reported as undefined
         return TTest(metric, len(names), mean_a, mean_b, float("nan"), float("nan"))
     res = stats.ttest_rel(va, vb)
     return TTest(metric, len(names), mean_a, mean_b, float(res.statistic), float(res.pvalue))

@@ -99,6 +99,10 @@ class TileComponents:
 
 def summarize_components(core: np.ndarray) -> TileComponents:
     """Label one tile's core (8-connectivity) and keep only what the merge needs."""
+    if not core.any():  # common for sparse masks (branch points): skip the labelling pass
+        zeros = np.zeros(core.shape, np.int32)
+        return TileComponents(0, zeros[0], zeros[-1], zeros[:, 0], zeros[:, -1],
+                              np.zeros(3, np.int64))
     labels, n = ndimage.label(core, structure=EIGHT)
     return TileComponents(
         n=int(n), top=labels[0].copy(), bottom=labels[-1].copy(),

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from distpaint.metrics.tiles import Tile, map_tiles
@@ -48,7 +47,8 @@ __all__ = [
     "hull_area",
     "hull_points",
     "merge_traits",
-    "skeleton_length_map",
+    "neighbour_counts_at",
+    "skeleton_length_at",
     "tile_traits",
     "traits",
 ]
@@ -76,21 +76,35 @@ class Traits:
         return asdict(self)
 
 
-def skeleton_length_map(skel: np.ndarray) -> np.ndarray:
-    """Per-pixel length of the skeleton links each pixel owns (float32, shape of `skel`).
+_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
-    A link is owned by its upper pixel (by its left pixel when horizontal), so summing the map
-    over a tile's core counts every link of the whole skeleton exactly once."""
+
+def _at(s: np.ndarray, ys: np.ndarray, xs: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    return s[ys + dy, xs + dx]
+
+
+def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
+    """Total length of the skeleton links owned by the skeleton pixels (ys, xs), which must
+    not lie on the border of `skel` (a tile core inside its halo).
+
+    A link is owned by its upper pixel (by its left pixel when horizontal), so summing over
+    the skeleton pixels of every tile's core counts every link of the whole skeleton once.
+    Skeletons are sparse: working on their pixel lists is much faster than on whole tiles."""
     s = skel
-    out = np.zeros(s.shape, np.float32)
-    out[:, :-1] += s[:, :-1] & s[:, 1:]  # right
-    out[:-1, :] += s[:-1, :] & s[1:, :]  # down
+    right, down = _at(s, ys, xs, 0, 1), _at(s, ys, xs, 1, 0)
     # diagonal links, unless the two pixels are also joined through an orthogonal corner
-    down_right = s[:-1, :-1] & s[1:, 1:] & ~s[:-1, 1:] & ~s[1:, :-1]
-    down_left = s[:-1, 1:] & s[1:, :-1] & ~s[:-1, :-1] & ~s[1:, 1:]
-    out[:-1, :-1] += _SQRT2 * down_right
-    out[:-1, 1:] += _SQRT2 * down_left
-    return out
+    down_right = _at(s, ys, xs, 1, 1) & ~right & ~down
+    down_left = _at(s, ys, xs, 1, -1) & ~_at(s, ys, xs, 0, -1) & ~down
+    return float(np.count_nonzero(right) + np.count_nonzero(down)
+                 + _SQRT2 * (np.count_nonzero(down_right) + np.count_nonzero(down_left)))
+
+
+def neighbour_counts_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Number of 8-neighbours on the skeleton of each pixel (ys, xs) (not on the border)."""
+    counts = np.zeros(len(ys), np.uint8)
+    for dy, dx in _NEIGHBOURS:
+        counts += _at(skel, ys, xs, dy, dx)
+    return counts
 
 
 def hull_points(core: np.ndarray, y0: int = 0, x0: int = 0) -> np.ndarray:
@@ -134,14 +148,17 @@ class TileTraits:
 
 def tile_traits(mask_window: np.ndarray, skel_window: np.ndarray, tile: Tile) -> TileTraits:
     """The traits' parts for one tile from the haloed mask and its skeleton (halo >= 1)."""
-    skel = skel_window
-    neighbours = ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8),
-                                  mode="constant") - skel
-    core_skel, core_nb = tile.core(skel), tile.core(neighbours)
+    h = tile.halo
+    core_skel = tile.core(skel_window)
+    cy, cx = np.nonzero(core_skel)
+    ys, xs = cy + h, cx + h  # window coordinates, at least one pixel inside the border
+    counts = neighbour_counts_at(skel_window, ys, xs)
+    branch = np.zeros(core_skel.shape, bool)
+    branch[cy[counts >= 3], cx[counts >= 3]] = True
     return TileTraits(
-        length=float(tile.core(skeleton_length_map(skel)).sum(dtype=np.float64)),
-        tips=int(np.count_nonzero(core_skel & (core_nb == 1))),
-        branches=summarize_components(core_skel & (core_nb >= 3)),
+        length=skeleton_length_at(skel_window, ys, xs),
+        tips=int(np.count_nonzero(counts == 1)),
+        branches=summarize_components(branch),
         hull=hull_points(tile.core(mask_window), tile.y0, tile.x0),
     )
 

@@ -139,5 +139,7 @@ register_model("unet_paper", "generator", UNet, UNetConfig(),
                "U-Net G of the paper, widths 16..512 (~5.5 M parameters)")
 register_model("unet_small", "generator", UNet, UNetConfig(widths=(8, 16, 32, 64, 128, 256)),
                "U-Net G at half width (~1.4 M parameters), fast enough for CPU inference")
+register_model("unet_cpu", "generator", UNet, UNetConfig(widths=(8, 8, 16, 32, 64, 128)),
+               "U-Net G with ~1/8 of the paper's compute per pixel, for CPU-only inference")
 register_model("unet_tiny", "generator", UNet, UNetConfig(widths=(4, 8, 8, 16, 16, 32)),
                "U-Net G for tests and smoke runs")

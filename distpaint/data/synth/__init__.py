@@ -15,6 +15,9 @@ From the shell: `distpaint synth roads --size 4096 4096 --seed 0 --count 4 --out
 
 from __future__ import annotations
 
+import functools
+import uuid
+
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -51,9 +54,9 @@ def synth_geometry(kind: str, shape: tuple[int, int], seed: int, config: SynthCo
     kind, shape, seed = check_request(kind, shape, seed)
     config = SynthConfig() if config is None else config
     rng = np.random.default_rng(np.random.SeedSequence([seed, _KIND_SALT[kind]]))
-    builder = PathBuilder()
+    builder = PathBuilder(shape)
     _BUILDERS[kind](builder, shape, rng, config)
-    return builder.build(shape)
+    return builder.build()
 
 
 def geometry_mask(geometry: Geometry, chunks: int = 1024, name: str | None = None) -> da.Array:
@@ -61,9 +64,11 @@ def geometry_mask(geometry: Geometry, chunks: int = 1024, name: str | None = Non
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
         raise ConfigError(f"synth chunks must be a positive integer, got {chunks!r}")
     template = da.empty(geometry.shape, dtype=bool, chunks=chunks)
+    # The geometry rides in a partial: dask neither hashes nor traverses it (a 40k mask's
+    # geometry is hundreds of MB), hence the explicit, cheap graph name.
     return da.map_blocks(
-        _block, dtype=bool, chunks=template.chunks, meta=np.empty((0, 0), dtype=bool),
-        geometry=geometry, name=name,
+        functools.partial(_block, geometry), dtype=bool, chunks=template.chunks,
+        meta=np.empty((0, 0), dtype=bool), name=name or f"synth-geometry-{uuid.uuid4().hex}",
     )
 
 

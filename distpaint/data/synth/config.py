@@ -32,7 +32,7 @@ class SynthConfig:
     """roots: draw 1-px root hairs along the roots (the texture of real root masks that the
     paper's synthetic roots lack, footnote 3)."""
 
-    hair_density: float = 0.35
+    hair_density: float = 0.25
     """roots: root hairs per pixel of root length (both sides together), if `root_hairs`."""
 
     lateral_order: int = 2

@@ -16,7 +16,7 @@ from scipy.signal import lfilter
 
 __all__ = ["Walks", "smooth_noise", "walk", "bezier", "taper"]
 
-_MAX_BATCH_VERTICES = 1 << 21  # vertices per walk batch: bounds the (k, m) temporaries
+_MAX_BATCH_VERTICES = 1 << 20  # vertices per walk batch: bounds the (k, m) temporaries
 
 
 @dataclass(frozen=True)

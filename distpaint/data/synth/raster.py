@@ -45,11 +45,11 @@ def rasterize(geometry: Geometry, y0: int, y1: int, x0: int, x1: int) -> np.ndar
 
 def _clipped_boxes(g: Geometry, ids, y0, y1, x0, x1):
     """Integer pixel boxes of the candidate capsules clipped to the window; empty ones dropped."""
-    r = g.radius[ids]
-    bx0 = np.maximum(np.ceil(np.minimum(g.x0[ids], g.x1[ids]) - r), x0).astype(np.int64)
-    bx1 = np.minimum(np.floor(np.maximum(g.x0[ids], g.x1[ids]) + r), x1 - 1).astype(np.int64)
-    by0 = np.maximum(np.ceil(np.minimum(g.y0[ids], g.y1[ids]) - r), y0).astype(np.int64)
-    by1 = np.minimum(np.floor(np.maximum(g.y0[ids], g.y1[ids]) + r), y1 - 1).astype(np.int64)
+    sx0, sy0, sx1, sy1, r = (a[ids].astype(np.float64) for a in (g.x0, g.y0, g.x1, g.y1, g.radius))
+    bx0 = np.maximum(np.ceil(np.minimum(sx0, sx1) - r), x0).astype(np.int64)
+    bx1 = np.minimum(np.floor(np.maximum(sx0, sx1) + r), x1 - 1).astype(np.int64)
+    by0 = np.maximum(np.ceil(np.minimum(sy0, sy1) - r), y0).astype(np.int64)
+    by1 = np.minimum(np.floor(np.maximum(sy0, sy1) + r), y1 - 1).astype(np.int64)
     bw, bh = bx1 - bx0 + 1, by1 - by0 + 1
     keep = (bw > 0) & (bh > 0)
     return ids[keep], bx0[keep], by0[keep], bw[keep], bh[keep]
@@ -75,7 +75,8 @@ def _fill(out, g: Geometry, ids, bx0, by0, bw, area, y0, x0) -> None:
     py = by0[seg] + row
     del local, row
     sid = ids[seg]
-    sx, sy = g.x0[sid], g.y0[sid]
+    # float64 from here on: the stored float32 values are exact in float64.
+    sx, sy = g.x0[sid].astype(np.float64), g.y0[sid].astype(np.float64)
     dx, dy = g.x1[sid] - sx, g.y1[sid] - sy
     ax, ay = px - sx, py - sy
     len2 = dx * dx + dy * dy
@@ -83,6 +84,6 @@ def _fill(out, g: Geometry, ids, bx0, by0, bw, area, y0, x0) -> None:
     t = np.divide(ax * dx + ay * dy, len2, out=np.zeros_like(len2), where=len2 > 0)
     np.clip(t, 0.0, 1.0, out=t)
     ex, ey = ax - t * dx, ay - t * dy
-    r = g.radius[sid]
+    r = g.radius[sid].astype(np.float64)
     hit = ex * ex + ey * ey <= r * r
     out[py[hit] - y0, px[hit] - x0] = True

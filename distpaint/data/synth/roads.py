@@ -119,12 +119,11 @@ def _sample(ctrl, spacing=STEP):
 
 def _draw_edges(builder, ctrl, width, edges, rings):
     """Draw the arterials; roads into a roundabout stop on its ring, then draw the rings."""
-    x, y, n = _sample(ctrl)
     touches = np.array([a in rings or b in rings for a, b in edges], dtype=bool)
-    plain = ~touches
-    builder.add_paths(x[plain], y[plain], width[plain, None], n[plain])
+    _draw_curves(builder, ctrl[~touches], width[~touches])
     for e in np.nonzero(touches)[0]:
-        px, py = x[e, : n[e]], y[e, : n[e]]
+        x, y, n = _sample(ctrl[e : e + 1])
+        px, py = x[0, : n[0]], y[0, : n[0]]
         for node, at_start in ((edges[e, 0], True), (edges[e, 1], False)):
             if node in rings:
                 px, py = _cut_at_ring(px, py, rings[node], at_start)
@@ -134,6 +133,13 @@ def _draw_edges(builder, ctrl, width, edges, rings):
     for cx, cy, R in rings.values():
         theta = np.linspace(0, 2 * np.pi, max(16, int(np.ceil(2 * np.pi * R / 4))) + 1)
         builder.add_paths(cx + R * np.cos(theta), cy + R * np.sin(theta), np.full(theta.size, ring_r))
+
+
+def _draw_curves(builder, ctrl, radius, batch=4096):
+    """Draw Bezier roads of constant half-width, `batch` curves at a time (bounded memory)."""
+    for i in range(0, len(ctrl), batch):
+        x, y, n = _sample(ctrl[i : i + batch])
+        builder.add_paths(x, y, np.broadcast_to(radius[i : i + batch, None], x.shape), n)
 
 
 def _cut_at_ring(px, py, ring, at_start):
@@ -167,7 +173,10 @@ def _local_streets(builder, xy, grid_shape, edges, kind, ctrl, rng, cfg):
     count = rng.poisson(busy)
     block = np.repeat(np.arange(corner.size), count)
     k = np.arange(block.size) - np.repeat(np.cumsum(count) - count, count)
-    vertical = (rng.random(corner.size) < 0.5)[block]  # streets top to bottom, else left to right
+    # Streets run top to bottom or left to right; in a quarter of the blocks both ways (a grid).
+    vertical = (rng.random(corner.size) < 0.5)[block]
+    mixed = (rng.random(corner.size) < 0.25)[block]
+    vertical = np.where(mixed, rng.random(block.size) < 0.5, vertical)
     a = tuple(np.where(vertical, p[block], q[block]) for p, q in zip(top, left))
     b = tuple(np.where(vertical, p[block], q[block]) for p, q in zip(bottom, right))
     flip = (a[0] < 0) & (b[0] >= 0)  # always start on a side that exists
@@ -207,8 +216,7 @@ def _draw_streets(builder, start, end, radius, rng):
     bend = np.where(rng.random(len(d)) < 0.3, 0.12, 0.03)[:, None]
     o1, o2 = (rng.normal(0, 1, (len(d), 1)) * bend for _ in range(2))
     ctrl = np.stack([start, start + d / 3 + normal * o1, start + 2 * d / 3 + normal * o2, end], axis=1)
-    x, y, n = _sample(ctrl)
-    builder.add_paths(x, y, np.broadcast_to(radius[:, None], x.shape), n)
+    _draw_curves(builder, ctrl, radius)
 
 
 def _highways(builder, shape, rng, cfg):

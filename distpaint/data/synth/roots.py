@@ -11,6 +11,9 @@ component. Optional 1-px root hairs stick out roughly perpendicular to the roots
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from distpaint.data.synth.config import SynthConfig
@@ -21,7 +24,7 @@ __all__ = ["build_roots"]
 
 ROW_HEIGHT = 2200.0  # px of image height per row of plants
 PLANT_SPACING = 900.0  # px of image width per plant
-STEP = 4.0  # px between root vertices
+STEP = 5.0  # px between root vertices
 DOWN = np.pi / 2  # heading of "down" (y grows downwards)
 LATERAL_GAP = 22.0  # px, mean distance between laterals along a primary root
 SUBLATERAL_GAP = 55.0  # px, mean distance between third-order roots along a lateral
@@ -44,17 +47,9 @@ def build_roots(builder: PathBuilder, shape: tuple[int, int], rng: np.random.Gen
     r_tip = np.full(k, 1.4 * cfg.width_scale)
     r_primary = _radius(primary, r_base, r_tip, 0.8)
     _add(builder, primary, r_primary, cfg, rng)
-    if cfg.lateral_order < 2:
-        return
-    lat, lat_r = _laterals(builder, rng, cfg, primary, r_primary, LATERAL_GAP,
-                           lambda u: (0.08 + 0.3 * (1 - u) ** 1.2) * row_h, (50, 88), 1.0)
-    if cfg.lateral_order < 3 or lat is None:
-        return
-    long_enough = lat.n * STEP > 250
-    if long_enough.any():
-        sub = Walks(lat.x[long_enough], lat.y[long_enough], lat.heading[long_enough], lat.n[long_enough])
-        _laterals(builder, rng, cfg, sub, lat_r[long_enough], SUBLATERAL_GAP,
-                  lambda u: np.full_like(u, 90.0), (50, 90), 0.75)
+    if cfg.lateral_order >= 2:
+        orders = [LATERALS, SUBLATERALS][: cfg.lateral_order - 1]
+        _branches(builder, rng, cfg, primary, r_primary, orders, row_h)
 
 
 def _radius(paths: Walks, start: np.ndarray, end: np.ndarray, power: float) -> np.ndarray:
@@ -63,27 +58,46 @@ def _radius(paths: Walks, start: np.ndarray, end: np.ndarray, power: float) -> n
     return np.maximum(taper(u, start, end, power), 0.5)
 
 
-def _laterals(builder, rng, cfg, parent: Walks, parent_r, gap, max_length, angles, tip_r):
-    """Grow child roots along every parent path; returns the children (padded) and radii."""
-    pid, vid = _emergence(rng, parent.n, gap)
+@dataclass(frozen=True)
+class _Order:
+    """How one branching order of roots emerges from its parents."""
+
+    gap: float  # mean distance (px) between branch points along a parent
+    max_length: Callable[[np.ndarray, float], np.ndarray]  # (position on parent 0..1, row height) -> px
+    angles: tuple[float, float]  # emergence angle range (degrees) from the parent's heading
+    tip_radius: float  # half-width (px, before width_scale) at the tip
+    min_parent: float  # parents shorter than this (px) carry no branches
+
+
+LATERALS = _Order(LATERAL_GAP, lambda u, row_h: (0.08 + 0.3 * (1 - u) ** 1.2) * row_h, (50.0, 88.0), 1.0, 0.0)
+SUBLATERALS = _Order(SUBLATERAL_GAP, lambda u, row_h: np.full_like(u, 90.0), (50.0, 90.0), 0.75, 250.0)
+
+
+def _branches(builder, rng, cfg, parent: Walks, parent_r, orders: list[_Order], row_h: float) -> None:
+    """Grow the roots of `orders[0]` along every parent path, then recurse into the next order.
+
+    Children are walked in batches and each batch's own children are grown before the next
+    batch, so only one batch per order is ever held in memory.
+    """
+    order, rest = orders[0], orders[1:]
+    carrying = parent.n * STEP > order.min_parent
+    pid, vid = _emergence(rng, np.where(carrying, parent.n, 1), order.gap)
     if pid.size == 0:
-        return None, None
+        return
     u = vid / np.maximum(parent.n[pid] - 1, 1)
     side = rng.choice([-1.0, 1.0], pid.size)
-    heading0 = parent.heading[pid, vid] + side * np.radians(rng.uniform(*angles, pid.size))
-    length = rng.uniform(0.35, 1.0, pid.size) * max_length(u)
+    heading0 = parent.heading[pid, vid] + side * np.radians(rng.uniform(*order.angles, pid.size))
+    length = rng.uniform(0.35, 1.0, pid.size) * order.max_length(u, row_h)
     n_steps = np.maximum(np.ceil(length / STEP), 2).astype(np.int64)
-    r0 = np.clip(parent_r[pid, vid] * rng.uniform(0.45, 0.65, pid.size), tip_r * cfg.width_scale, 2.2 * cfg.width_scale)
-    r1 = np.full(pid.size, tip_r * cfg.width_scale)
-    walks, radii = [], []
+    tip = order.tip_radius * cfg.width_scale
+    r0 = np.clip(parent_r[pid, vid] * rng.uniform(0.45, 0.65, pid.size), tip, 2.2 * cfg.width_scale)
     for part in walk_batches(n_steps):
         child = walk(rng, parent.x[pid[part], vid[part]], parent.y[pid[part], vid[part]], heading0[part],
                      n_steps[part], STEP, turn=0.014, smooth=5.0, target=DOWN, pull=0.01)
-        child_r = _radius(child, r0[part], r1[part], 1.0)
+        child_r = _radius(child, r0[part], np.full(child.n.size, tip), 1.0)
         _add(builder, child, child_r, cfg, rng)
-        walks.append(child)
-        radii.append(child_r)
-    return _concat(walks), _concat_padded(radii)
+        if rest:
+            _branches(builder, rng, cfg, child, child_r, rest, row_h)
 
 
 def _emergence(rng, n_vertices: np.ndarray, gap: float):
@@ -118,15 +132,4 @@ def _hairs(builder: PathBuilder, paths: Walks, radius: np.ndarray, cfg: SynthCon
     bx = paths.x[pi, pj] + along * np.cos(paths.heading[pi, pj])
     by = paths.y[pi, pj] + along * np.sin(paths.heading[pi, pj])
     reach = radius[pi, pj] + rng.gamma(2.0, 4.0, pi.size) + 2.0
-    builder.add_segments(bx, by, bx + reach * np.cos(angle), by + reach * np.sin(angle), 0.5)
-
-
-def _concat(walks: list[Walks]) -> Walks:
-    return Walks(*(_concat_padded([getattr(w, f) for w in walks]) for f in ("x", "y", "heading")),
-                 np.concatenate([w.n for w in walks]))
-
-
-def _concat_padded(arrays: list[np.ndarray]) -> np.ndarray:
-    """Stack (k_i, m_i) arrays into (sum k_i, max m_i), padding each row with its last value."""
-    m = max(a.shape[1] for a in arrays)
-    return np.concatenate([np.pad(a, ((0, 0), (0, m - a.shape[1])), mode="edge") for a in arrays])
+    builder.add_segments(bx, by, bx + reach * np.cos(angle), by + reach * np.sin(angle), 0.5, split=False)

@@ -13,12 +13,12 @@ import numpy as np
 
 from distpaint.data.synth.config import SynthConfig
 from distpaint.data.synth.geometry import PathBuilder
-from distpaint.data.synth.paths import smooth_noise, walk
+from distpaint.data.synth.paths import smooth_noise, walk, walk_batches
 
 __all__ = ["build_sketch"]
 
 FIGURE_AREA = 550.0**2  # px^2 of sheet per figure, on average
-STEP = 3.0  # px between stroke vertices
+STEP = 5.0  # px between stroke vertices
 
 
 def build_sketch(builder: PathBuilder, shape: tuple[int, int], rng: np.random.Generator, cfg: SynthConfig) -> None:
@@ -27,7 +27,7 @@ def build_sketch(builder: PathBuilder, shape: tuple[int, int], rng: np.random.Ge
     n = max(1, int(rng.poisson(h * w * cfg.density / FIGURE_AREA)))
     centre = np.stack([rng.uniform(0, w, n), rng.uniform(0, h, n)], axis=1)
     size = rng.uniform(120.0, 380.0, n)
-    _contours(builder, rng, cfg, *_members(rng, centre, size, 3, 9, 0.5))
+    _contours(builder, rng, cfg, *_members(rng, centre, size, 4, 12, 0.45))
     _arcs(builder, rng, cfg, *_members(rng, centre, size, 0, 3, 0.4))
     _lines(builder, rng, cfg, *_members(rng, centre, size, 0, 4, 0.5))
     _hatching(builder, rng, cfg, *_members(rng, centre, size, 0, 3, 0.5))
@@ -57,10 +57,28 @@ def _contours(builder, rng, cfg, pos, size):
     if k == 0:
         return
     n_steps = np.ceil(rng.uniform(0.5, 2.0, k) * size / STEP).astype(np.int64)
-    paths = walk(rng, pos[:, 0], pos[:, 1], rng.uniform(0, 2 * np.pi, k), n_steps, STEP,
-                 turn=rng.uniform(0.006, 0.02, k), smooth=8.0, curvature=rng.normal(0, 0.015, k))
-    u = np.arange(paths.x.shape[1])[None, :] / (paths.n - 1)[:, None]
-    builder.add_paths(paths.x, paths.y, _pressure(u, _pen_radius(rng, k, cfg)), paths.n)
+    heading, turn = rng.uniform(0, 2 * np.pi, k), rng.uniform(0.008, 0.025, k)
+    bend, pen = rng.normal(0, 0.02, k), _pen_radius(rng, k, cfg)
+    for p in walk_batches(n_steps):
+        paths = walk(rng, pos[p, 0], pos[p, 1], heading[p], n_steps[p], STEP, turn=turn[p], smooth=6.0, curvature=bend[p])
+        u = np.arange(paths.x.shape[1])[None, :] / (paths.n - 1)[:, None]
+        radius = _pressure(u, pen[p])
+        builder.add_paths(paths.x, paths.y, radius, paths.n)
+        _retrace(builder, rng, paths.x, paths.y, radius, paths.n)
+
+
+def _retrace(builder, rng, x, y, radius, n):
+    """Sketchy re-drawn strokes: about half the contours get a near copy, shifted 1-4 px and
+    gently deformed, the way an artist goes over a line again."""
+    again = np.nonzero(rng.random(len(n)) < 0.5)[0]
+    if again.size == 0:
+        return
+    k, m = again.size, x.shape[1]
+    shift = rng.normal(0, 2.0, (k, 2))
+    wobble = 1.2 * smooth_noise(rng, (k, m), 15.0), 1.2 * smooth_noise(rng, (k, m), 15.0)
+    cut = np.maximum((n[again] * rng.uniform(0.5, 1.0, k)).astype(np.int64), 2)
+    builder.add_paths(x[again] + shift[:, :1] + wobble[0], y[again] + shift[:, 1:] + wobble[1],
+                      np.maximum(0.8 * radius[again], 0.5), cut)
 
 
 def _arcs(builder, rng, cfg, pos, size):

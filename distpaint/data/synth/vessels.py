@@ -23,7 +23,7 @@ from distpaint.data.synth.paths import walk, walk_batches
 __all__ = ["build_vessels"]
 
 DISC_SPACING = 1600.0  # px between vessel systems
-STEP = 4.0  # px between vertices
+STEP = 5.0  # px between vertices
 MAX_GENERATIONS = 40
 MARGIN = 64.0  # px outside the image where branches may still spawn daughters
 TAPER = 0.9  # radius at a branch's end relative to its start

@@ -1,0 +1,375 @@
+"""Streaming inference: mask bytes flow source -> tile -> model -> Zarr in constant memory.
+
+`run_inference(source, predictor, targets, config)` reads tile windows (tile plus halo, see
+`distpaint.infer.tiling`) on reader threads ahead of the model, batches windows of equal shape,
+runs the predictor on the calling thread (torch releases the GIL, so reading, the forward and
+writing overlap), turns probabilities into pixels (threshold, or Bernoulli sampling keyed by
+seed and pixel position) and hands them to one writer thread that assembles whole shards of
+the target Zarr arrays and writes each shard once, when its last tile is done. Memory is
+bounded by the read-ahead, one batch and the shards being assembled, whatever the mask size.
+
+- skip-empty: a tile whose window (tile plus halo) holds no foreground is not sent to the
+  model; its output is the input (empty). Exact when the model maps empty context to
+  background, which is what a trained inpainter does.
+- keep-input: output = input OR model fill, so inference never deletes a user's pixel.
+- sampling: the uniform number of pixel (y, x) is a hash of (seed, y, x), so the sampled mask
+  is the same whatever the tiling, batching or thread timing.
+
+    grid, stats = run_inference(zarr_array, predictor, {"mask": out, "added": added}, InferConfig())
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
+from distpaint.errors import ConfigError
+from distpaint.infer.predictor import Predictor
+from distpaint.infer.tiling import Tile, TileGrid, read_window, round_up
+
+__all__ = [
+    "InferConfig",
+    "InferStats",
+    "as_source",
+    "make_grid",
+    "output_layout",
+    "pixel_uniforms",
+    "decide",
+    "run_inference",
+]
+
+Progress = Callable[[int, int], None]
+"""progress(tiles_done, tiles_total), called on the calling thread."""
+
+
+@dataclass
+class InferConfig:
+    """How to tile, batch and binarise."""
+
+    tile: int = 1024
+    """Side of a tile's output core; a multiple of the model's down-sampling factor."""
+    halo: int | None = None
+    """Context on each side of a tile; None = the model's receptive radius. Smaller than the
+    receptive radius is refused (the result would depend on the tiling); rounded up to the
+    down-sampling factor."""
+    batch: int = 4
+    """Tiles (of equal window shape) per forward pass."""
+    threshold: float = 0.5
+    """Foreground where the probability is > threshold (unless `sample`)."""
+    sample: bool = False
+    """Draw each pixel as Bernoulli(probability) instead of thresholding."""
+    seed: int = 0
+    """Seed of the Bernoulli sampling (tiling-invariant)."""
+    keep_input: bool = True
+    """Output = input OR model fill: never delete a pixel of the input."""
+    skip_empty: bool = True
+    """Do not run the model on tiles whose window holds no foreground."""
+    readers: int = 2
+    """Threads reading tile windows ahead of the model."""
+    prefetch: int = 2
+    """Batches read ahead of the one being predicted."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1:
+            raise ConfigError(f"--tile must be a positive integer, got {self.tile!r}")
+        if self.halo is not None and (not isinstance(self.halo, int) or self.halo < 0):
+            raise ConfigError(f"--halo must be a non-negative integer, got {self.halo!r}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ConfigError(f"--batch must be a positive integer, got {self.batch!r}")
+        if not 0.0 <= float(self.threshold) < 1.0:
+            raise ConfigError(f"--threshold must be in [0, 1), got {self.threshold!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        if self.readers < 1 or self.prefetch < 0:
+            raise ConfigError(
+                f"readers ({self.readers}) must be >= 1 and prefetch ({self.prefetch}) >= 0"
+            )
+
+
+@dataclass
+class InferStats:
+    """What one inference run did."""
+
+    shape: tuple[int, int]
+    """(H, W) of the mask."""
+    tiles: int = 0
+    """Tiles in the grid."""
+    predicted: int = 0
+    """Tiles sent to the model."""
+    skipped: int = 0
+    """Empty tiles not sent to the model (skip-empty)."""
+    batches: int = 0
+    """Forward passes."""
+    input_pixels: int = 0
+    """Foreground pixels of the input."""
+    output_pixels: int = 0
+    """Foreground pixels of the output."""
+    added_pixels: int = 0
+    """Output pixels that are not input pixels."""
+    seconds: float = 0.0
+    """Wall time of the run."""
+    halo: int = 0
+    """Halo used."""
+    forward_seconds: float = field(default=0.0, repr=False)
+    """Time spent inside the predictor."""
+
+    @property
+    def mpx_per_s(self) -> float:
+        """Throughput in mega-pixels (of the mask) per second."""
+        return self.shape[0] * self.shape[1] / 1e6 / max(self.seconds, 1e-9)
+
+
+class _DaskSource:
+    """Slicing a Dask array computes the window synchronously (the reader threads are the
+    parallelism; a nested thread pool per window would only add overhead)."""
+
+    def __init__(self, array: Any) -> None:
+        self.array, self.shape = array, tuple(array.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.array[key].compute(scheduler="synchronous"))
+
+
+def as_source(array: Any) -> Any:
+    """A 2-D array-like whose slices are NumPy arrays (zarr.Array and NumPy are already)."""
+    import dask.array as da
+
+    return _DaskSource(array) if isinstance(array, da.Array) else array
+
+
+def make_grid(shape: tuple[int, int], predictor: Predictor, config: InferConfig) -> TileGrid:
+    """The tile grid of an (H, W) mask for `predictor` under `config`."""
+    align, need = int(predictor.align), int(predictor.receptive_halo)
+    halo = need if config.halo is None else config.halo
+    if halo < need:
+        raise ConfigError(
+            f"--halo {halo} is smaller than the model's receptive radius ({need} px): tiles "
+            f"would not see enough context; use --halo {need} or more"
+        )
+    return TileGrid(shape, tile=config.tile, halo=round_up(halo, align), align=align)
+
+
+def output_layout(
+    shape: tuple[int, int], tile: int, chunks: int = DEFAULT_CHUNKS, shards: int = DEFAULT_SHARDS
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(chunks, shards) of an output array such that every shard is a whole number of tiles
+    (or the whole extent): each shard is then written once, by one writer, whole.
+
+    Chunk side: the largest divisor of `tile` not above `chunks`; shard side: the largest
+    multiple of `tile` not above `shards` (at least one tile), both clipped to the array.
+    """
+    chunk = next(d for d in range(min(tile, chunks), 0, -1) if tile % d == 0)
+    shard = tile * max(1, shards // tile)
+    chunk_shape = tuple(min(chunk, n) for n in shape)
+    shard_shape = tuple(min(shard, round_up(n, c)) for n, c in zip(shape, chunk_shape))
+    return chunk_shape, shard_shape  # type: ignore[return-value]
+
+
+# ---- binarisation ---------------------------------------------------------------------------
+_M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(
+    0x9E3779B97F4A7C15
+)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic is intended)."""
+    z = z + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def pixel_uniforms(seed: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Uniform [0, 1) float32 numbers of the pixels [y0, y1) x [x0, x1), each a hash of
+    (seed, y, x): a counter-based stream, identical whatever the tiling (a sequential
+    Generator would make pixels depend on the order tiles are processed)."""
+    key = _splitmix64(np.array([seed], dtype=np.uint64))
+    ys = np.arange(y0, y1, dtype=np.uint64)[:, None] << np.uint64(32)
+    xs = np.arange(x0, x1, dtype=np.uint64)[None, :]
+    bits = _splitmix64((ys | xs) ^ key) >> np.uint64(40)  # top 24 bits: exact in float32
+    return bits.astype(np.float32) * np.float32(2.0**-24)
+
+
+def decide(
+    probs: np.ndarray | None, given: np.ndarray, core: tuple[int, int, int, int],
+    config: InferConfig,
+) -> np.ndarray:
+    """Output pixels of one tile core: probabilities (h, w) -> bool, OR the input `given`
+    with keep-input. `probs=None` (a skipped tile) outputs the input."""
+    if probs is None:
+        return given.copy()
+    if config.sample:
+        fg = pixel_uniforms(config.seed, *core) < probs
+    else:
+        fg = probs > np.float32(config.threshold)
+    return fg | given if config.keep_input else fg
+
+
+# ---- the pipeline ---------------------------------------------------------------------------
+class _ShardAssembler:
+    """Collects tile outputs per shard of the targets and writes each shard whole, once."""
+
+    def __init__(self, targets: Mapping[str, Any], grid: TileGrid, config: InferConfig,
+                 stats: InferStats) -> None:
+        self.targets, self.grid, self.config, self.stats = targets, grid, config, stats
+        first = targets["mask"]
+        self.shard = tuple(first.shards or first.chunks)
+        self.buffers: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def blocks(self) -> Iterator[tuple[tuple[slice, slice], list[Tile]]]:
+        """(shard block, its tiles) in writing order; checks the shards hold whole tiles."""
+        for block in shard_blocks(self.grid.shape, self.shard):
+            (ys, xs) = block
+            yield block, list(self.grid.tiles_in(ys.start, ys.stop, xs.start, xs.stop))
+
+    def open(self, block: tuple[slice, slice], count: int) -> None:
+        ys, xs = block
+        key = (ys.start, xs.start)
+        shape = (ys.stop - ys.start, xs.stop - xs.start)
+        self.buffers[key] = {"block": block, "left": count,
+                             "mask": np.zeros(shape, bool), "added": np.zeros(shape, bool)}
+
+    def add(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray) -> None:
+        """Decide the tile's pixels, place them, write the shard if it is complete."""
+        out = decide(probs, given, tile.core, self.config)
+        added = out & ~given
+        self.stats.input_pixels += int(np.count_nonzero(given))
+        self.stats.output_pixels += int(np.count_nonzero(out))
+        self.stats.added_pixels += int(np.count_nonzero(added))
+        key = self._key(tile)
+        buf = self.buffers[key]
+        (ys, xs), (y0, y1, x0, x1) = buf["block"], tile.core
+        local = slice(y0 - ys.start, y1 - ys.start), slice(x0 - xs.start, x1 - xs.start)
+        buf["mask"][local], buf["added"][local] = out, added
+        buf["left"] -= 1
+        if buf["left"] == 0:
+            for name, target in self.targets.items():
+                target[buf["block"]] = buf[name]
+            del self.buffers[key]
+
+    def _key(self, tile: Tile) -> tuple[int, int]:
+        sy, sx = self.shard
+        return tile.core[0] // sy * sy, tile.core[2] // sx * sx
+
+
+def _read(source: Any, tile: Tile, shape: tuple[int, int]) -> tuple[Tile, np.ndarray]:
+    return tile, read_window(source, tile, shape)
+
+
+def run_inference(
+    source: Any,
+    predictor: Predictor,
+    targets: Mapping[str, Any],
+    config: InferConfig,
+    progress: Progress | None = None,
+) -> InferStats:
+    """Infer the whole 2-D bool `source` (zarr.Array, NumPy or Dask) into `targets`.
+
+    targets: {"mask": zarr.Array} and optionally "added", bool arrays of the source's shape
+        whose shards hold whole tiles (create them with `output_layout`).
+    Returns the run's `InferStats`. Exceptions of reader or writer threads propagate.
+    """
+    source = as_source(source)
+    shape = tuple(int(n) for n in source.shape)
+    grid = make_grid(shape, predictor, config)
+    for name, target in targets.items():
+        if tuple(target.shape) != shape:
+            raise ConfigError(f"output {name!r} has shape {target.shape}, input {shape}")
+    stats = InferStats(shape=shape, tiles=len(grid), halo=grid.halo)
+    assembler = _ShardAssembler(targets, grid, config, stats)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(config.readers, thread_name_prefix="distpaint-read") as readers, \
+            ThreadPoolExecutor(1, thread_name_prefix="distpaint-write") as writer:
+        _Pipeline(source, predictor, grid, config, stats, assembler, readers, writer,
+                  progress).run()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+class _Pipeline:
+    """One run: read ahead, batch by window shape, predict, hand tiles to the writer."""
+
+    def __init__(self, source, predictor, grid, config, stats, assembler, readers, writer,
+                 progress) -> None:
+        self.source, self.predictor, self.grid, self.config = source, predictor, grid, config
+        self.stats, self.assembler, self.readers, self.writer = stats, assembler, readers, writer
+        self.progress = progress
+        self.buckets: dict[tuple[int, int], list[tuple[Tile, np.ndarray]]] = {}
+        self.pending: deque[Future] = deque()
+        self.done = 0
+
+    def run(self) -> None:
+        plan = list(self.assembler.blocks())
+        order = iter([(i, tile) for i, (_, tiles) in enumerate(plan) for tile in tiles])
+        lookahead = self.config.batch * (self.config.prefetch + 1)
+        reads: deque[tuple[int, Future]] = deque()
+
+        def top_up() -> None:
+            while len(reads) < lookahead:
+                nxt = next(order, None)
+                if nxt is None:
+                    return
+                reads.append((nxt[0], self.readers.submit(_read, self.source, nxt[1],
+                                                          self.grid.shape)))
+
+        current = -1
+        top_up()
+        while reads:
+            shard_index, future = reads.popleft()
+            top_up()
+            if shard_index != current:
+                self.flush()  # a shard's tiles must all be done before the next shard opens
+                current = shard_index
+                self.assembler.open(plan[shard_index][0], len(plan[shard_index][1]))
+            self.take(*future.result())
+        self.flush()
+        while self.pending:
+            self.pending.popleft().result()
+
+    def take(self, tile: Tile, window: np.ndarray) -> None:
+        given = window[tile.core_in_window]
+        if self.config.skip_empty and not window.any():
+            self.stats.skipped += 1
+            self.submit(tile, None, given)
+            self.tick(1)
+            return
+        bucket = self.buckets.setdefault(tile.window_shape, [])
+        bucket.append((tile, window))
+        if len(bucket) == self.config.batch:
+            self.predict(self.buckets.pop(tile.window_shape))
+
+    def flush(self) -> None:
+        for key in list(self.buckets):
+            self.predict(self.buckets.pop(key))
+
+    def predict(self, items: list[tuple[Tile, np.ndarray]]) -> None:
+        batch = np.stack([w for _, w in items])[:, None].astype(np.float32)  # (B, 1, h, w)
+        t0 = time.perf_counter()
+        probs = np.asarray(self.predictor(batch))
+        self.stats.forward_seconds += time.perf_counter() - t0
+        if probs.shape != batch.shape:
+            raise ConfigError(f"the model returned shape {probs.shape} for input {batch.shape}")
+        self.stats.batches += 1
+        self.stats.predicted += len(items)
+        for (tile, window), p in zip(items, probs[:, 0]):
+            core = tile.core_in_window
+            self.submit(tile, p[core], window[core])
+        self.tick(len(items))
+
+    def submit(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray) -> None:
+        # bounded memory: never more than two batches of tiles waiting for the writer
+        while len(self.pending) > 2 * self.config.batch:
+            self.pending.popleft().result()
+        self.pending.append(self.writer.submit(self.assembler.add, tile, probs, given))
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.stats.tiles)

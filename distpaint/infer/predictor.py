@@ -1,0 +1,174 @@
+"""The model side of inference: a minimal predictor interface and its torch adapter.
+
+The engine needs only a callable `predict(batch) -> probabilities` on NumPy arrays
+`(B, 1, h, w) float32` plus two attributes: `align` (the down-sampling factor; window origins
+and sizes are multiples of it) and `receptive_halo` (context each tile needs so that the tiled
+result equals whole-image inference). `TorchPredictor` wraps a generator (eval mode,
+`torch.inference_mode`, optional GPU with bf16 autocast); `receptive_radius` measures a torch
+module's receptive field; `resolve_model` turns `--model NAME|CKPT` into a predictor.
+
+    predictor = resolve_model("runs/x/checkpoints/step_00000500", gpu=False, threads=2)
+    probs = predictor(batch)              # (B, 1, h, w) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import warnings
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from distpaint.errors import ConfigError, InputError
+from distpaint.infer.tiling import round_up
+
+__all__ = [
+    "Predictor",
+    "TorchPredictor",
+    "receptive_radius",
+    "shipped_models",
+    "resolve_model",
+    "WEIGHTS_DIR",
+]
+
+WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "weights"
+"""Shipped weights: one checkpoint directory (with `model.pt`) per model name."""
+
+# Norms that mix statistics over the whole spatial extent: a tile's statistics differ from
+# the whole image's, so no halo makes tiled inference exact with them.
+_GLOBAL_NORMS = ("InstanceNorm", "GroupNorm", "LayerNorm")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the engine calls: `predict(batch (B, 1, h, w) float32) -> (B, 1, h, w) float32`
+    foreground probabilities, for h and w multiples of `align`."""
+
+    align: int
+    receptive_halo: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def receptive_radius(module: Any, align: int = 1, size: int = 128, in_channels: int = 1) -> int:
+    """The structural receptive-field radius of `module`, in pixels, measured empirically.
+
+    A copy of the module gets positive weights (1/fan-in, so activations stay O(1)),
+    unit 1-D parameters, zero BatchNorm means and a positive input, so no ReLU is inactive and
+    every structural path carries gradient; the gradient of the outputs of an `align` x
+    `align` block at the centre (all phases of the stride grids) w.r.t. the input is then
+    non-zero exactly on the receptive field. All terms are positive, so nothing cancels and
+    float32 is as exact as float64 here. The probe grows until the field fits inside.
+    """
+    import torch
+
+    probe = copy.deepcopy(module).float().eval()
+    with torch.no_grad():
+        for param in probe.parameters():
+            param.fill_(1.0 / param[0].numel() if param.dim() > 1 else 1.0)
+            param.requires_grad_(False)
+        for name, buf in probe.named_buffers():
+            if name.endswith("running_mean"):
+                buf.zero_()
+            elif name.endswith("running_var"):
+                buf.fill_(1.0)
+    size = round_up(max(size, 4 * align), 2 * align)
+    while True:
+        x = torch.ones(1, in_channels, size, size, dtype=torch.float32, requires_grad=True)
+        c = size // 2
+        probe(x)[..., c : c + align, c : c + align].sum().backward()
+        rows = np.flatnonzero(x.grad[0].abs().sum(dim=(0, 2)).numpy() > 0)
+        cols = np.flatnonzero(x.grad[0].abs().sum(dim=(0, 1)).numpy() > 0)
+        lo, hi = min(rows[0], cols[0]), max(rows[-1], cols[-1])
+        if lo > 0 and hi < size - 1:
+            return int(max(c - lo, hi - (c + align - 1)))
+        if size >= 8192:
+            raise ConfigError(f"receptive field of {type(module).__name__} exceeds 4096 px")
+        size = round_up(size * 3 // 2, 2 * align)
+
+
+class TorchPredictor:
+    """Adapter from a torch generator to the `Predictor` interface."""
+
+    def __init__(
+        self,
+        module: Any,
+        *,
+        align: int | None = None,
+        receptive_halo: int | None = None,
+        gpu: bool = False,
+        bf16: bool = True,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        """`module` maps (B, 1, h, w) to logits (B, 2, h, w) (a distpaint Generator, which
+        has `predict_proba`) or to probabilities (B, 1, h, w). `align` defaults to the
+        module's `size_multiple`; `receptive_halo` to its measured receptive radius rounded up
+        to `align`. `gpu` runs on CUDA (with bf16 autocast unless `bf16=False`); `threads`
+        sets torch's CPU threads; `dtype="float64"` runs in double precision (tests)."""
+        import torch
+
+        if gpu and not torch.cuda.is_available():
+            raise ConfigError("--gpu: no CUDA device is available on this machine")
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(int(threads))
+        self._check_norms(module)
+        self.device = torch.device("cuda" if gpu else "cpu")
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+        self.module = module.eval().to(self.device, self.dtype)
+        self.align = int(align or getattr(module, "size_multiple", 1))
+        radius = receptive_radius(module, self.align) if receptive_halo is None else receptive_halo
+        self.receptive_halo = round_up(radius, self.align)
+        self.autocast = bool(gpu and bf16)
+
+    @staticmethod
+    def _check_norms(module: Any) -> None:
+        found = sorted({type(m).__name__ for m in module.modules()
+                        if type(m).__name__.startswith(_GLOBAL_NORMS)})
+        if found:
+            warnings.warn(
+                f"the model uses {', '.join(found)}, which normalise over the whole input: "
+                "tiled inference cannot equal whole-image inference exactly", stacklevel=3,
+            )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probabilities (B, 1, h, w) float32 of `batch` (B, 1, h, w)."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype,
+                                                            non_blocking=True)
+        with torch.inference_mode(), torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=self.autocast
+        ):
+            if hasattr(self.module, "predict_proba"):
+                p = self.module.predict_proba(x)
+            else:
+                p = self.module(x)
+        return p.float().cpu().numpy()
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in `distpaint/weights/` (checkpoint directories)."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model.pt").is_file())
+
+
+def resolve_model(
+    name_or_path: str | pathlib.Path, *, gpu: bool = False, threads: int | None = None
+) -> TorchPredictor:
+    """A predictor for `--model`: a checkpoint directory (or its model.pt) or the name of a
+    shipped model. InputError naming the model and the available ones otherwise."""
+    path = pathlib.Path(name_or_path)
+    if not path.exists():
+        shipped = shipped_models()
+        if str(name_or_path) not in shipped:
+            have = ", ".join(shipped) or "none shipped; pass a checkpoint directory"
+            raise InputError(f"model {str(name_or_path)!r} does not exist; available: {have}")
+        path = WEIGHTS_DIR / str(name_or_path)
+    from distpaint.train.checkpoint import load_generator
+
+    return TorchPredictor(load_generator(path), gpu=gpu, threads=threads)

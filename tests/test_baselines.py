@@ -1,0 +1,143 @@
+"""Baselines: closing and end-point linking on hand-made gaps; tiled equals in-memory."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.draw import line
+from skimage.measure import label
+
+from distpaint.baselines import (
+    ClosingConfig,
+    LinkingConfig,
+    closing,
+    closing_dask,
+    linking,
+    linking_dask,
+)
+from distpaint.baselines.run import repair_store
+from distpaint.data.store import MaskStore
+from distpaint.errors import ConfigError, InputError
+
+
+def components(m: np.ndarray) -> int:
+    return int(label(m, connectivity=2).max())
+
+
+def line_with_gap(gap: tuple[int, int], width: int = 3):
+    """A horizontal line `width` px wide, columns 5..114, with columns gap[0]:gap[1] erased."""
+    truth = np.zeros((60, 120), bool)
+    truth[30 - width // 2 : 30 - width // 2 + width, 5:115] = True
+    broken = truth.copy()
+    broken[:, gap[0] : gap[1]] = False
+    return truth, broken
+
+
+def random_broken(seed: int, shape=(300, 300)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape, bool)
+    for _ in range(30):
+        y0, x0, y1, x1 = rng.integers(0, shape[0], 4)
+        m[line(y0, x0, y1, x1)] = True
+    m = ndimage.binary_dilation(m)
+    gaps = ndimage.binary_dilation(rng.random(shape) < 0.02, iterations=3)
+    return m & ~gaps
+
+
+# ---- closing -------------------------------------------------------------------------------
+def test_closing_fills_a_small_gap_and_keeps_every_pixel():
+    truth, broken = line_with_gap((50, 54))
+    out = closing(broken, ClosingConfig(radius=3))
+    assert components(broken) == 2 and components(out) == 1
+    assert (out >= broken).all()
+    assert out[30, 50:54].all()  # joined through the centre (a disk closing leaves a neck)
+    # structures touching the image border survive (the image is mirrored, not zero-padded)
+    edge = np.zeros((20, 20), bool)
+    edge[:, 0:2] = True
+    assert (closing(edge) == edge).all()
+
+
+@pytest.mark.parametrize("chunks", [37, 64, 300])
+def test_closing_dask_equals_in_memory(chunks):
+    m = random_broken(0)
+    config = ClosingConfig(radius=4)
+    tiled = closing_dask(da.from_array(m, chunks=chunks), config).compute()
+    assert (tiled == closing(m, config)).all()
+
+
+def test_closing_config_is_validated():
+    with pytest.raises(ConfigError, match="radius"):
+        ClosingConfig(radius=0)
+
+
+# ---- linking -------------------------------------------------------------------------------
+def test_linking_bridges_a_gap_in_a_width_3_line_with_width_3():
+    truth, broken = line_with_gap((50, 62))
+    out = linking(broken)
+    assert components(out) == 1
+    assert out[29:32, 50:62].all()  # the gap is filled over the full width ...
+    assert not out[:27].any() and not out[34:].any()  # ... and not much wider
+    assert (out >= broken).all()
+    assert (out ^ truth).sum() <= 12  # only the rounded caps of the bridge differ
+
+
+def test_linking_does_not_join_unrelated_perpendicular_ends():
+    m = np.zeros((100, 100), bool)
+    m[49:52, 10:41] = True  # ends at column 40, heading right
+    m[60:91, 49:52] = True  # ends at row 60, heading up; the ends are 14 px apart at 45 deg
+    assert (linking(m) == m).all()
+    # the same ends facing each other are joined
+    facing = np.zeros((100, 100), bool)
+    facing[49:52, 10:41] = True
+    facing[49:52, 55:90] = True
+    assert components(linking(facing)) == 1
+
+
+def test_linking_respects_max_distance():
+    _, broken = line_with_gap((40, 70))  # 30 px gap
+    assert components(linking(broken, LinkingConfig(max_distance=20))) == 2
+    assert components(linking(broken, LinkingConfig(max_distance=40))) == 1
+
+
+def test_linking_dask_equals_in_memory_across_tile_borders():
+    _, broken = line_with_gap((55, 66))  # the gap straddles the chunk border at column 60
+    lazy = linking_dask(da.from_array(broken, chunks=(30, 60))).compute()
+    assert (lazy == linking(broken)).all()
+    m = random_broken(1)
+    assert (linking_dask(da.from_array(m, chunks=100)).compute() == linking(m)).all()
+
+
+def test_linking_config_is_validated():
+    with pytest.raises(ConfigError, match="max_angle"):
+        LinkingConfig(max_angle=120)
+    with pytest.raises(ConfigError, match="max_distance"):
+        LinkingConfig(max_distance=0)
+
+
+def test_empty_mask_is_returned_unchanged():
+    empty = np.zeros((20, 20), bool)
+    assert not linking(empty).any() and not closing(empty).any()
+
+
+# ---- stores --------------------------------------------------------------------------------
+def test_repair_store_writes_same_names_and_copies_reference_layers(tmp_path):
+    truth, broken = line_with_gap((50, 54))
+    src = MaskStore.create(tmp_path / "src.zarr")
+    src.write("a", {"mask": broken, "gaps": truth & ~broken, "truth": truth}, {"seed": 3})
+    src.write("b", {"mask": broken})
+    names = repair_store(tmp_path / "src.zarr", tmp_path / "out.zarr", "closing",
+                         ClosingConfig(radius=3))
+    out = MaskStore.open(tmp_path / "out.zarr")
+    assert names == out.names() == ["a", "b"]
+    assert out.layers("a") == ["gaps", "mask", "truth"] and out.layers("b") == ["mask"]
+    assert (out.array("a")[:] == closing(broken, ClosingConfig(radius=3))).all()
+    assert (out.array("a", "truth")[:] == truth).all()
+    attrs = out.attrs("a")
+    assert attrs["baseline"] == "closing" and attrs["baseline_config"] == {"radius": 3}
+    assert attrs["seed"] == 3
+    with pytest.raises(InputError, match="differ"):
+        repair_store(tmp_path / "src.zarr", tmp_path / "src.zarr", "closing", ClosingConfig())
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        repair_store(tmp_path / "src.zarr", tmp_path / "x.zarr", "magic", ClosingConfig())
