@@ -37,6 +37,7 @@ __all__ = [
     "load_config",
     "dump_config",
     "packaged_config",
+    "kinds_of",
 ]
 
 VARIANTS = ("gan-gl", "gan-l", "gan-g", "unet", "cnn", "gan-gl-m")
@@ -184,7 +185,8 @@ class DataConfig:
     """In-process training data: synthetic masks, patches with gaps (`distpaint.train.data`)."""
 
     kind: str = "roots"
-    """Synthetic structure kind (distpaint.data.synth.KINDS)."""
+    """Synthetic structure kind (distpaint.data.synth.KINDS), a comma-separated list of kinds
+    (mask i of the pool is of the i-th kind, cyclically), or `all` for every kind."""
     mask_size: int = 1024
     """Side of each synthetic whole mask Y."""
     n_masks: int = 8
@@ -197,6 +199,17 @@ class DataConfig:
     """Options of distpaint.data.gaps.GapConfig for the artificial gaps."""
     min_foreground: float = 0.005
     """Patches are drawn preferring cells with at least this foreground fraction."""
+    width_scale: tuple[float, ...] = (1.0, 1.0)
+    """(low, high): each synthetic mask draws its SynthConfig.width_scale log-uniformly from
+    this range, so one model sees thin and thick structures (real masks vary in resolution)."""
+    gap_density: tuple[float, ...] = (1.0, 1.0)
+    """(low, high): each patch multiplies the density of `gaps` by a factor drawn uniformly
+    from this range, so the model sees lightly and heavily damaged inputs."""
+    refresh_every: int = 0
+    """Draw a fresh pool of synthetic masks every this many steps (0: one fixed pool). A fresh
+    pool is a pure function of (seed, step // refresh_every), so resumed runs match."""
+    synth: dict = field(default_factory=dict)
+    """Other SynthConfig options of the training masks, e.g. {root_hairs: true}."""
     real_kind: str = "roots"
     """GAN-GL-M only: kind of the 'real' masks (which get inherent gaps, see real_gaps)."""
     real_gaps: dict = field(default_factory=lambda: {"kind": "skeleton", "density": 0.5})
@@ -204,6 +217,24 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _coerce(self)
+        from distpaint.data.synth.config import KINDS
+
+        for name in ("kind", "real_kind"):
+            bad = [k for k in kinds_of(getattr(self, name)) if k not in KINDS]
+            if bad or not kinds_of(getattr(self, name)):
+                raise ConfigError(f"data.{name} must be `all` or kinds among {', '.join(KINDS)} "
+                                  f"(comma-separated), got {getattr(self, name)!r}")
+        for name, floor in (("width_scale", "> 0"), ("gap_density", ">= 0")):
+            pair = getattr(self, name)
+            low_ok = len(pair) == 2 and (pair[0] > 0 if floor == "> 0" else pair[0] >= 0)
+            if not low_ok or pair[0] > pair[1]:
+                raise ConfigError(f"data.{name} must be a (low, high) pair with low {floor} and low <= high, "
+                                  f"got {list(pair)}")
+        if self.refresh_every < 0:
+            raise ConfigError("data.refresh_every must be >= 0")
+        if not isinstance(self.synth, dict) or "width_scale" in self.synth:
+            raise ConfigError("data.synth must be a mapping of SynthConfig options (width_scale "
+                              "is set by data.width_scale)")
         if self.patch_size < 16 or self.batch_size < 1 or self.n_masks < 2:
             raise ConfigError("data.patch_size must be >= 16, data.batch_size >= 1, data.n_masks >= 2 "
                               "(D_G compares patches of different masks)")
@@ -214,6 +245,20 @@ class DataConfig:
         for name in ("gaps", "real_gaps"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"data.{name} must be a mapping of GapConfig options")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The synthetic kinds of the training pool, in pool order."""
+        return kinds_of(self.kind)
+
+
+def kinds_of(spec: str) -> tuple[str, ...]:
+    """Kinds named by a `DataConfig.kind` spec: one kind, a comma-separated list, or `all`."""
+    from distpaint.data.synth.config import KINDS
+
+    if spec.strip() == "all":
+        return KINDS
+    return tuple(k.strip() for k in spec.split(",") if k.strip())
 
 
 @dataclass

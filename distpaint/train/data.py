@@ -1,10 +1,14 @@
 """In-process training data for the single-process loop: patches of synthetic masks with gaps.
 
-A pool of `n_masks` whole synthetic masks Y (`distpaint.data.synth.synth_array`) is made once
-from the run's seed. Each step takes one mask (all patches of a step come from one mask, as in
-the paper), draws `batch_size` non-overlapping patches on a randomly shifted grid (cells with
-foreground preferred), erases a random gap region from each (`distpaint.data.gaps.gap_region`)
-and adds complete patches of another mask for D_G's positive pairs. A batch is a pure function
+A pool of `n_masks` whole synthetic masks Y (`distpaint.data.synth.synth_array`) is drawn from
+the run's seed: mask i is of kind `kinds[i % len(kinds)]` (one kind, several, or all) with a
+stroke width scale drawn log-uniformly from `DataConfig.width_scale`. With
+`DataConfig.refresh_every` > 0 a fresh pool is drawn every that many steps (endless variety
+instead of a fixed set of masks to over-fit). Each step takes one mask (all patches of a step
+come from one mask, as in the paper), draws `batch_size` non-overlapping patches on a randomly
+shifted grid (cells with foreground preferred), erases a random gap region from each
+(`distpaint.data.gaps.gap_region`, density drawn from `DataConfig.gap_density`) and adds complete
+patches of another mask of the same kind for D_G's positive pairs. A batch is a pure function
 of (seed, step), so a resumed run sees exactly the batches of an uninterrupted one.
 
 GAN-GL-M: odd steps are "real" batches from a second pool whose masks carry inherent gaps
@@ -13,17 +17,21 @@ on the artificial gap region trains G.
 
     data = LocalData(cfg.data, seed=0, variant="gan-gl")
     batch = data.batch(step=0)          # PatchBatch of torch tensors (m, 1, P, P)
+    masks = data.pool_for(step=0)       # {name: whole mask} the batch may come from
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 import torch
 
 from distpaint.data.gaps import GapConfig, corrupt, gap_region
-from distpaint.data.synth import synth_array
+from distpaint.data.synth import SynthConfig, synth_array
 from distpaint.errors import ConfigError
-from distpaint.train.config import DataConfig
+from distpaint.train.config import DataConfig, kinds_of
 from distpaint.train.step import PatchBatch
 
 __all__ = ["LocalData", "grid_cells"]
@@ -56,25 +64,66 @@ def _tensor(stack: list[np.ndarray]) -> torch.Tensor:
 
 
 class LocalData:
-    """Deterministic per-step batches from a pool of synthetic masks (see module docstring)."""
+    """Deterministic per-step batches from pools of synthetic masks (see module docstring)."""
 
     def __init__(self, config: DataConfig, seed: int, variant: str = "gan-gl") -> None:
         self.config = config
         self.seed = seed
         self.variant = variant
         self.gaps = _gap_config(config.gaps, "gaps")
-        seeds = np.random.SeedSequence([seed, 7]).generate_state(2 * config.n_masks)
-        shape = (config.mask_size, config.mask_size)
-        self.masks = {f"{config.kind}-{i}": synth_array(config.kind, shape, int(seeds[i]))
-                      for i in range(config.n_masks)}
-        self.real: dict[str, np.ndarray] = {}
-        if variant == "gan-gl-m":
-            real_gaps = _gap_config(config.real_gaps, "real_gaps")
-            for i in range(config.n_masks):
-                mask = synth_array(config.real_kind, shape, int(seeds[config.n_masks + i]))
-                gappy, _ = corrupt(mask, real_gaps, np.random.default_rng([seed, 11, i]))
-                self.real[f"real-{config.real_kind}-{i}"] = gappy
-        self.names = sorted(self.masks)
+        self.real_gaps = _gap_config(config.real_gaps, "real_gaps") if variant == "gan-gl-m" else None
+        try:
+            SynthConfig(**config.synth)
+        except TypeError as exc:
+            raise ConfigError(f"data.synth: {exc}") from None
+        self._cache: tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+
+    def generation(self, step: int) -> int:
+        """Index of the mask pool used at `step`."""
+        every = self.config.refresh_every
+        return step // every if every else 0
+
+    def _pools(self, generation: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(synthetic pool, real pool) of `generation`; the last one is cached."""
+        if self._cache is not None and self._cache[0] == generation:
+            return self._cache[1], self._cache[2]
+        cfg = self.config
+        # generation 0 keeps the historic seeding; benchmark sets use other salts (never 7)
+        key = [self.seed, 7] if generation == 0 else [self.seed, 7, generation]
+        seeds = np.random.SeedSequence(key).generate_state(2 * cfg.n_masks)
+        scale_rng = np.random.default_rng(key + [1])
+        lo, hi = cfg.width_scale
+        scales = np.exp(scale_rng.uniform(math.log(lo), math.log(hi), 2 * cfg.n_masks))
+        shape = (cfg.mask_size, cfg.mask_size)
+        suffix = "" if cfg.refresh_every == 0 else f"-g{generation}"
+
+        def draw(kind: str, i: int) -> np.ndarray:
+            synth = SynthConfig(**{**cfg.synth, "width_scale": float(scales[i])})
+            return synth_array(kind, shape, int(seeds[i]), synth)
+
+        kinds = cfg.kinds
+        masks = {f"{kinds[i % len(kinds)]}-{i}{suffix}": draw(kinds[i % len(kinds)], i)
+                 for i in range(cfg.n_masks)}
+        real: dict[str, np.ndarray] = {}
+        if self.real_gaps is not None:
+            real_kinds = kinds_of(cfg.real_kind)
+            for i in range(cfg.n_masks):
+                kind = real_kinds[i % len(real_kinds)]
+                mask = draw(kind, cfg.n_masks + i)
+                gappy, _ = corrupt(mask, self.real_gaps, np.random.default_rng(key + [11, i]))
+                real[f"real-{kind}-{i}{suffix}"] = gappy
+        self._cache = (generation, masks, real)
+        return masks, real
+
+    def pool_for(self, step: int) -> dict[str, np.ndarray]:
+        """The whole synthetic masks `{name: (H, W) bool}` batches of `step` are drawn from
+        (what a recomposer must hold at that step)."""
+        return self._pools(self.generation(step))[0]
+
+    @property
+    def masks(self) -> dict[str, np.ndarray]:
+        """The first pool (all of them when the pool is never refreshed)."""
+        return self.pool_for(0)
 
     def is_real_step(self, step: int) -> bool:
         """GAN-GL-M alternates: odd steps are real batches."""
@@ -85,19 +134,30 @@ class LocalData:
         ys, xs = grid_cells(mask, p, self.config.batch_size, self.config.min_foreground, rng)
         return [mask[y:y + p, x:x + p] for y, x in zip(ys, xs)], ys, xs
 
+    def _region(self, patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = self.config.gap_density
+        gaps = self.gaps
+        if (lo, hi) != (1.0, 1.0):
+            scale = lo if lo == hi else float(rng.uniform(lo, hi))
+            gaps = dataclasses.replace(gaps, density=gaps.density * scale)
+        return gap_region(patch, gaps, rng)
+
     def batch(self, step: int) -> PatchBatch:
         """The batch of `step` (a pure function of seed and step)."""
         rng = np.random.default_rng([self.seed, step, 3])
         real = self.is_real_step(step)
-        pool = self.real if real else self.masks
+        masks, real_masks = self._pools(self.generation(step))
+        pool = real_masks if real else masks
         names = sorted(pool)
         i = int(rng.integers(len(names)))
         ys_patches, ys, xs = self._patches(pool[names[i]], rng)
-        regions = [gap_region(y, self.gaps, rng) for y in ys_patches]
+        regions = [self._region(y, rng) for y in ys_patches]
         xs_patches = [y & ~r for y, r in zip(ys_patches, regions)]
         other = None
-        if not real:  # complete patches of a different mask for D_G's positive pairs
-            j = (i + 1 + int(rng.integers(len(names) - 1))) % len(names)
-            other = _tensor(self._patches(pool[names[j]], rng)[0])
+        if not real:  # complete patches of a different mask (of the same kind when possible)
+            kind = names[i].split("-")[0]
+            partners = [n for n in names if n != names[i] and n.split("-")[0] == kind]
+            partners = partners or [n for n in names if n != names[i]]
+            other = _tensor(self._patches(pool[partners[int(rng.integers(len(partners)))]], rng)[0])
         return PatchBatch(name=names[i], x=_tensor(xs_patches), y=_tensor(ys_patches),
                           region=_tensor(regions), ys=ys, xs=xs, y_other=other, real=real)

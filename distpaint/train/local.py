@@ -81,11 +81,14 @@ def train_local(cfg: TrainConfig, out: str | Path, *, max_steps: int | None = No
     log_file = out / "metrics.jsonl"
     _trim_log(log_file, start)
     data = LocalData(cfg.data, cfg.seed, cfg.variant)
-    recomposer = InMemoryRecomposer(cfg.loss.global_max_size, cfg.loss.global_margin)
-    for name, truth in data.masks.items():
-        recomposer.add_mask(name, truth)
+    recomposer, generation = None, None
     tic = time.perf_counter()
     for step in range(start, max_steps):
+        if data.generation(step) != generation:  # a fresh mask pool: recompose from it
+            generation = data.generation(step)
+            recomposer = InMemoryRecomposer(cfg.loss.global_max_size, cfg.loss.global_margin)
+            for name, truth in data.pool_for(step).items():
+                recomposer.add_mask(name, truth)
         batch = data.batch(step).to(device)
         metrics = train_step(models, opts, batch, recomposer, cfg, step, sampler, state)
         metrics["step"] = step + 1

@@ -1,0 +1,47 @@
+"""The trained models shipped with distpaint: one checkpoint directory per model name.
+
+Each `distpaint/weights/<name>/` holds what inference needs (`model.pt`: the generator's
+registered name, config and weights; see `distpaint.train.checkpoint`), the training recipe
+(`config.yaml`) and a model card, `card.json`: what the model is for, the exact command,
+config and seed that produced it, its speed and its benchmark scores. Nothing here imports
+torch, so listing models is instant.
+
+    from distpaint.weights import shipped_models, model_card
+    for name in shipped_models():
+        print(name, model_card(name)["description"])
+
+From the shell: `distpaint models`; inference picks one with `--model NAME`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distpaint.errors import InputError
+
+__all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+"""Where the shipped checkpoint directories live."""
+
+
+def shipped_models() -> list[str]:
+    """Sorted names of the shipped models (directories holding a `model.pt`)."""
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model.pt").is_file())
+
+
+def model_dir(name: str) -> Path:
+    """Checkpoint directory of shipped model `name`; InputError listing the shipped ones."""
+    path = WEIGHTS_DIR / name
+    if name not in shipped_models():
+        have = ", ".join(shipped_models()) or "none"
+        raise InputError(f"no shipped model {name!r}; shipped: {have}")
+    return path
+
+
+def model_card(name: str) -> dict[str, Any]:
+    """The model card (`card.json`) of shipped model `name` ({} if it has none)."""
+    card = model_dir(name) / "card.json"
+    return json.loads(card.read_text()) if card.is_file() else {}
