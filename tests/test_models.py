@@ -71,16 +71,21 @@ def test_local_disc_scores_sub_patches():
     assert torch.equal(sx[0, 0], sy[0, 0]) and not torch.equal(sx[0, -1], sy[0, -1])
 
 
-def test_global_disc_any_size_and_consistent_branches():
+@pytest.mark.parametrize("similarity", ["dot", "scaled_dot", "weighted"])
+@pytest.mark.parametrize("embed_norm", ["none", "layer"])
+def test_global_disc_any_size_and_consistent_branches(similarity, embed_norm):
     torch.manual_seed(0)
-    d = create_model("siamese_tiny").eval()
+    d = create_model("siamese_tiny", similarity=similarity, embed_norm=embed_norm).eval()
     a = (torch.rand(1, 1, 80, 48) > 0.9).float()
     b = (torch.rand(1, 1, 80, 48) > 0.9).float()
     s = d(a, b)
     assert s.shape == (1,) and 0 < s.item() < 1
     # the pair is embedded in one forward; the same as embedding each branch alone (no batch norm)
-    assert torch.allclose(d.logits(a, b), (d.embed(a) * d.embed(b)).sum(1), atol=1e-5)
-    assert torch.allclose(d.logits(a, b), d.logits(b, a), atol=1e-6)
+    product = d.embed(a) * d.embed(b)
+    alone = {"dot": product.sum(1), "scaled_dot": product.sum(1) / 16**0.5,
+             "weighted": product @ d.head.weight[0] + d.head.bias if d.head is not None else None}[similarity]
+    assert torch.allclose(d.logits(a, b), alone, atol=1e-5)
+    assert torch.allclose(d.logits(a, b), d.logits(b, a), atol=1e-6)  # a similarity: symmetric
     big = (torch.rand(1, 1, 300, 200) > 0.9).float()
     assert d(big, big).shape == (1,)
 
@@ -92,6 +97,9 @@ def test_injectable_norm_and_errors():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in create_model("patchgan_paper").modules())
     with pytest.raises(ConfigError, match="BatchNorm"):
         model_config("siamese_paper", norm="batch")
+    for option, bad in (("similarity", "cosine"), ("pool", "median"), ("embed_norm", "batch")):
+        with pytest.raises(ConfigError, match=f"global_disc.{option}"):
+            model_config("siamese_paper", **{option: bad})
     with pytest.raises(ConfigError, match="unknown option"):
         create_model("unet_tiny", depth=3)
     with pytest.raises(ConfigError, match="unknown model"):

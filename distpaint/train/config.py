@@ -150,9 +150,10 @@ class LossConfig:
     pg_region: str = "candidates"
     """Pixels whose log-probability enters the policy gradient: candidates (input pixel 0,
     where G can change the output; the output is input OR prediction) or all (paper)."""
-    pg_reduction: str = "mean"
-    """Per patch: sum the log-probabilities over pixels (paper eq. 9) or take their mean
-    (scale independent of the patch size, comparable with the LSGAN term)."""
+    pg_reduction: str = "sum"
+    """Per patch: sum the log-probabilities over pixels (paper eq. 9; with lambda1 = 1000 on a
+    pixel-mean CE the two terms then have comparable per-pixel gradients) or take their mean
+    (divides the term by the pixel count: with the paper's lambdas it vanishes next to the CE)."""
     dg_fake: str = "threshold"
     """Fake patches D_G is trained on (eq. 8): threshold (Algorithm 1) or sample (Bernoulli,
     the same distribution as the recomposed mask it scores at reward time)."""
