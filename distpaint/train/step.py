@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -33,8 +33,8 @@ from distpaint.train import losses
 from distpaint.train.config import OptimConfig, TrainConfig
 from distpaint.train.recompose import Recomposer
 
-__all__ = ["Models", "Optimizers", "PatchBatch", "StepState", "build_models", "build_optimizers",
-           "train_step"]
+__all__ = ["Models", "Optimizers", "PatchBatch", "StepState", "Timer", "build_models",
+           "build_optimizers", "train_step"]
 
 
 @dataclass
@@ -116,6 +116,15 @@ def build_optimizers(models: Models, optim: OptimConfig) -> Optimizers:
 
     return Optimizers(adam(models.g, optim.lr_g), adam(models.d_local, optim.lr_d),
                       adam(models.d_global, optim.lr_d))
+
+
+Timer = Callable[[str], ContextManager[None]]
+"""`timer(phase)` -> context manager timing one phase of a step (see `train_step`)."""
+
+
+@contextlib.contextmanager
+def _untimed(phase: str) -> Iterator[None]:
+    yield
 
 
 @contextlib.contextmanager
@@ -224,47 +233,58 @@ def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logi
 
 def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: Recomposer | None,
                cfg: TrainConfig, step: int, sampler: torch.Generator, state: StepState,
-               rank: int = 0) -> dict[str, float]:
+               rank: int = 0, timer: Timer | None = None) -> dict[str, float]:
     """Run one step on `batch` (already on the models' device); returns scalar metrics.
 
     `sampler` is the torch generator of the Bernoulli sampling (on the batch's device);
-    `recomposer` may be None for variants without D_G.
+    `recomposer` may be None for variants without D_G. `timer(phase)`, if given, is entered
+    around each phase ("g": G's forward, loss and update; "d_local"; "d_global";
+    "policy_gradient": rewards and the REINFORCE term) to measure the step's breakdown; it
+    does not change what the step computes.
     """
+    phase = timer or _untimed
     for module in (models.g, models.d_local, models.d_global):
         if module is not None:
             module.train()
     loss_cfg = cfg.loss
-    logits = models.g(batch.x)  # (m, 2, P, P)
-    prob = losses.foreground_prob(logits)  # (m, 1, P, P)
+    with phase("g"):
+        logits = models.g(batch.x)  # (m, 2, P, P)
+        prob = losses.foreground_prob(logits)  # (m, 1, P, P)
     metrics: dict[str, float] = {}
     if batch.real:  # GAN-GL-M real batch: masked CE only (eq. 11)
-        mask = batch.region if loss_cfg.masked_ce_on == "region" else batch.region * batch.y
-        mce = losses.masked_ce_loss(logits, batch.y, mask)
-        _update(opts.g, loss_cfg.lambda_ce * mce, models.g.parameters(), cfg.optim.grad_clip)
+        with phase("g"):
+            mask = batch.region if loss_cfg.masked_ce_on == "region" else batch.region * batch.y
+            mce = losses.masked_ce_loss(logits, batch.y, mask)
+            _update(opts.g, loss_cfg.lambda_ce * mce, models.g.parameters(), cfg.optim.grad_clip)
         return {"masked_ce": mce.item(), "loss_g": (loss_cfg.lambda_ce * mce).item()}
 
     if cfg.uses_local:
-        metrics.update(_update_local(models, opts, batch, prob, cfg))
+        with phase("d_local"):
+            metrics.update(_update_local(models, opts, batch, prob, cfg))
     actions = None
     if cfg.uses_global:
-        actions = torch.bernoulli(prob.detach(), generator=sampler)
-        metrics.update(_update_global(models, opts, batch, prob, actions, cfg))
+        with phase("d_global"):
+            actions = torch.bernoulli(prob.detach(), generator=sampler)
+            metrics.update(_update_global(models, opts, batch, prob, actions, cfg))
 
-    ce = losses.ce_loss(logits, batch.y)
-    loss_g = loss_cfg.lambda_ce * ce
-    metrics["ce"] = ce.item()
-    if cfg.uses_local:
-        with _frozen(models.d_local):
-            fake = losses.fake_for_local(prob, loss_cfg.local_fake, loss_cfg.threshold)
-            adv = losses.lsgan_g_loss(models.d_local(fake))
-        loss_g = loss_g + loss_cfg.lambda_local * adv
-        metrics["lsgan_g"] = adv.item()
+    with phase("g"):
+        ce = losses.ce_loss(logits, batch.y)
+        loss_g = loss_cfg.lambda_ce * ce
+        metrics["ce"] = ce.item()
+        if cfg.uses_local:
+            with _frozen(models.d_local):
+                fake = losses.fake_for_local(prob, loss_cfg.local_fake, loss_cfg.threshold)
+                adv = losses.lsgan_g_loss(models.d_local(fake))
+            loss_g = loss_g + loss_cfg.lambda_local * adv
+            metrics["lsgan_g"] = adv.item()
     if cfg.uses_global:
         if recomposer is None:
             raise ValueError(f"variant {cfg.variant} needs a recomposer")
-        pg, pg_metrics = _policy_term(models, recomposer, batch, logits, prob, actions, cfg, step, state, rank)
+        with phase("policy_gradient"):
+            pg, pg_metrics = _policy_term(models, recomposer, batch, logits, prob, actions, cfg, step, state, rank)
         loss_g = loss_g + loss_cfg.lambda_global * pg
         metrics.update(pg_metrics)
-    _update(opts.g, loss_g, models.g.parameters(), cfg.optim.grad_clip)
+    with phase("g"):
+        _update(opts.g, loss_g, models.g.parameters(), cfg.optim.grad_clip)
     metrics["loss_g"] = loss_g.item()
     return metrics
