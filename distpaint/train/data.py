@@ -120,6 +120,11 @@ class LocalData:
         (what a recomposer must hold at that step)."""
         return self._pools(self.generation(step))[0]
 
+    def real_pool_for(self, step: int) -> dict[str, np.ndarray]:
+        """GAN-GL-M only: the 'real' masks (with inherent gaps) of `step`'s pool; empty for
+        other variants."""
+        return self._pools(self.generation(step))[1]
+
     @property
     def masks(self) -> dict[str, np.ndarray]:
         """The first pool (all of them when the pool is never refreshed)."""

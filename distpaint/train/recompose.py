@@ -107,6 +107,14 @@ class InMemoryRecomposer:
         self._truth[name] = truth
         self._background[name] = truth if background is None else np.asarray(background, dtype=bool)
 
+    def discard(self, name: str) -> None:
+        """Forget whole mask `name` (a bounded cache of masks evicts with this)."""
+        self._truth.pop(name, None)
+        self._background.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._truth
+
     def put(self, name: str, step: int, patches: np.ndarray, ys: np.ndarray, xs: np.ndarray,
             *, rank: int = 0, tag: str = "sample") -> None:
         if name not in self._truth:
