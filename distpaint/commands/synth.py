@@ -20,7 +20,8 @@ from rich.table import Table
 
 from distpaint.data.store import MaskStore
 from distpaint.data.synth import KINDS, SynthConfig
-from distpaint.data.synth.writer import SynthSample, write_synth
+from distpaint.data.synth.writer import SynthSample, check_synth_request, write_synth
+from distpaint.errors import ConfigError
 
 __all__ = ["register", "synth"]
 
@@ -39,6 +40,10 @@ def synth(
 ) -> None:
     """Generate synthetic masks (roots, vessels, roads, sketch) into a Zarr mask store."""
     config = SynthConfig(density=density, width_scale=width_scale, root_hairs=root_hairs)
+    # Every option is checked before the store is created: a bad request leaves nothing behind.
+    check_synth_request(kind, size, seed, count)
+    if isinstance(chunks, bool) or chunks < 1:
+        raise ConfigError(f"synth --chunks must be a positive integer, got {chunks}")
     store = MaskStore.create(out, exist_ok=True)
     samples = write_synth(store, kind, size, seed, count, config=config, chunks=chunks, overwrite=overwrite)
     _print_samples(samples, out)

@@ -85,7 +85,7 @@ def check_request(kind: str, shape, seed) -> tuple[str, tuple[int, int], int]:
     if kind not in KINDS:
         raise ConfigError(f"unknown synth kind {kind!r}; choose one of {', '.join(KINDS)}")
     try:
-        h, w = (int(s) for s in shape)
+        h, w = (_integer(s) for s in shape)
     except (TypeError, ValueError):
         raise ConfigError(f"synth shape must be two integers (H, W), got {shape!r}") from None
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
@@ -96,3 +96,16 @@ def check_request(kind: str, shape, seed) -> tuple[str, tuple[int, int], int]:
     if seed < 0:
         raise ConfigError(f"synth seed must be a non-negative integer, got {seed}")
     return kind, (h, w), seed
+
+
+def _integer(value) -> int:
+    """`value` as an int if it is integral (10, 10.0, numpy ints); TypeError/ValueError if not,
+    so that a size of 10.5 is refused instead of silently truncated."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a size")
+    if hasattr(value, "__index__"):
+        return int(value.__index__())
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not an integer")
+    return int(number)

@@ -21,7 +21,7 @@ from distpaint.data.synth import SynthConfig, sample_seeds, synth_mask
 from distpaint.data.synth.config import check_request
 from distpaint.errors import ConfigError
 
-__all__ = ["SynthSample", "write_synth", "sample_name"]
+__all__ = ["SynthSample", "check_synth_request", "write_synth", "sample_name"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,15 @@ def sample_name(kind: str, index: int) -> str:
     return f"{kind}-{index:04d}"
 
 
+def check_synth_request(kind: str, shape, seed, count) -> tuple[str, tuple[int, int], int, int]:
+    """Validate a whole `write_synth` request before anything is created on disk; returns
+    (kind, shape, seed, count) normalised. ConfigError naming the bad value otherwise."""
+    kind, shape, seed = check_request(kind, shape, seed)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"synth --count must be a positive integer, got {count!r}")
+    return kind, shape, seed, count
+
+
 def write_synth(
     store: MaskStore,
     kind: str,
@@ -63,9 +72,7 @@ def write_synth(
     memory does not grow with the mask size. `measure` reads each mask back to report its
     foreground fraction.
     """
-    kind, shape, seed = check_request(kind, shape, seed)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ConfigError(f"synth --count must be a positive integer, got {count!r}")
+    kind, shape, seed, count = check_synth_request(kind, shape, seed, count)
     config = SynthConfig() if config is None else config
     names = [sample_name(kind, i) for i in range(count)]
     existing = sorted(set(names) & set(store.names()))

@@ -1,0 +1,128 @@
+"""The demo pipeline: synthesise -> corrupt -> repair with every method -> evaluate -> report.
+
+Each method is a `Method`: a name, a one-line description, and a function that repairs every
+sample of the corrupted store into a new store (the `mask` layer, same sample names). The
+classical baselines are the methods today (`baseline_methods`); the trained model joins them
+as one more `Method` when the main job exists (issue 8), with no change to this module. The
+unrepaired input is always evaluated too, as the row every method must beat.
+
+    from distpaint.demo import DemoConfig, run_demo
+    result = run_demo(DemoConfig(out="demo_out", size=1024, count=2))
+    print(result.report)            # demo_out/report, holding metrics.md
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from distpaint.baselines.run import repair_store
+from distpaint.data.gaps import GapConfig, corrupt_store
+from distpaint.data.store import MaskStore
+from distpaint.data.synth.writer import write_synth
+from distpaint.demo.config import DemoConfig
+from distpaint.demo.outdir import claim
+from distpaint.demo.report import write_report
+from distpaint.errors import ConfigError
+from distpaint.metrics.evaluation import EvalConfig, evaluate_store
+from distpaint.metrics.stats import Summary
+
+__all__ = ["INPUT", "DemoResult", "Method", "baseline_methods", "run_demo"]
+
+INPUT = "input"
+"""Name of the reference row: the corrupted input, unrepaired."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of repairing a corrupted store."""
+
+    name: str
+    """Row label in the report and name of the method's store (`stores/<name>.zarr`)."""
+    description: str
+    """One line for the report."""
+    repair: Callable[[pathlib.Path, pathlib.Path], None]
+    """repair(corrupted store, output store): writes every sample's repaired `mask`."""
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote its outputs and what it measured."""
+
+    out: pathlib.Path
+    """The demo folder."""
+    report: pathlib.Path
+    """The report folder inside it (metrics.md, metrics.json, images/)."""
+    stores: dict[str, pathlib.Path]
+    """{"truth", "corrupted", <method>...: store path}."""
+    summaries: dict[str, dict[str, Summary]]
+    """{method (and "input"): {metric: mean/std/n over the samples}}."""
+    seconds: dict[str, float]
+    """Wall time of each stage."""
+
+
+def baseline_methods(config: DemoConfig) -> list[Method]:
+    """Morphological closing and skeleton end-point linking, with the config's options."""
+    def closing(src: pathlib.Path, out: pathlib.Path) -> None:
+        repair_store(src, out, "closing", config.closing)
+
+    def linking(src: pathlib.Path, out: pathlib.Path) -> None:
+        repair_store(src, out, "linking", config.linking)
+
+    return [
+        Method("closing", f"morphological closing with a disk of radius {config.closing.radius} px "
+                          "(input OR closed)", closing),
+        Method("linking", "bridges between facing skeleton end points up to "
+                          f"{config.linking.max_distance:g} px apart", linking),
+    ]
+
+
+def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None = None,
+             log: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole demo into `config.out` (see the package docstring); `methods` defaults to
+    the baselines. `log` receives one line per stage."""
+    config = DemoConfig() if config is None else config
+    methods = baseline_methods(config) if methods is None else list(methods)
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names) or INPUT in names or {"truth", "corrupted"} & set(names):
+        raise ConfigError(f"demo method names must be unique and not {INPUT}, truth or "
+                          f"corrupted, got {names}")
+    seconds: dict[str, float] = {}
+
+    def stage(label: str, fn: Callable[[], object]) -> None:
+        start = time.perf_counter()
+        fn()
+        seconds[label] = round(time.perf_counter() - start, 2)
+        log(f"{label}: {seconds[label]:.1f} s")
+
+    with claim(config.out) as out:
+        stores = {"truth": out / "stores" / "truth.zarr", "corrupted": out / "stores" / "corrupted.zarr"}
+        stores.update({m.name: out / "stores" / f"{m.name}.zarr" for m in methods})
+        stage(f"synthesise {config.count} {config.kind} mask(s) of {config.size}^2",
+              lambda: write_synth(MaskStore.create(stores["truth"]), config.kind,
+                                  (config.size, config.size), config.seed, config.count,
+                                  measure=False))
+        gaps = GapConfig(kind=config.gaps, density=config.gap_density)
+        stage(f"corrupt with {config.gaps} gaps",
+              lambda: corrupt_store(stores["truth"], stores["corrupted"], gaps, config.seed + 1))
+        for m in methods:
+            stage(f"repair with {m.name}", lambda m=m: m.repair(stores["corrupted"], stores[m.name]))
+        # Root traits are meaningless for roads and cost a skeleton per mask: off by default.
+        eval_config = EvalConfig(traits=config.kind == "roots")
+        results = {}
+        for name in [INPUT, *names]:
+            pred = stores["corrupted" if name == INPUT else name]
+            stage(f"evaluate {name}",
+                  lambda name=name, pred=pred: results.__setitem__(
+                      name, evaluate_store(pred, stores["corrupted"], config=eval_config)))
+        corrupted = MaskStore.open(stores["corrupted"])
+        repaired = {n: MaskStore.open(stores[n]) for n in names}
+        descriptions = {INPUT: "the corrupted mask, unrepaired (the row to beat)",
+                        **{m.name: m.description for m in methods}}
+        start = time.perf_counter()
+        summaries = write_report(out / "report", corrupted, repaired, results, config.to_dict(),
+                                 seconds, descriptions, config.preview_max_side)
+        log(f"report: {time.perf_counter() - start:.1f} s")
+    return DemoResult(out, out / "report", stores, summaries, seconds)
