@@ -85,5 +85,7 @@ class SasakiCNN(Generator):
 
 register_model("cnn_sasaki", "generator", SasakiCNN, CNNConfig(),
                "Fully convolutional CNN of Sasaki et al. 2017 (baseline 'CNN')")
+register_model("cnn_cpu", "generator", SasakiCNN, CNNConfig(widths=(8, 32, 64, 128)),
+               "Sasaki CNN scaled to unet_cpu's training cost, for same-budget comparisons")
 register_model("cnn_tiny", "generator", SasakiCNN, CNNConfig(widths=(8, 16, 16, 32)),
                "Sasaki CNN for tests and smoke runs")
