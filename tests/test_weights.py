@@ -1,0 +1,69 @@
+"""Shipped models: the ship tool, the model cards, `distpaint models`, and the shipped files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import distpaint.weights as weights
+import distpaint.weights.ship as ship_module
+from distpaint.cli import app
+from distpaint.errors import InputError
+from distpaint.train.checkpoint import load_generator
+from distpaint.train.config import load_config, packaged_config
+from distpaint.train.local import train_local
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    target = tmp_path / "weights"
+    target.mkdir()
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", target)
+    monkeypatch.setattr(ship_module, "WEIGHTS_DIR", target)
+    return target
+
+
+def test_ship_writes_an_inference_only_model_with_its_card(tmp_path, weights_dir):
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train_local(load_config(packaged_config("tiny")), run, max_steps=2)
+    target = ship_module.ship(run, "toy", kinds=["roots"], description="a test model",
+                              command="distpaint train --config tiny --local --max-steps 2",
+                              scores={"rel_component_diff": 0.5})
+    assert sorted(p.name for p in target.iterdir()) == ["card.json", "config.yaml", "model.pt"]
+    card = weights.model_card("toy")
+    assert card["generator"] == "unet_tiny" and card["steps"] == 2 and card["seed"] == 0
+    assert card["params"] > 0 and card["mpx_per_s_cpu2"] > 0 and card["scores"]["rel_component_diff"] == 0.5
+    assert weights.shipped_models() == ["toy"]
+    g = load_generator(target)
+    assert g.predict_proba(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
+    listed = CliRunner().invoke(app, ["models", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.output)["toy"]["description"] == "a test model"
+    with pytest.raises(InputError, match="no shipped model 'nope'; shipped: toy"):
+        weights.model_dir("nope")
+
+
+def test_ship_refuses_a_directory_without_checkpoint(tmp_path, weights_dir):
+    with pytest.raises(InputError, match="no checkpoint"):
+        ship_module.ship(tmp_path, "x", kinds=["roads"], description="", command="")
+
+
+@pytest.mark.parametrize("name", weights.shipped_models())
+def test_every_shipped_model_loads_runs_and_documents_itself(name):
+    path = weights.model_dir(name)
+    assert (path / "model.pt").stat().st_size <= ship_module.MAX_BYTES
+    card = weights.model_card(name)
+    for key in ("description", "kinds", "command", "seed", "steps", "scores", "mpx_per_s_cpu2"):
+        assert key in card, f"{name}: card lacks {key}"
+    load_config(path / "config.yaml")  # the recipe that trained it is valid
+    g = load_generator(path)
+    x = torch.zeros(1, 1, 128, 128)
+    x[0, 0, 60:68, :50] = 1
+    x[0, 0, 60:68, 70:] = 1  # a bar with a 20-px gap
+    with torch.inference_mode():
+        p = g.predict_proba(x)
+    assert torch.isfinite(p).all() and p[0, 0, 64, 60].item() > 0.5  # it bridges the gap
+    assert p[0, 0, 10:30, 10:30].max().item() < 0.5  # and leaves empty space alone
