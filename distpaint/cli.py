@@ -69,13 +69,13 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        # Duck-typed: typer >= 0.2x vendors click (typer._click), whose usage errors (a missing
+        # option, "abc" for an int) are not click.ClickException, and would end in a traceback.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if isinstance(exit_code, int) and not isinstance(exit_code, bool):
+            if callable(show):
+                show()
+            sys.exit(exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
 

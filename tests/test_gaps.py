@@ -361,3 +361,12 @@ def test_corrupt_cli_rejects_bad_options(source_store, tmp_path):
     assert isinstance(result.exception, ConfigError) and "stripes" in str(result.exception)
     result = CliRunner().invoke(_app(), ["corrupt", str(tmp_path / "missing"), "--seed", "0", "--out", out])
     assert isinstance(result.exception, InputError)
+
+
+def test_corrupt_cli_unknown_sample_creates_nothing(source_store, tmp_path):
+    out = tmp_path / "o.zarr"
+    args = ["corrupt", str(source_store.path), "--seed", "0", "--sample", "nope", "--out", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert isinstance(result.exception, InputError)
+    assert "no sample 'nope' (samples: lines, more)" in str(result.exception)
+    assert not out.exists()

@@ -342,3 +342,57 @@ def test_large_files_are_read_in_windows(tmp_path, kind):
     assert raw.chunks == ((1024, 1024, 452), (1024, 1024, 52))  # lazy windows, not one block
     window = raw[1000:1300, 2000:2100].compute()
     np.testing.assert_array_equal(window != 0, mask[1000:1300, 2000:2100])
+
+
+def test_corrupt_tile_found_while_reading_is_an_input_error(tmp_path):
+    """A compressed TIFF whose last tile is damaged opens fine and fails only when Dask
+    decodes that tile, deep inside a compute: still one error naming the file."""
+    src = _write("tiff-tiled", tmp_path / "late.tif", _mask((1024, 1024)))
+    with tifffile.TiffFile(src) as tif:
+        offset, count = tif.pages[0].dataoffsets[-1], tif.pages[0].databytecounts[-1]
+    data = bytearray(src.read_bytes())
+    data[offset:offset + count] = b"\x00" * count
+    src.write_bytes(bytes(data))
+    before = _sha(src)
+    with pytest.raises(InputError, match=r"late\.tif: cannot read as TIFF: .*decompress"):
+        ingest_files([src], tmp_path / "s.zarr")
+    assert not (tmp_path / "s.zarr").exists() and _sha(src) == before
+
+
+def test_broken_tiff_error_is_one_line_without_tifffile_log(tmp_path):
+    bad = tmp_path / "garbage.tif"
+    bad.write_bytes(b"II*\x00garbage-garbage")
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "distpaint"), *_ingest_args(str(bad), "--out", str(tmp_path / "s.zarr"))],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].endswith("garbage.tif: cannot read as TIFF: no image in the file"), out.stderr
+
+
+def test_failed_ingest_leaves_no_store_it_created(tmp_path):
+    grey = tmp_path / "grey.png"
+    iio.imwrite(grey, (np.arange(300 * 300).reshape(300, 300) % 3 * 100).astype(np.uint8))
+    good = _write("png", tmp_path / "good.png", _mask((300, 300)))
+    new = tmp_path / "new.zarr"
+    with pytest.raises(InputError, match="values found: 0, 100, 200"):
+        ingest_files([grey], new)
+    assert not new.exists()
+    # skip_bad with nothing ingested: same
+    report = ingest_files([grey], new, IngestConfig(skip_bad=True))
+    assert report.failed and not report.ingested and not new.exists()
+    # the user's empty folder stays, empty
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(InputError):
+        ingest_files([grey], folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    # an existing store is never removed; samples ingested before the bad one stay
+    with pytest.raises(InputError, match=r"\(1 earlier source ingested\)"):
+        ingest_files([good, grey], new)
+    assert MaskStore.open(new).names() == ["good"]
+    with pytest.raises(InputError):
+        ingest_files([grey], new)
+    assert MaskStore.open(new).names() == ["good"]

@@ -117,6 +117,30 @@ def _unreadable(path: pathlib.Path, fmt: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: cannot read as {fmt}: {detail}")
 
 
+class _Guarded:
+    """Array-like view of a lazily decoded source whose pixel reads turn any decoding failure
+    into an InputError naming the file: a corrupt tile is found only when Dask reads it, deep
+    inside a compute, and must not surface as a zlib or codec traceback."""
+
+    def __init__(self, array: Any, path: pathlib.Path, fmt: str) -> None:
+        self.array, self.path, self.fmt = array, path, fmt
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except InputError:
+            raise
+        except Exception as exc:
+            raise _unreadable(self.path, self.fmt, exc) from None
+
+
+def _guarded(array: Any, path: pathlib.Path, fmt: str, chunks: Any) -> da.Array:
+    """`da.from_array` of `_Guarded(array)` (no lock: every reader here is thread-safe)."""
+    view = _Guarded(array, path, fmt)
+    return da.from_array(view, chunks=chunks, lock=False, meta=np.empty((0,) * view.ndim, view.dtype))
+
+
 @contextlib.contextmanager
 def _no_pixel_limit() -> Iterator[None]:
     """Masks are legitimately huge: lift Pillow's decompression-bomb limit while reading."""
@@ -146,11 +170,25 @@ def _read_png(path: pathlib.Path) -> tuple[da.Array, dict]:
     return da.from_array(data, chunks=READ_CHUNKS), {}
 
 
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs what is wrong with a broken file (to stderr) before raising; the error we
+    raise says it in one line, so its log records are dropped while probing."""
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    old, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = old
+
+
 def _read_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             geo = tif.is_geotiff
             if not tif.series:
                 raise ValueError("no image in the file")
@@ -172,9 +210,9 @@ def _read_plain_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
         node = zarr.open(tifffile.imread(path, aszarr=True), mode="r", zarr_format=2)
         if isinstance(node, zarr.Group):  # pyramid: level 0 is the full resolution
             node = node["0"]
-        return da.from_array(node, chunks=_tiff_chunks(node.shape), lock=False), {}
     except Exception as exc:
         raise _unreadable(path, "TIFF", exc) from None
+    return _guarded(node, path, "TIFF", _tiff_chunks(node.shape)), {}
 
 
 def _tiff_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -215,9 +253,7 @@ def _read_geotiff(path: pathlib.Path) -> tuple[da.Array, dict]:
         raise
     except Exception as exc:
         raise _unreadable(path, "GeoTIFF", exc) from None
-    windows = _RasterWindows(path, shape, dtype)
-    lazy = da.from_array(windows, chunks=READ_CHUNKS, lock=False, meta=np.empty((0, 0), dtype))
-    return lazy, meta
+    return _guarded(_RasterWindows(path, shape, dtype), path, "GeoTIFF", READ_CHUNKS), meta
 
 
 def _read_npy(path: pathlib.Path) -> tuple[da.Array, dict]:
@@ -243,7 +279,7 @@ def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
     carried: dict = {}
     if isinstance(node, zarr.Group):
         node, carried = _zarr_group_array(path, node)
-    return da.from_zarr(node), carried
+    return _guarded(node, path, "Zarr", node.chunks), carried
 
 
 def _zarr_group_array(path: pathlib.Path, group: Any) -> tuple[Any, dict]:

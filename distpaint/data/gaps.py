@@ -534,6 +534,8 @@ def corrupt_store(src: os.PathLike, out: os.PathLike, config: GapConfig, seed: i
     todo = source.names() if names is None else list(names)
     if not todo:
         raise InputError(f"{src}: no samples to corrupt")
+    for name in todo:  # an unknown --sample is an InputError naming it, before OUT is created
+        source.layers(name)
     _entropy(seed)  # validate before creating anything
     target = MaskStore.create(out, exist_ok=True)
     done = []

@@ -34,6 +34,7 @@ import math
 import os
 import pathlib
 import re
+import shutil
 from dataclasses import dataclass, field
 
 import dask.array as da
@@ -256,9 +257,38 @@ def ingest_files(
     config = config or IngestConfig()
     if not paths:
         raise ConfigError("no sources given")
-    if not isinstance(store, MaskStore):
-        store = MaskStore.create(store, exist_ok=True)
     sources = expand_sources(list(paths), config.prefix)
+    created = None  # "path" / "contents": what this run created and removes if left empty
+    if not isinstance(store, MaskStore):
+        path = pathlib.Path(store)
+        if not path.exists():
+            created = "path"
+        elif path.is_dir() and not any(path.iterdir()):
+            created = "contents"  # the user's empty folder: keep the folder itself
+        store = MaskStore.create(path, exist_ok=True)
+    try:
+        report = _ingest_sources(sources, store, config)
+    except BaseException:
+        _remove_if_empty(store, created)
+        raise
+    if not report.ingested:
+        _remove_if_empty(store, created)
+    return report
+
+
+def _remove_if_empty(store: MaskStore, created: str | None) -> None:
+    """A store this run created and left without a sample is removed, so a failed ingest into
+    a new path leaves nothing behind; a store that existed before is never touched."""
+    if created is None or store.names():
+        return
+    if created == "path":
+        shutil.rmtree(store.path, ignore_errors=True)
+        return
+    for child in store.path.iterdir():
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
+def _ingest_sources(sources: list[Source], store: MaskStore, config: IngestConfig) -> IngestReport:
     if not config.overwrite:
         existing = set(store.names())
         taken = [s.name for s in sources if s.name in existing]
