@@ -1,11 +1,16 @@
 """`distpaint train`: train the inpainting networks from a YAML recipe.
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
+    distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
+    distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
+        --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
 `--config` is a YAML file or the name of a recipe shipped in distpaint/configs/ (tiny,
 cpu_small, paper, paper_faithful). `--local` runs the single-process loop in this process;
-without it the distributed trainer (Ray) runs the same config when it is installed. Re-running
-with the same `--out` resumes from the newest checkpoint there.
+without it the distributed trainer (Ray Train, `distpaint.train.distributed`) runs the same
+config: on the cluster of `RAY_ADDRESS` (set inside `ray job submit`), else on a local Ray it
+starts. Its run directory is `--out`, or `<--storage>/<--name>`; re-running with the same one
+resumes from the newest checkpoint there.
 """
 
 from __future__ import annotations
@@ -30,11 +35,29 @@ def _resolve_config(config: str):
 
 def train(
     config: str = typer.Option(..., "--config", "-c", help="YAML recipe, or a shipped one: tiny, cpu_small, paper"),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (checkpoints, metrics.jsonl); resumed if present"),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="Run directory (checkpoints, metrics); resumed if present. Required with --local"),
     local: bool = typer.Option(False, "--local", help="Train in this process (no Ray)"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the config's)"),
     device: str = typer.Option("cpu", "--device", help="torch device of the local run: cpu or cuda"),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)"),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads of the local run (0: torch's default)"),
+    num_workers: int = typer.Option(2, "--num-workers", "-n", help="Ray: training workers (DDP ranks)"),
+    gpu: bool = typer.Option(False, "--gpu", help="Ray: one GPU per worker, NCCL"),
+    storage: str = typer.Option(None, "--storage",
+                                help="Ray: storage path or URI (s3://...) of runs; default ./runs"),
+    name: str = typer.Option(None, "--name", help="Ray: run name (same name and storage resume); default train-<date>"),
+    mlflow_uri: str = typer.Option(None, "--mlflow-uri",
+                                   help="Ray: MLflow tracking URI; default sqlite:///<run dir>/mlflow.db"),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Ray: do not log to MLflow"),
+    data: Path = typer.Option(None, "--data",
+                              help="Ray: training mask store; default synthesised from the config into the run dir"),
+    val_data: str = typer.Option(None, "--val-data",
+                                 help="Ray: validation set (store or directory of stores, e.g. benchmark sets); "
+                                      "'none' disables; default synthesised"),
+    val_every: int = typer.Option(0, "--val-every", help="Ray: validate every N steps (0: at every checkpoint)"),
+    max_failures: int = typer.Option(3, "--max-failures",
+                                     help="Ray: worker-group restarts from the last checkpoint (-1: no limit)"),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs (and torch threads) per worker"),
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
     cfg = _resolve_config(config)
@@ -42,14 +65,13 @@ def train(
         raise ConfigError("--max-steps must be >= 0")
     console = Console()
     if not local:
-        try:
-            distributed = importlib.import_module("distpaint.train.distributed")
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("distpaint.train.distributed", "ray"):
-                raise
-            raise ConfigError("distributed training is not available here; pass --local") from None
-        distributed.train_distributed(cfg, out, max_steps=max_steps)
+        _train_ray(cfg, out, max_steps, console, num_workers=num_workers, use_gpu=gpu, storage=storage, name=name,
+                   mlflow_uri=mlflow_uri, mlflow=not no_mlflow, data=None if data is None else str(data),
+                   val_data=val_data, val_every=val_every, max_failures=max_failures,
+                   cpus_per_worker=cpus_per_worker)
         return
+    if out is None:
+        raise ConfigError("--local needs --out (the run directory)")
     import torch
 
     from distpaint.train.local import train_local
@@ -65,6 +87,23 @@ def train(
 
     metrics = train_local(cfg, out, max_steps=max_steps, device=device, log=log)
     console.print(f"[green]done[/]: {metrics.get('step', 0)} steps, checkpoints in {out / 'checkpoints'}")
+
+
+def _train_ray(cfg, out: Path | None, max_steps: int | None, console: Console, **options) -> None:
+    try:
+        distributed = importlib.import_module("distpaint.train.distributed")
+        importlib.import_module("ray.train")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("distpaint.train.distributed", "ray", "ray.train"):
+            raise
+        raise ConfigError("distributed training is not available here (no Ray); pass --local") from None
+    summary = distributed.train_distributed(cfg, out, max_steps=max_steps,
+                                            options=distributed.DistributedConfig(**options))
+    console.print(f"[green]done[/]: {summary['step']} steps of run {summary['name']}; "
+                  f"checkpoint {summary['checkpoint']}", highlight=False)
+    if summary.get("mlflow"):
+        uri, run_id = summary["mlflow"]
+        console.print(f"MLflow run {run_id} in {uri}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,296 @@
+"""Distributed training on Ray Train: DDP workers, a re-composer actor, checkpoints, MLflow.
+
+    distpaint train --config cpu_small --num-workers 2                  # local Ray, ./runs/<name>
+    distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs \\
+        --name paper-1 --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000   # on a cluster
+    RAY_ADDRESS=ray://head:10001 distpaint train ...                    # join a running cluster
+
+The driver (`train_distributed`):
+1. connects to Ray: with `RAY_ADDRESS` set (as inside `ray job submit`) it joins that cluster,
+   otherwise it starts a private local Ray (the embedded default) and stops it at the end;
+2. prepares the data: the training store given with `--data`, or one synthesised from the
+   config's `DataConfig` into the run directory; the validation set (`--val-data`, or one
+   synthesised likewise);
+3. creates the MLflow run (one per training run, the full config as parameters; default store
+   `sqlite:///<run dir>/mlflow.db`), re-opening it when the run resumes;
+4. starts the run's re-composer actor (`distpaint.train.actor`, named after the run);
+5. runs a `TorchTrainer` (gloo on CPU, nccl on GPU) of `distpaint.train.worker.train_worker`
+   with `RunConfig(name, storage_path, FailureConfig(max_failures), CheckpointConfig(keep))`:
+   a failed worker restarts the group from the last checkpoint, and re-running the same name
+   and storage resumes the run instead of starting over;
+6. logs the final checkpoint as an MLflow artifact and ends the MLflow run.
+
+The run directory `<storage>/<name>/` holds Ray's run state, `checkpoints/step_XXXXXXXX/` (the
+`distpaint.train.checkpoint` format), `train.zarr` and `val.zarr` when synthesised,
+`mlflow.db` and `mlartifacts/`, and the workers' status files `workers/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distpaint.errors import ConfigError
+from distpaint.train.config import TrainConfig, config_to_dict
+
+__all__ = ["DistributedConfig", "RunPaths", "resolve_run", "train_distributed"]
+
+
+@dataclass
+class DistributedConfig:
+    """How and where a distributed run runs (the `distpaint train` flags)."""
+
+    num_workers: int = 2
+    """Training workers (DDP ranks)."""
+    use_gpu: bool = False
+    """One GPU per worker and NCCL (else CPU workers and gloo)."""
+    storage: str | None = None
+    """Ray Train storage path: a local directory (default ./runs) or a pyarrow URI (s3://...)."""
+    name: str | None = None
+    """Run name; re-running the same name and storage resumes. Default: train-<date-time>."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI; default sqlite:///<run dir>/mlflow.db (local storage only)."""
+    mlflow: bool = True
+    """Log to MLflow at all."""
+    data: str | None = None
+    """Training mask store; default: synthesised from the config into <run dir>/train.zarr."""
+    val_data: str | None = None
+    """Validation set (store or directory of stores, e.g. benchmark sets); default: synthesised
+    into <run dir>/val.zarr; "none" disables validation."""
+    val_every: int = 0
+    """Validate every this many steps (0: at every checkpoint) and at the end."""
+    val_max_side: int = 1024
+    """Validation masks are cropped to this side."""
+    max_failures: int = 3
+    """Worker-group restarts from the last checkpoint before the run fails (-1: no limit)."""
+    cpus_per_worker: float = 1.0
+    """CPUs Ray reserves per worker (also torch's thread count, at least 1)."""
+    worker_resources: dict = field(default_factory=dict)
+    """Extra Ray resources per worker (e.g. {"trainer_slot": 1} to spread over nodes)."""
+    actor_cpus: float = 0.0
+    """CPUs reserved for the re-composer actor (0: it mostly copies memory)."""
+    actor_resources: dict = field(default_factory=dict)
+    """Extra Ray resources of the re-composer actor (placement on a given node)."""
+    sync_timing: bool = False
+    """Synchronise the GPU at phase boundaries for an exact step-time breakdown."""
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ConfigError(f"--num-workers must be >= 1, got {self.num_workers}")
+        if self.max_failures < -1:
+            raise ConfigError("--max-failures must be >= -1")
+        if self.cpus_per_worker <= 0 or self.actor_cpus < 0:
+            raise ConfigError("cpus_per_worker must be > 0 and actor_cpus >= 0")
+        if self.val_every < 0 or self.val_max_side < 16:
+            raise ConfigError("val_every must be >= 0 and val_max_side >= 16")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise ConfigError(f"--name {self.name!r}: a run name is a plain directory name")
+
+
+@dataclass
+class RunPaths:
+    """Where a run lives."""
+
+    storage: str
+    """Ray Train storage path (absolute local path or URI)."""
+    name: str
+    """Run name."""
+    local: Path | None
+    """The run directory when storage is local, else None."""
+
+
+def _is_local(storage: str) -> bool:
+    return "://" not in storage or storage.startswith("file://")
+
+
+def resolve_run(out: str | os.PathLike | None, options: DistributedConfig) -> RunPaths:
+    """Storage and name from `--out DIR` (= storage DIR/.., name basename) or `--storage`/`--name`."""
+    if out is not None:
+        if options.storage is not None or options.name is not None:
+            raise ConfigError("give either --out or --storage/--name, not both")
+        out = Path(out).resolve()
+        return RunPaths(str(out.parent), out.name, out)
+    storage = options.storage or "runs"
+    name = options.name or time.strftime("train-%Y%m%d-%H%M%S")
+    if _is_local(storage):
+        base = Path(storage.removeprefix("file://")).resolve()
+        return RunPaths(str(base), name, base / name)
+    return RunPaths(storage, name, None)
+
+
+def _connect() -> bool:
+    """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if we started one."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        return False
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private instance, no token files
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # the dashboard serves the state API that Ray Train's controller polls (without it, it
+    # logs a warning every second); Ray starts it when ray[default] is installed
+    ray.init()
+    return True
+
+
+def _check_capacity(options: DistributedConfig) -> None:
+    """Refuse a request the (static, local) cluster can never satisfy (Ray would wait forever)."""
+    import ray
+
+    total = ray.cluster_resources()
+    need = {"CPU": options.num_workers * options.cpus_per_worker + options.actor_cpus}
+    if options.use_gpu:
+        need["GPU"] = options.num_workers
+    for key, amount in need.items():
+        if total.get(key, 0) + 1e-9 < amount:
+            raise ConfigError(f"--num-workers {options.num_workers} needs {amount:g} {key} "
+                              f"but this Ray instance has {total.get(key, 0):g}")
+
+
+def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig) -> tuple[str, str | None]:
+    from distpaint.data.store import MaskStore
+    from distpaint.train.store_data import StoreData, synthesize_store
+    from distpaint.train.validation import load_val_samples, synthesize_val_store
+
+    if options.data is not None:
+        store = Path(options.data).resolve()
+        StoreData(MaskStore.open(store), cfg, 0, options.num_workers)  # fail early on bad input
+    elif paths.local is not None:
+        store = synthesize_store(cfg, paths.local / "train.zarr", options.num_workers)
+    else:
+        raise ConfigError(f"--storage {paths.storage}: also pass --data (a store every worker can read)")
+    if options.val_data == "none":
+        return str(store), None
+    if options.val_data is not None:
+        val = Path(options.val_data).resolve()
+        load_val_samples(val, options.val_max_side, limit=1)
+    elif paths.local is not None:
+        val = synthesize_val_store(cfg, paths.local / "val.zarr")
+    else:
+        return str(store), None
+    return str(store), str(val)
+
+
+def _check_resume(cfg: TrainConfig, paths: RunPaths) -> None:
+    """Fail before starting workers when the run exists with another config."""
+    if paths.local is None:
+        return
+    from distpaint.train.checkpoint import latest_checkpoint, load_config_of
+    from distpaint.train.local import _check_same_config
+
+    ckpt = latest_checkpoint(paths.local)
+    if ckpt is not None:
+        _check_same_config(load_config_of(ckpt), cfg, ckpt)
+
+
+def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig, max_steps: int) -> tuple[str, str] | None:
+    from distpaint.train.tracking import default_tracking_uri, flatten, start_run
+
+    if not options.mlflow:
+        return None
+    uri = options.mlflow_uri
+    if uri is None:
+        if paths.local is None:
+            raise ConfigError(f"--storage {paths.storage}: also pass --mlflow-uri (a tracking server)")
+        paths.local.mkdir(parents=True, exist_ok=True)
+        uri = default_tracking_uri(paths.local)
+    params = flatten({**config_to_dict(cfg), "max_steps": max_steps})
+    params.update(flatten({k: v for k, v in dataclasses.asdict(options).items()
+                           if k not in ("storage", "name", "mlflow_uri", "mlflow")}, "dist."))
+    tags = {"distpaint.storage": paths.storage, "max_steps": str(max_steps)}
+    return uri, start_run(uri, paths.local, paths.name, params, tags)
+
+
+def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig) -> Any:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from distpaint.train.worker import train_worker
+
+    resources = {"CPU": options.cpus_per_worker, **options.worker_resources}
+    if options.use_gpu:
+        resources["GPU"] = 1
+    return TorchTrainer(
+        train_worker,
+        train_loop_config=spec,
+        torch_config=TorchConfig(backend="nccl" if options.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name=paths.name, storage_path=paths.storage,
+                             failure_config=FailureConfig(max_failures=options.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+    )
+
+
+def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *, max_steps: int | None = None,
+                      options: DistributedConfig | None = None) -> dict:
+    """Train `cfg` on Ray (see the module docstring); returns a summary: name, run_dir, step,
+    checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report."""
+    import ray
+
+    from distpaint.train.actor import create_recomposer
+    from distpaint.train.worker import STATUS_DIR, WorkerSpec
+
+    options = options or DistributedConfig()
+    max_steps = cfg.max_steps if max_steps is None else max_steps
+    paths = resolve_run(out, options)
+    _check_resume(cfg, paths)
+    started = _connect()
+    actor = None
+    tracking = None
+    try:
+        if started:
+            _check_capacity(options)
+        store, val = _prepare_data(cfg, paths, options)
+        tracking = _start_tracking(cfg, paths, options, max_steps)
+        if cfg.uses_global:
+            try:
+                actor = create_recomposer(paths.name, store, max_size=cfg.loss.global_max_size,
+                                          margin=cfg.loss.global_margin, num_cpus=options.actor_cpus,
+                                          resources=options.actor_resources)
+                ray.get(actor.stats.remote())  # placed and alive
+            except ValueError as exc:  # the name is taken
+                raise ConfigError(f"run {paths.name!r} is already being trained by another driver ({exc})") from None
+        spec = WorkerSpec(
+            config=config_to_dict(cfg), max_steps=max_steps, run_name=paths.name, store=store, val_store=val,
+            val_every=options.val_every, val_max_side=options.val_max_side,
+            mlflow_uri=tracking[0] if tracking else None, mlflow_run_id=tracking[1] if tracking else None,
+            status_dir=str(paths.local / STATUS_DIR) if paths.local is not None else None,
+            threads=max(1, int(options.cpus_per_worker)), sync_timing=options.sync_timing,
+        )
+        result = _trainer(spec.to_dict(), cfg, paths, options).fit()
+        summary = _finish(result, paths, tracking)
+        tracking = None
+        return summary
+    finally:
+        if tracking is not None:  # fit raised
+            from distpaint.train.tracking import finish_run
+
+            finish_run(tracking[0], tracking[1], "FAILED")
+        if actor is not None:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+
+def _finish(result: Any, paths: RunPaths, tracking: tuple[str, str] | None) -> dict:
+    from distpaint.train.tracking import finish_run
+
+    ckpt = result.checkpoint
+    summary = {"name": paths.name, "run_dir": str(paths.local) if paths.local else f"{paths.storage}/{paths.name}",
+               "checkpoint": ckpt.path if ckpt is not None else None, "metrics": dict(result.metrics or {}),
+               "mlflow": list(tracking) if tracking else None}
+    summary["step"] = int(summary["metrics"].get("step", 0))
+    if tracking is not None:
+        if ckpt is not None:
+            with ckpt.as_directory() as folder:
+                finish_run(tracking[0], tracking[1], "FINISHED", checkpoint_dir=folder)
+        else:
+            finish_run(tracking[0], tracking[1], "FINISHED")
+    return summary

@@ -1,0 +1,158 @@
+"""MLflow for distributed training: one MLflow run per training run, written by one process at a
+time (the driver before and after `fit`, rank 0 during it), so an SQLite store never sees
+concurrent writers.
+
+- Default tracking store: `sqlite:///<run dir>/mlflow.db`, experiment `distpaint` with its
+  artifacts in `<run dir>/mlartifacts` (explicit: MLflow's default is ./mlruns under the
+  working directory). Pass a server URI (`--mlflow-uri http://host:5000`) on a cluster.
+- The run is found again by its tag `distpaint.run` (the training run's name), so re-running
+  a training run to resume continues the same MLflow run.
+- Parameters: the full config, flattened (`loss.lambda_ce`, ...), and the distributed options.
+  MLflow parameters are immutable, so a resumed run logs only parameters it lacks; a changed
+  `max_steps` goes to the tag `max_steps`.
+
+    run_id = start_run(uri, run_dir, "run-1", params)            # driver
+    log = RunLogger(uri, run_id); log.metrics(step, {...}); log.flush()   # rank 0
+    finish_run(uri, run_id, checkpoint_dir, "FINISHED")          # driver
+
+Needs mlflow (imported lazily: only the driver and rank 0 import it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXPERIMENT", "RUN_TAG", "default_tracking_uri", "flatten", "start_run", "RunLogger",
+           "finish_run", "find_run"]
+
+EXPERIMENT = "distpaint"
+"""MLflow experiment of training runs."""
+RUN_TAG = "distpaint.run"
+"""Tag holding the training run's name."""
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def default_tracking_uri(run_dir: str | os.PathLike) -> str:
+    """`sqlite:///<run dir>/mlflow.db` (absolute)."""
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> {"a.b": "value"} with values as strings (MLflow parameters)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment(client: Any, uri: str, run_dir: Path | None) -> str:
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if uri.startswith("sqlite:") and run_dir is not None:
+        location = (Path(run_dir).resolve() / "mlartifacts").as_uri()
+    return client.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def find_run(uri: str, name: str) -> Any | None:
+    """The MLflow run of training run `name`, or None."""
+    client = _client(uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{name}'",
+                              max_results=1)
+    return runs[0] if runs else None
+
+
+def start_run(uri: str, run_dir: str | os.PathLike | None, name: str, params: dict[str, str],
+              tags: dict[str, str] | None = None) -> str:
+    """Create (or re-open, for a resumed training run) the MLflow run of training run `name`,
+    log the parameters it lacks, mark it RUNNING; returns its id."""
+    client = _client(uri)
+    exp_id = _experiment(client, uri, Path(run_dir) if run_dir is not None else None)
+    found = find_run(uri, name)
+    if found is None:
+        run = client.create_run(exp_id, run_name=name, tags={RUN_TAG: name, **(tags or {})})
+        run_id, logged = run.info.run_id, {}
+    else:
+        run_id, logged = found.info.run_id, dict(found.data.params)
+        client.update_run(run_id, status="RUNNING")
+        for key, value in (tags or {}).items():
+            client.set_tag(run_id, key, value)
+    from mlflow.entities import Param
+
+    fresh = [Param(k, v[:6000]) for k, v in params.items() if k not in logged]
+    for i in range(0, len(fresh), 100):  # log_batch takes at most 100 parameters
+        client.log_batch(run_id, params=fresh[i:i + 100])
+    if "max_steps" in logged and logged["max_steps"] != params.get("max_steps"):
+        client.set_tag(run_id, "max_steps", params.get("max_steps"))
+    return run_id
+
+
+class RunLogger:
+    """Buffered metric logging into one MLflow run (rank 0), plus images and artifacts."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.client = _client(uri)
+        self.run_id = run_id
+        self._buffer: list[Any] = []
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Queue `values` at `step` (non-finite values are dropped: MLflow rejects NaN in some
+        stores and they carry no information)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in values.items():
+            value = float(value)
+            if value == value and abs(value) != float("inf"):
+                self._buffer.append(Metric(key, value, now, int(step)))
+        if len(self._buffer) >= 900:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued metrics (log_batch takes at most 1000 per call)."""
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:1000], self._buffer[1000:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    def image(self, image: Any, path: str) -> None:
+        """Log an RGB uint8 array as PNG artifact `path` (e.g. "repairs/step_10/roots.png")."""
+        from PIL import Image
+
+        folder, name = os.path.split(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            file = os.path.join(tmp, name)
+            Image.fromarray(image).save(file)
+            self.client.log_artifact(self.run_id, file, folder or None)
+
+
+def finish_run(uri: str, run_id: str, status: str = "FINISHED", checkpoint_dir: str | os.PathLike | None = None,
+               metrics: dict[str, float] | None = None) -> None:
+    """Log the final checkpoint directory as artifact `checkpoint/`, final metrics, and end the run."""
+    client = _client(uri)
+    if checkpoint_dir is not None:
+        client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
+    if metrics:
+        logger = RunLogger(uri, run_id)
+        logger.metrics(int(metrics.get("step", 0)), {k: v for k, v in metrics.items()
+                                                     if isinstance(v, (int, float)) and k != "step"})
+        logger.flush()
+    client.set_terminated(run_id, status=status)
