@@ -181,12 +181,18 @@ def _check_resume(cfg: TrainConfig, paths: RunPaths) -> None:
     """Fail before starting workers when the run exists with another config."""
     if paths.local is None:
         return
+    from distpaint.errors import InputError
     from distpaint.train.checkpoint import latest_checkpoint, load_config_of
     from distpaint.train.local import _check_same_config
 
     ckpt = latest_checkpoint(paths.local)
-    if ckpt is not None:
-        _check_same_config(load_config_of(ckpt), cfg, ckpt)
+    if ckpt is None:
+        return
+    try:
+        saved = load_config_of(ckpt)
+    except InputError:  # an upload cut short by a crash: Ray resumes from a registered one
+        return
+    _check_same_config(saved, cfg, ckpt)
 
 
 def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig, max_steps: int) -> tuple[str, str] | None:
