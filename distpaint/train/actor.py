@@ -142,9 +142,11 @@ class RecomposerService:
             self._done.pop(key, None)
 
     def stats(self) -> dict[str, Any]:
-        """Cached masks and session (for tests and monitoring)."""
+        """Cached masks, session and the actor's node (for tests and monitoring)."""
+        import ray
+
         return {"session": self._session, "cached": list(self._sizes), "cached_bytes": sum(self._sizes.values()),
-                "pending": len(self._done)}
+                "pending": len(self._done), "node_id": ray.get_runtime_context().get_node_id()}
 
 
 def create_recomposer(run_name: str, store_path: str, *, max_size: int = 4096, margin: int = 256,

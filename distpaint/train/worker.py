@@ -201,6 +201,10 @@ def train_worker(spec_dict: dict) -> None:
     data = StoreData(spec.store, cfg, rank, world)
     sampler = torch.Generator(device)
     status = _Status(spec.status_dir, rank, session, start)
+    if recomposer is not None:
+        import ray
+
+        status.write(recomposer_node=ray.get(recomposer.handle.stats.remote())["node_id"])
     logger = val_samples = None
     if rank == 0 and spec.mlflow_uri and spec.mlflow_run_id:
         from distpaint.train.tracking import RunLogger
