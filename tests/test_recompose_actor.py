@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from distpaint.data.store import MaskStore
-from distpaint.train.actor import ActorRecomposer, StaleSession, create_recomposer
-from distpaint.train.recompose import InMemoryRecomposer
+from distpaint.train.actor import (ActorRecomposer, PackedView, StaleSession, create_recomposer, pack_patches,
+                                   unpack_patches)
+from distpaint.train.recompose import GlobalView, InMemoryRecomposer
 from distpaint.train.timing import PhaseTimer
 
 
@@ -26,6 +27,17 @@ def _patches(rng, m=3, p=32):
     return (rng.random((m, p, p)) < 0.5).astype(np.uint8)
 
 
+def test_packing_round_trips():
+    rng = np.random.default_rng(0)
+    patches = rng.random((3, 16, 24)) < 0.5
+    np.testing.assert_array_equal(unpack_patches(pack_patches(patches), 24), patches)
+    view = GlobalView(rng.random((13, 7)) < 0.5, rng.random((13, 7)) < 0.5, (4, 5))
+    back = PackedView.pack(view).unpack()
+    np.testing.assert_array_equal(back.x_hat, view.x_hat)
+    np.testing.assert_array_equal(back.truth, view.truth)
+    assert back.origin == (4, 5) and back.x_hat.flags.writeable
+
+
 def test_every_rank_gets_the_in_memory_view(ray_local, store):
     ray = ray_local
     actor = create_recomposer("test-views", store.path, max_size=4096, margin=8)
@@ -38,7 +50,9 @@ def test_every_rank_gets_the_in_memory_view(ray_local, store):
         ready, _ = ray.wait([r0], timeout=1.0)
         assert not ready  # rank 0 waits for rank 1's patches
         r1 = actor.compose.remote(7, "m1", 5, "sample", 1, 2, p1, ys1, xs1)
-        v0, v1 = ray.get([r0, r1])
+        (pv0, wait0), (pv1, wait1) = ray.get([r0, r1])
+        v0, v1 = pv0.unpack(), pv1.unpack()
+        assert wait0 > 0 and wait1 == 0.0  # rank 0 waited for rank 1, rank 1 completed the step
         ref = InMemoryRecomposer(4096, 8)
         ref.add_mask("m1", store.array("m1")[...])
         ref.put("m1", 5, p1, ys1, xs1, rank=1)
@@ -68,7 +82,7 @@ def test_client_is_a_recomposer_and_times_the_actor(ray_local, store):
         view = client.global_view("m0", 0)
         assert view.x_hat.shape == (64, 64)  # bounded global view, centred on the patches
         assert view.x_hat.flags.writeable
-        assert timer.seconds["actor"] > 0
+        assert timer.seconds["actor"] > 0 and timer.seconds["actor_wait"] == 0.0  # one rank: no waiting
         with pytest.raises(KeyError):
             client.global_view("m0", 1)
     finally:
@@ -107,7 +121,7 @@ def test_new_session_drops_the_old_one(ray_local, store):
         ready, _ = ray.wait([r0], timeout=1.0)
         assert not ready  # still waits for session 2's rank 1
         r1 = actor.compose.remote(2, "m0", 3, "sample", 1, 2, fresh[1], np.array([0, 50, 100]), np.array([0, 0, 0]))
-        v0, v1 = ray.get([r0, r1])
+        v0, v1 = (packed.unpack() for packed, _ in ray.get([r0, r1]))
         np.testing.assert_array_equal(v0.x_hat, v1.x_hat)
         np.testing.assert_array_equal(v0.x_hat[0:32, 0:32], fresh[1][0].astype(bool))
         with pytest.raises(ray.exceptions.RayTaskError):  # calls of the old session are refused

@@ -55,6 +55,12 @@ class PhaseTimer:
             if self._stack:
                 self._stack[-1][2] += total
 
+    def move(self, src: str, dst: str, seconds: float) -> None:
+        """Re-charge `seconds` already counted in `src` to `dst` (e.g. the part of a round
+        trip spent waiting on other ranks)."""
+        self.seconds[src] -= seconds
+        self.seconds[dst] += seconds
+
     def step_done(self) -> None:
         """Count one step (the divisor of `summary`)."""
         self.steps += 1

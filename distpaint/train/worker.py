@@ -119,12 +119,10 @@ class _Status:
             _write_json(self.folder / f"rank_{self.data['rank']}.json", self.data)
 
 
-def _broadcast_int(value: int) -> int:
+def _broadcast_int(value: int, device: torch.device) -> int:
     import torch.distributed as dist
 
-    t = torch.tensor([value], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
+    t = torch.tensor([value], dtype=torch.int64, device=device)  # nccl needs a CUDA tensor
     dist.broadcast(t, src=0)
     return int(t.item())
 
@@ -193,7 +191,7 @@ def train_worker(spec_dict: dict) -> None:
         _check_same_config(resumed.config, cfg, Path(ckpt.path))
         state, start = resumed.state, resumed.step
     dmodels = wrap_models(models, device)
-    session = _broadcast_int(new_session() if rank == 0 else 0)
+    session = _broadcast_int(new_session() if rank == 0 else 0, device)
 
     timer = PhaseTimer(cuda=device.type == "cuda" and spec.sync_timing)
     recomposer = (ActorRecomposer(get_recomposer(spec.run_name), session, rank, world, timer)
@@ -257,7 +255,7 @@ def train_worker(spec_dict: dict) -> None:
         if logger is not None:
             logger.flush()
         digests = {k: state_digest(getattr(models, k)) for k in ("g", "d_local", "d_global")}
-        status.write(step=done, digests=digests)
+        status.write(step=done, digests=digests, timing=timer.summary() if run_start is not None else {})
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
