@@ -12,9 +12,10 @@ import yaml
 from typer.testing import CliRunner
 
 from distpaint.cli import app
+from distpaint.errors import ConfigError, InputError
 from distpaint.train.checkpoint import load_generator, load_train_state
 from distpaint.train.config import config_to_dict, load_config, packaged_config
-from distpaint.train.distributed import DistributedConfig, train_distributed
+from distpaint.train.distributed import DistributedConfig, _check_capacity, resolve_run, train_distributed
 from distpaint.train.tracking import flatten
 
 STEPS, MORE = 6, 8
@@ -115,3 +116,20 @@ def test_cli_rerun_resumes(run, recipe):
     assert len(runs) == 1 and runs[0].info.run_id == summary["mlflow"][1]  # the same MLflow run
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss_g")] == list(range(1, MORE + 1))
     assert runs[0].data.tags["max_steps"] == str(MORE)
+
+
+def test_bad_input_is_refused_before_training(run, ray_local, tmp_path):
+    cfg, out, _ = run
+    with pytest.raises(ConfigError, match="--num-workers"):
+        DistributedConfig(num_workers=0)
+    with pytest.raises(ConfigError, match="either --out or --storage"):
+        resolve_run(out, DistributedConfig(name="other"))
+    with pytest.raises(ConfigError, match="needs 3 CPU"):
+        _check_capacity(DistributedConfig(num_workers=3))  # the 2-CPU instance can never fit them
+    changed = load_config(packaged_config("tiny"))  # checkpoint_every differs from the run's
+    with pytest.raises(ConfigError, match="different config"):
+        train_distributed(changed, out, max_steps=STEPS)
+    with pytest.raises(InputError, match="not a distpaint mask store"):
+        train_distributed(cfg, tmp_path / "x", options=DistributedConfig(data=str(tmp_path)))
+    with pytest.raises(ConfigError, match="--data"):
+        train_distributed(cfg, options=DistributedConfig(storage="s3://bucket/runs", name="x"))

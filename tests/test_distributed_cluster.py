@@ -1,6 +1,7 @@
 """A simulated multi-node cluster (`ray.cluster_utils.Cluster`): two worker nodes with one
 training worker each, the re-composer actor on a third node (the head), a short distributed
-run that checkpoints and whose ranks agree bitwise.
+run that joins the cluster through RAY_ADDRESS (as inside `ray job submit`), checkpoints, and
+whose ranks agree bitwise.
 
 The cluster runs in a subprocess (this file's `__main__`), so it never collides with the
 session's shared local Ray (`ray_local`)."""
@@ -34,15 +35,15 @@ def scenario(out: Path) -> dict:
     workers = [cluster.add_node(num_cpus=1, resources={"trainer_slot": 1}, object_store_memory=100 * MB)
                for _ in range(2)]
     try:
-        ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
+        os.environ["RAY_ADDRESS"] = cluster.address  # the driver joins it, as inside `ray job submit`
         data = yaml.safe_load(packaged_config("tiny").read_text())
         data.update(checkpoint_every=2, log_every=2)
         summary = train_distributed(config_from_dict(data), out, max_steps=STEPS, options=DistributedConfig(
             num_workers=2, worker_resources={"trainer_slot": 1}, actor_resources={"recomposer_node": 1},
             val_data="none"))
         return {"summary": summary, "head": cluster.head_node.node_id,
-                "workers": [n.node_id for n in workers]}
+                "workers": [n.node_id for n in workers], "joined": ray.is_initialized()}
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -53,6 +54,7 @@ def test_workers_on_two_nodes_actor_on_a_third(tmp_path):
     proc = subprocess.run([sys.executable, __file__, str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["joined"]  # joined RAY_ADDRESS's cluster (a private local Ray would be shut down)
     assert found["summary"]["step"] == STEPS
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
     r0, r1 = (json.loads((out / "workers" / f"rank_{r}.json").read_text()) for r in (0, 1))
