@@ -213,15 +213,16 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
     return uri, start_run(uri, paths.local, paths.name, params, tags)
 
 
-def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig) -> Any:
+def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig,
+             callbacks: list | None = None) -> Any:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from distpaint.train.worker import train_worker
 
     resources = {"CPU": options.cpus_per_worker, **options.worker_resources}
-    if options.use_gpu:
-        resources["GPU"] = 1
+    if options.use_gpu:  # one GPU per worker unless worker_resources asks a share (Tune trials)
+        resources.setdefault("GPU", 1)
     return TorchTrainer(
         train_worker,
         train_loop_config=spec,
@@ -230,14 +231,17 @@ def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: Distributed
                                      resources_per_worker=resources),
         run_config=RunConfig(name=paths.name, storage_path=paths.storage,
                              failure_config=FailureConfig(max_failures=options.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+                             callbacks=list(callbacks or [])),
     )
 
 
 def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *, max_steps: int | None = None,
-                      options: DistributedConfig | None = None) -> dict:
+                      options: DistributedConfig | None = None, callbacks: list | None = None) -> dict:
     """Train `cfg` on Ray (see the module docstring); returns a summary: name, run_dir, step,
-    checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report."""
+    checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report.
+    `callbacks` are Ray Train `UserCallback`s of the TorchTrainer's RunConfig (a Tune sweep
+    passes `TuneReportCallback`, so every report reaches the trial: `distpaint.tune`)."""
     import ray
 
     from distpaint.train.actor import create_recomposer
@@ -270,7 +274,7 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
             status_dir=str(paths.local / STATUS_DIR) if paths.local is not None else None,
             threads=max(1, int(options.cpus_per_worker)), sync_timing=options.sync_timing,
         )
-        result = _trainer(spec.to_dict(), cfg, paths, options).fit()
+        result = _trainer(spec.to_dict(), cfg, paths, options, callbacks).fit()
         summary = _finish(result, paths, tracking)
         tracking = None
         return summary
