@@ -199,6 +199,24 @@ def test_identity_scores_zero_and_truth_scores_one():
     assert worse["false_fill"] > 0.95
 
 
+def test_ring_cut_by_a_gap_through_the_whole_evaluation():
+    """A ring cut once: the hole is lost (B1 1 -> 0) but it stays one component; the perfect
+    repair restores B1 (relative improvement 1), the identity does not (0)."""
+    truth = ring()
+    gaps = np.zeros_like(truth)
+    gaps[:, 23:28] = True
+    gaps[25:, :] = False  # cut the top of the ring only
+    gaps &= truth
+    inp = truth & ~gaps
+    ident, perfect = evaluate(inp, truth, inp, gaps), evaluate(truth, truth, inp, gaps)
+    assert (ident["holes_truth"], ident["holes_input"], ident["holes_pred"]) == (1, 0, 0)
+    assert (ident["components_input"], ident["component_diff"]) == (1, 0)
+    assert math.isnan(ident["rel_component_diff"])  # the cut split nothing: nothing to improve
+    assert (ident["betti1_error"], ident["rel_betti1_error"]) == (1, 0.0)
+    assert (perfect["holes_pred"], perfect["betti1_error"], perfect["rel_betti1_error"]) == (1, 0, 1.0)
+    assert perfect["cldice"] == 1.0 and ident["cldice"] < 1.0
+
+
 def test_input_and_gaps_derive_each_other():
     truth, inp, gaps = gapped_line()
     pred = truth.copy()

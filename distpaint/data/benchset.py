@@ -426,8 +426,8 @@ class Benchset:
         return [level for level in LEVELS if level in self.manifest["stores"]]
 
     def kinds(self, level: str) -> list[str]:
-        """Kinds of `level`, in build order."""
-        return list(self.manifest["stores"].get(level, {}))
+        """Kinds of `level`, in the order of `KINDS`."""
+        return [k for k in KINDS if k in self.manifest["stores"].get(level, {})]
 
     def store(self, level: str, kind: str) -> MaskStore:
         """The mask store of (level, kind), read-only; InputError if absent."""

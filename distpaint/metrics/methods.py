@@ -1,0 +1,225 @@
+"""Repair methods for benchmarking: a registry of named functions mask -> mask.
+
+A `Method` repairs a corrupted mask: `repair` on an in-memory (H, W) bool array (patches),
+optionally `repair_batch` on a (B, H, W) stack (models run patches in batches) and
+`repair_whole` on a lazy Dask mask of any size (tiled, bounded memory). The benchmark
+(`distpaint.metrics.quality`, `bench/quality.py`) only ever calls these, so a new kind of
+method plugs in by registering a factory, with no change to the benchmark:
+
+- built in: `identity` (the unrepaired input: relative improvements 0 by definition),
+  `closing` and `linking` (the classical baselines, `distpaint.baselines`), with options as
+  `closing:radius=5` or `linking:max_distance=30,max_angle=40`;
+- learned models: `model_method("runs/x/checkpoints/step_00000500")`, a shipped model name
+  (`model_method("roads")`) or `LABEL=NAME_OR_CHECKPOINT`, through `distpaint.infer`
+  (`resolve_model`): patches are predicted whole (zero-padded to the model's alignment, as
+  `whole_apply` does), whole masks by the streaming tiled engine (`run_inference`), which
+  equals whole-image inference exactly; output = input OR (probability > threshold).
+
+    from distpaint.metrics.methods import get_method, model_method, register_method
+    closing = get_method("closing:radius=4")
+    repaired = closing.repair(mask)
+    register_method("mine", lambda **opts: Method("mine", "my repair", my_fn))
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import yaml
+
+from distpaint.errors import ConfigError
+
+__all__ = [
+    "Method",
+    "get_method",
+    "method_names",
+    "model_method",
+    "parse_spec",
+    "register_method",
+    "resolve_methods",
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of repairing corrupted masks (see the module docstring)."""
+
+    name: str
+    """Row label in tables and key in result files."""
+    description: str
+    """One line for reports."""
+    repair: Callable[[np.ndarray], np.ndarray]
+    """(H, W) bool -> (H, W) bool repaired mask, in memory."""
+    repair_whole: Callable[[Any, pathlib.Path], Any] | None = None
+    """Whole masks: (lazy (H, W) Dask bool mask, scratch folder) -> the repaired mask as a
+    Dask, Zarr or NumPy array, in bounded memory (temporaries go under the scratch folder,
+    which lives until the mask is scored). None: the mask is loaded and `repair` applied."""
+    repair_batch: Callable[[np.ndarray], np.ndarray] | None = None
+    """(B, H, W) bool -> (B, H, W) bool; None: `repair` one mask at a time."""
+
+    def repair_many(self, masks: np.ndarray) -> np.ndarray:
+        """Repair a (B, H, W) stack (batched when the method can)."""
+        if self.repair_batch is not None:
+            return np.asarray(self.repair_batch(masks), dtype=bool)
+        return np.stack([np.asarray(self.repair(m), dtype=bool) for m in masks])
+
+
+# ---- the registry --------------------------------------------------------------------------
+_FACTORIES: dict[str, Callable[..., Method]] = {}
+
+
+def register_method(name: str, factory: Callable[..., Method], *, replace: bool = False) -> None:
+    """Register `factory(**options) -> Method` under `name` (ConfigError if taken)."""
+    if not name or ":" in name or "=" in name:
+        raise ConfigError(f"method name {name!r} must be non-empty without ':' or '='")
+    if name in _FACTORIES and not replace:
+        raise ConfigError(f"method {name!r} is already registered")
+    _FACTORIES[name] = factory
+
+
+def method_names() -> list[str]:
+    """Registered method names, in registration order."""
+    return list(_FACTORIES)
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """`NAME[:key=value,...]` -> (NAME, {key: value}), values parsed as YAML scalars."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"method {spec!r}: options are key=value pairs separated by ','")
+        options[key.strip()] = yaml.safe_load(value)
+    return name, options
+
+
+def get_method(spec: str) -> Method:
+    """The method of a registered `NAME[:key=value,...]` spec; ConfigError listing the names."""
+    name, options = parse_spec(spec)
+    if name not in _FACTORIES:
+        raise ConfigError(f"unknown method {name!r}; registered: {', '.join(_FACTORIES)} "
+                          "(learned models: --models NAME_OR_CHECKPOINT)")
+    return _FACTORIES[name](**options)
+
+
+def resolve_methods(specs: Sequence[str] = (), models: Sequence[str] = (),
+                    **model_options: Any) -> list[Method]:
+    """Methods of registered `specs` and `models` (names or checkpoints, `model_method`),
+    in that order; ConfigError on duplicate names."""
+    methods = [get_method(s) for s in specs] + [model_method(m, **model_options) for m in models]
+    names = [m.name for m in methods]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"methods named twice: {', '.join(duplicated)} (label models as "
+                          "LABEL=CHECKPOINT)")
+    if not methods:
+        raise ConfigError("no methods to evaluate")
+    return methods
+
+
+def _config(cls: type, options: dict[str, Any], method: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"method {method}: unknown option(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(known))}")
+    return cls(**options)
+
+
+def _spec_name(name: str, options: dict[str, Any]) -> str:
+    return name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
+
+
+# ---- built-in methods ----------------------------------------------------------------------
+def _identity(**options: Any) -> Method:
+    if options:
+        raise ConfigError(f"method identity takes no options, got {', '.join(options)}")
+    return Method("identity", "the corrupted input, unrepaired (relative improvements 0)",
+                  repair=lambda mask: np.asarray(mask, dtype=bool),
+                  repair_whole=lambda mask, scratch: mask)
+
+
+def _closing(**options: Any) -> Method:
+    from distpaint.baselines.closing import ClosingConfig, closing, closing_dask
+
+    config = _config(ClosingConfig, options, "closing")
+    return Method(_spec_name("closing", options),
+                  f"morphological closing, disk of radius {config.radius} px (input OR closed)",
+                  repair=lambda mask: closing(mask, config),
+                  repair_whole=lambda mask, scratch: closing_dask(mask, config))
+
+
+def _linking(**options: Any) -> Method:
+    from distpaint.baselines.linking import LinkingConfig, linking, linking_dask
+
+    config = _config(LinkingConfig, options, "linking")
+    return Method(_spec_name("linking", options),
+                  f"bridges between facing skeleton end points up to {config.max_distance:g} px "
+                  f"apart, within {config.max_angle:g} degrees",
+                  repair=lambda mask: linking(mask, config),
+                  repair_whole=lambda mask, scratch: linking_dask(mask, config))
+
+
+register_method("identity", _identity)
+register_method("closing", _closing)
+register_method("linking", _linking)
+
+
+# ---- learned models ------------------------------------------------------------------------
+def _model_label(target: str) -> str:
+    path = pathlib.Path(target)
+    if not path.exists():
+        return target  # a shipped model's name
+    parts = path.resolve().parts
+    return "/".join(parts[-3:] if parts[-2:-1] == ("checkpoints",) else parts[-1:])
+
+
+def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
+                 threads: int | None = None, tile: int = 1024, batch: int = 8) -> Method:
+    """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
+    name, or `LABEL=either`. Output = input OR (probability > `threshold`); whole masks go
+    through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
+    from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
+    from distpaint.infer.predictor import resolve_model
+    from distpaint.infer.tiling import round_up
+
+    label, eq, target = spec.partition("=")
+    if not eq:
+        label, target = _model_label(spec), spec
+    if not label or not target:
+        raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
+    predictor = resolve_model(target, gpu=gpu, threads=threads)
+    align = int(predictor.align)
+    config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold)
+
+    def repair_batch(masks: np.ndarray) -> np.ndarray:
+        b, h, w = masks.shape
+        x = np.zeros((b, 1, round_up(h, align), round_up(w, align)), np.float32)  # (B, 1, H', W')
+        x[:, 0, :h, :w] = masks
+        probs = np.asarray(predictor(x))[:, 0, :h, :w]
+        return np.stack([decide(p, m.astype(bool), (0, h, 0, w), config)
+                         for p, m in zip(probs, masks, strict=True)])
+
+    def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
+        import zarr
+        from zarr.storage import LocalStore
+
+        from distpaint.data.store import compressors
+
+        shape = tuple(int(n) for n in mask.shape)
+        chunks, shards = output_layout(shape, config.tile)
+        out = zarr.create_array(LocalStore(scratch / "model-output.zarr"), shape=shape,
+                                chunks=chunks, shards=shards, dtype=bool, fill_value=False,
+                                compressors=compressors())
+        run_inference(mask, predictor, {"mask": out}, config)
+        return out
+
+    return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
+                         f"tiles of {config.tile} px)",
+                  repair=lambda mask: repair_batch(np.asarray(mask, bool)[None])[0],
+                  repair_whole=repair_whole, repair_batch=repair_batch)

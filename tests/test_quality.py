@@ -1,0 +1,203 @@
+"""The quality benchmark: bench/quality.py smoke run (the real code path at tiny size), known
+answers through the whole harness (identity 0, truth 1), the method registry with a trained
+checkpoint (patch and tiled whole-mask repair agree), figures and result files."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import dask.array as da
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from distpaint.data.benchset import BenchsetConfig, make_benchset
+from distpaint.errors import ConfigError
+from distpaint.metrics.figures import ADDED, MISSING, REMOVED, grid, repair_rgb
+from distpaint.metrics.methods import (
+    Method,
+    get_method,
+    method_names,
+    model_method,
+    register_method,
+    resolve_methods,
+)
+from distpaint.metrics.quality import (
+    TABLE_METRICS,
+    QualityConfig,
+    figure,
+    markdown,
+    payload,
+    run_quality,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    config = BenchsetConfig.small(seed=2, kinds=("roads", "sketch"))
+    return make_benchset(tmp_path_factory.mktemp("q") / "set", config, log=lambda _: None)
+
+
+def oracle(bench) -> Method:
+    """A method that returns the truth of whatever corrupted input it is given (looked up in
+    the benchmark stores): the perfect repair, to check the harness scores it 1."""
+    table: dict[bytes, np.ndarray] = {}
+    for level in bench.levels():
+        for kind in bench.kinds(level):
+            store = bench.store(level, kind)
+            for name in store.names():
+                inp = np.asarray(store.array(name, "mask")[...])
+                table[inp.tobytes()] = np.asarray(store.array(name, "truth")[...])
+
+    def repair(mask: np.ndarray) -> np.ndarray:
+        return table[np.asarray(mask, bool).tobytes()]
+
+    return Method("truth", "the ground truth", repair=repair)
+
+
+def test_smoke_run_of_bench_quality(tmp_path):
+    """`bench/quality.py --smoke-test` builds a tiny set and runs every level, kind, method,
+    t-test and figure: the identity scores 0 and never adds a pixel."""
+    out = tmp_path / "q"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--smoke-test",
+                           "--json", "--out", str(out), "--kinds", "roads", "vessels"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["format"] == "distpaint-quality" and list(doc["methods"]) == ["identity", "closing", "linking"]
+    for level in ("patch", "whole"):
+        for kind in ("roads", "vessels"):
+            cell = doc["results"][level][kind]
+            ident = cell["identity"]["aggregate"]
+            assert ident["rel_pixel_diff"]["mean"] == 0.0 and ident["mse_gaps"]["mean"] == 1.0
+            assert ident["false_fill"]["mean"] == 0.0 and ident["added_pixels"]["mean"] == 0.0
+            assert ident["rel_component_diff"]["n"] == 0 or ident["rel_component_diff"]["mean"] == 0.0
+            for method in ("closing", "linking"):
+                agg = cell[method]["aggregate"]
+                assert all(agg[k]["n"] >= 1 for k in ("mse", "cldice")), method
+                assert agg["added_pixels"]["mean"] > 0  # both baselines fill something
+                assert cell[method]["repair_seconds"] > 0
+            assert "samples" not in cell["identity"]  # --json prints aggregates only
+        tests = doc["ttest"]["tests"][level]["roads"]
+        assert {t["metric"] for t in tests} >= set(TABLE_METRICS)
+    full = json.loads((out / "quality.json").read_text())
+    assert len(full["results"]["patch"]["roads"]["linking"]["samples"]) == 6
+    assert "| identity |" in (out / "quality.md").read_text()
+    for level in ("patch", "whole"):
+        image = iio.imread(out / f"quality_{level}.png")
+        assert image.ndim == 3 and image.shape[0] > 2 * 512  # two kinds, 512-px panels
+        assert (image == ADDED).all(axis=-1).any()  # the baselines' additions are drawn red
+
+
+def test_truth_scores_one_and_identity_zero_through_the_harness(bench):
+    methods = [get_method("identity"), oracle(bench)]
+    result = run_quality(bench, methods, QualityConfig(ttest=("identity", "truth")),
+                         log=lambda _: None)
+    for level in ("patch", "whole"):
+        for kind in ("roads", "sketch"):
+            cells = result.cells[level][kind]
+            for name, cell in cells.items():
+                assert len(cell.samples) == (6 if level == "patch" else 1)
+                for metrics in cell.samples.values():
+                    want = 1.0 if name == "truth" else 0.0
+                    assert metrics["rel_pixel_diff"] == want
+                    assert math.isnan(metrics["rel_component_diff"]) or \
+                        metrics["rel_component_diff"] == want
+                    assert metrics["skeleton_recall_gaps"] == want
+                    assert metrics["mse_gaps"] == 1.0 - want
+                    assert metrics["false_fill"] == 0.0
+                    if name == "truth":
+                        assert metrics["mse"] == 0.0 and metrics["cldice"] == 1.0
+            if level == "patch":
+                by_metric = {t.metric: t for t in result.ttests[level][kind]}
+                assert by_metric["rel_pixel_diff"].n == 6
+                assert math.isnan(by_metric["rel_pixel_diff"].p)  # constant difference: undefined
+                assert by_metric["mse"].p < 0.05  # the truth is significantly better
+    doc = payload(result)
+    json.dumps(doc, allow_nan=False)  # NaN written as null
+    assert doc["benchset"]["digest"] == bench.digest
+    text = markdown(result)
+    assert "**patch level, roads** (N = 6)" in text and "| truth | 0 (0) |" in text
+    assert figure(result, "whole").shape[1] > 4 * 512  # input, truth and two methods
+
+
+def test_limit_kinds_and_bad_configs(bench):
+    result = run_quality(bench, [get_method("identity")],
+                         QualityConfig(levels=("patch",), kinds=("sketch",), limit=2),
+                         log=lambda _: None)
+    assert list(result.cells) == ["patch"] and list(result.cells["patch"]) == ["sketch"]
+    assert len(result.cells["patch"]["sketch"]["identity"].samples) == 2
+    with pytest.raises(ConfigError, match="not among the methods"):
+        run_quality(bench, [get_method("identity")], QualityConfig(ttest=("identity", "x")))
+    with pytest.raises(ConfigError, match="levels"):
+        QualityConfig(levels=("tile",))
+
+
+def test_method_registry():
+    assert method_names()[:3] == ["identity", "closing", "linking"]
+    closing = get_method("closing:radius=5")
+    assert closing.name == "closing:radius=5" and "radius 5" in closing.description
+    mask = np.zeros((40, 60), bool)
+    mask[15:26, 5:25] = mask[15:26, 29:55] = True  # an 11-px bar with a 4-px gap
+    assert closing.repair(mask)[20, 25:29].all() and not get_method("identity").repair(mask)[20, 26]
+    np.testing.assert_array_equal(closing.repair_many(mask[None])[0], closing.repair(mask))
+    lazy = da.from_array(mask, chunks=20)
+    np.testing.assert_array_equal(np.asarray(closing.repair_whole(lazy, None)), closing.repair(mask))
+    with pytest.raises(ConfigError, match="unknown method 'dilate'"):
+        get_method("dilate")
+    with pytest.raises(ConfigError, match="unknown option"):
+        get_method("linking:radius=3")
+    with pytest.raises(ConfigError, match="key=value"):
+        get_method("closing:5")
+    with pytest.raises(ConfigError, match="named twice"):
+        resolve_methods(["closing", "closing"])
+    with pytest.raises(ConfigError, match="already registered"):
+        register_method("closing", lambda: closing)
+    register_method("test-invert", lambda: Method("test-invert", "x", repair=lambda m: ~m),
+                    replace=True)
+    assert get_method("test-invert").repair(mask).sum() == mask.size - mask.sum()
+
+
+def test_model_method_from_a_checkpoint(tmp_path):
+    """A trained checkpoint plugs in as a method: the patch path (whole-image forward) and the
+    tiled whole-mask path (the streaming engine, several tiles) give the same pixels."""
+    from distpaint.train.config import load_config, packaged_config
+    from distpaint.train.local import train_local
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train_local(load_config(packaged_config("tiny")), run, max_steps=1)
+    ckpt = next((run / "checkpoints").iterdir())
+    method = model_method(f"tiny={ckpt}", tile=64, threshold=0.5)
+    assert method.name == "tiny"
+    rng = np.random.default_rng(0)
+    mask = np.zeros((150, 170), bool)
+    for _ in range(12):
+        y, x = rng.integers(0, 140), rng.integers(0, 160)
+        mask[y : y + 2, x : x + 10] = True
+    patch = method.repair(mask)
+    assert patch.shape == mask.shape and not (mask & ~patch).any()  # input kept
+    whole = np.asarray(method.repair_whole(da.from_array(mask, chunks=64), tmp_path)[...])
+    np.testing.assert_array_equal(whole, patch)
+    batch = method.repair_many(np.stack([mask, mask[::-1]]))
+    np.testing.assert_array_equal(batch[0], patch)
+    labelled = model_method(str(ckpt))
+    assert labelled.name == f"{run.name}/checkpoints/{ckpt.name}"
+
+
+def test_repair_colours_and_grid():
+    inp = np.array([[1, 1, 0, 0]], bool)
+    pred = np.array([[1, 0, 1, 0]], bool)
+    truth = np.array([[1, 1, 0, 1]], bool)
+    rgb = repair_rgb(inp, pred, truth)
+    assert tuple(rgb[0, 1]) == REMOVED and tuple(rgb[0, 2]) == ADDED
+    assert tuple(rgb[0, 3]) == MISSING and tuple(rgb[0, 0]) == (255, 255, 255)
+    image = grid([("a", [("x", rgb), ("y", rgb)])], scale=3)
+    assert image.dtype == np.uint8 and image.shape[1] > 2 * 12
