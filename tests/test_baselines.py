@@ -101,6 +101,26 @@ def test_linking_respects_max_distance():
     assert components(linking(broken, LinkingConfig(max_distance=40))) == 1
 
 
+@pytest.mark.parametrize("angle", [44, 53, 62])
+def test_linking_ends_stay_inside_the_image_where_a_branch_leaves_it(angle):
+    """A 2-3 px line leaving through the top border at an angle: the end projected on its
+    branch used to fall on row -1 (NumPy then drew the bridge on the far side, or raised an
+    IndexError on the right or bottom border)."""
+    from skimage.morphology import skeletonize
+
+    from distpaint.baselines.linking import find_ends
+
+    a = np.radians(angle)
+    m = np.zeros((40, 60), bool)
+    rr, cc = line(25, 20, int(round(25 - 40 * np.sin(a))), int(round(20 + 40 * np.cos(a))))
+    keep = (rr >= 0) & (cc < 60)
+    m[rr[keep], cc[keep]] = True
+    m = ndimage.binary_dilation(m)
+    edt = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    ends = find_ends(skeletonize(m), edt, LinkingConfig(), m)
+    assert ends and all(0 <= e.y < 40 and 0 <= e.x < 60 for e in ends)
+
+
 def test_linking_dask_equals_in_memory_across_tile_borders():
     _, broken = line_with_gap((55, 66))  # the gap straddles the chunk border at column 60
     lazy = linking_dask(da.from_array(broken, chunks=(30, 60))).compute()

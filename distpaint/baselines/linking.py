@@ -119,7 +119,9 @@ def _tip(mask: np.ndarray, y: float, x: float, dy: float, dx: float, steps: int)
     """Walk from (y, x) along (dy, dx) while the next pixel is foreground: the structure's tip.
     Thinning stops a skeleton short of a flat end; bridges start from the real tip."""
     h, w = mask.shape
-    ty, tx = round(y), round(x)
+    # the end projected onto its straight branch can fall just outside the image when the
+    # branch meets the border at an angle: start from the nearest pixel inside
+    ty, tx = min(max(round(y), 0), h - 1), min(max(round(x), 0), w - 1)
     for k in range(1, steps + 1):
         ny, nx = round(y + k * dy), round(x + k * dx)
         if not (0 <= ny < h and 0 <= nx < w and mask[ny, nx]):
