@@ -27,8 +27,11 @@ Disjoint from training, by construction:
   synthesises is drawn with a synth seed below 2**32 (a uint32 from `generate_state` or
   `sample_seeds`), every benchmark mask with a synth seed of at least `SYNTH_SEED_OFFSET` =
   2**32. `synth_geometry` seeds its generator with `SeedSequence([seed, kind_salt])`, whose
-  entropy words then differ ([lo, hi, salt] vs [seed, salt, 0, 0]) and SeedSequence's mixing
-  is a bijection on four zero-padded words, so no benchmark geometry is ever a training one.
+  entropy words then differ (benchmark [lo, 1, salt, 0] vs training [seed, salt, 0, 0]: the
+  third word is the non-zero salt or 0), and SeedSequence maps up to four zero-padded words
+  to its pool, and the pool to the first words of `generate_state`, bijectively (its hash and
+  mix steps are odd multiplications, xors and xor-shifts), so a benchmark geometry generator
+  never starts from the state of a training one.
 
 Training never reads these sets: the training data are synthesised from the run's seed
 (`distpaint.train.data.LocalData`, `synthesize_store`), and the root group of each store
