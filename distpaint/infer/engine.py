@@ -9,20 +9,26 @@ the target Zarr arrays and writes each shard once, when its last tile is done. M
 bounded by the read-ahead, one batch and the shards being assembled, whatever the mask size.
 
 - skip-empty: a tile whose window (tile plus halo) holds no foreground is not sent to the
-  model; its output is the input (empty). Exact when the model maps empty context to
-  background, which is what a trained inpainter does.
+  model. Its output is the model's output on an all-background window of the same shape,
+  computed once per window shape (`EmptyWindows`): the tile sees nothing but its window, so
+  this is exact for any model. A trained inpainter maps empty context to background, so the
+  cached answer is "nothing" and a skipped tile costs only its read.
 - keep-input: output = input OR model fill, so inference never deletes a user's pixel.
 - sampling: the uniform number of pixel (y, x) is a hash of (seed, y, x), so the sampled mask
   is the same whatever the tiling, batching or thread timing.
 
-    grid, stats = run_inference(zarr_array, predictor, {"mask": out, "added": added}, InferConfig())
+    stats = run_inference(zarr_array, predictor, {"mask": out, "added": added}, InferConfig())
+
+`shards` restricts a run to some shards of the targets and `on_shard` is told when each is
+written (the job layer keeps a manifest of finished shards with it, so a killed run resumes
+shard by shard and the Ray path gives each actor whole shards).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +43,8 @@ from distpaint.infer.tiling import Tile, TileGrid, read_window, round_up
 __all__ = [
     "InferConfig",
     "InferStats",
+    "ShardCounts",
+    "EmptyWindows",
     "as_source",
     "make_grid",
     "output_layout",
@@ -47,6 +55,8 @@ __all__ = [
 
 Progress = Callable[[int, int], None]
 """progress(tiles_done, tiles_total), called on the calling thread."""
+Origin = tuple[int, int]
+"""(y0, x0): top-left pixel of a shard of the targets."""
 
 
 @dataclass
@@ -100,7 +110,7 @@ class InferStats:
     shape: tuple[int, int]
     """(H, W) of the mask."""
     tiles: int = 0
-    """Tiles in the grid."""
+    """Tiles this run computed (all of the grid's, or those of the requested shards)."""
     predicted: int = 0
     """Tiles sent to the model."""
     skipped: int = 0
@@ -212,47 +222,116 @@ def decide(
     return fg | given if config.keep_input else fg
 
 
+@dataclass
+class ShardCounts:
+    """What went into one written shard (the manifest records it, so the totals of a resumed
+    run are those of an uninterrupted one)."""
+
+    tiles: int = 0
+    """Tiles in the shard."""
+    predicted: int = 0
+    """Tiles sent to the model."""
+    input_pixels: int = 0
+    """Foreground pixels of the input."""
+    output_pixels: int = 0
+    """Foreground pixels of the output."""
+    added_pixels: int = 0
+    """Output pixels that are not input pixels."""
+
+
+OnShard = Callable[[Origin, ShardCounts], None]
+"""on_shard((y0, x0), counts): called on the writer thread once the shard is written."""
+
+
+class EmptyWindows:
+    """The model's output on all-background windows, one forward per window shape.
+
+    A tile whose window holds no foreground gets exactly the model's output on a zero window
+    of that shape (the tile's result depends on nothing but its window). When that output
+    decides no pixel (the model maps empty context to background), `probs` returns None and
+    the tile's output is the (empty) input with no work at all. Reuse one instance across runs
+    with the same predictor and config to probe each shape once.
+    """
+
+    def __init__(self, predictor: Predictor, config: InferConfig) -> None:
+        self.predictor, self.config = predictor, config
+        self._cache: dict[tuple[int, int], np.ndarray | None] = {}
+        self.forward_seconds = 0.0
+        """Time spent probing."""
+
+    def probs(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """(h, w) probabilities of an empty window of `shape`, or None if they decide nothing."""
+        if shape not in self._cache:
+            t0 = time.perf_counter()
+            p = np.asarray(self.predictor(np.zeros((1, 1, *shape), np.float32)))[0, 0]
+            self.forward_seconds += time.perf_counter() - t0
+            # threshold: foreground iff p > t; sampling: iff u < p with u >= 0
+            limit = 0.0 if self.config.sample else float(self.config.threshold)
+            self._cache[shape] = None if float(p.max()) <= limit else p
+        return self._cache[shape]
+
+
 # ---- the pipeline ---------------------------------------------------------------------------
 class _ShardAssembler:
     """Collects tile outputs per shard of the targets and writes each shard whole, once."""
 
     def __init__(self, targets: Mapping[str, Any], grid: TileGrid, config: InferConfig,
-                 stats: InferStats) -> None:
+                 stats: InferStats, on_shard: OnShard | None = None) -> None:
         self.targets, self.grid, self.config, self.stats = targets, grid, config, stats
+        self.on_shard = on_shard
         first = targets["mask"]
         self.shard = tuple(first.shards or first.chunks)
         self.buffers: dict[tuple[int, int], dict[str, Any]] = {}
 
-    def blocks(self) -> Iterator[tuple[tuple[slice, slice], list[Tile]]]:
-        """(shard block, its tiles) in writing order; checks the shards hold whole tiles."""
+    def blocks(
+        self, only: set[Origin] | None = None
+    ) -> Iterator[tuple[tuple[slice, slice], list[Tile]]]:
+        """(shard block, its tiles) in writing order, only the shards whose origins are in
+        `only` if given; checks the shards hold whole tiles."""
         for block in shard_blocks(self.grid.shape, self.shard):
             (ys, xs) = block
-            yield block, list(self.grid.tiles_in(ys.start, ys.stop, xs.start, xs.stop))
+            if only is None or (ys.start, xs.start) in only:
+                yield block, list(self.grid.tiles_in(ys.start, ys.stop, xs.start, xs.stop))
 
     def open(self, block: tuple[slice, slice], count: int) -> None:
         ys, xs = block
         key = (ys.start, xs.start)
         shape = (ys.stop - ys.start, xs.stop - xs.start)
-        self.buffers[key] = {"block": block, "left": count,
+        self.buffers[key] = {"block": block, "left": count, "counts": ShardCounts(tiles=count),
                              "mask": np.zeros(shape, bool), "added": np.zeros(shape, bool)}
 
-    def add(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray) -> None:
-        """Decide the tile's pixels, place them, write the shard if it is complete."""
-        out = decide(probs, given, tile.core, self.config)
-        added = out & ~given
-        self.stats.input_pixels += int(np.count_nonzero(given))
-        self.stats.output_pixels += int(np.count_nonzero(out))
-        self.stats.added_pixels += int(np.count_nonzero(added))
+    def add(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray,
+            predicted: bool) -> None:
+        """Decide the tile's pixels, place them, write the shard if it is complete.
+        `probs=None`: nothing to decide (a skipped tile), the output is the input."""
         key = self._key(tile)
         buf = self.buffers[key]
+        counts: ShardCounts = buf["counts"]
+        counts.predicted += int(predicted)
+        n_given = int(np.count_nonzero(given))
+        counts.input_pixels += n_given
         (ys, xs), (y0, y1, x0, x1) = buf["block"], tile.core
         local = slice(y0 - ys.start, y1 - ys.start), slice(x0 - xs.start, x1 - xs.start)
-        buf["mask"][local], buf["added"][local] = out, added
+        if probs is None:
+            counts.output_pixels += n_given
+            if n_given:  # the buffers start empty
+                buf["mask"][local] = given
+        else:
+            out = decide(probs, given, tile.core, self.config)
+            added = out & ~given
+            counts.output_pixels += int(np.count_nonzero(out))
+            counts.added_pixels += int(np.count_nonzero(added))
+            buf["mask"][local], buf["added"][local] = out, added
         buf["left"] -= 1
         if buf["left"] == 0:
             for name, target in self.targets.items():
                 target[buf["block"]] = buf[name]
             del self.buffers[key]
+            self.stats.input_pixels += counts.input_pixels
+            self.stats.output_pixels += counts.output_pixels
+            self.stats.added_pixels += counts.added_pixels
+            if self.on_shard is not None:
+                self.on_shard(key, counts)
 
     def _key(self, tile: Tile) -> tuple[int, int]:
         sy, sx = self.shard
@@ -263,17 +342,28 @@ def _read(source: Any, tile: Tile, shape: tuple[int, int]) -> tuple[Tile, np.nda
     return tile, read_window(source, tile, shape)
 
 
+
 def run_inference(
     source: Any,
     predictor: Predictor,
     targets: Mapping[str, Any],
     config: InferConfig,
     progress: Progress | None = None,
+    *,
+    shards: Iterable[Origin] | None = None,
+    on_shard: OnShard | None = None,
+    empty: EmptyWindows | None = None,
 ) -> InferStats:
-    """Infer the whole 2-D bool `source` (zarr.Array, NumPy or Dask) into `targets`.
+    """Infer the 2-D bool `source` (zarr.Array, NumPy, Dask, or any array-like whose slices
+    are NumPy arrays) into `targets`.
 
     targets: {"mask": zarr.Array} and optionally "added", bool arrays of the source's shape
-        whose shards hold whole tiles (create them with `output_layout`).
+        whose shards hold whole tiles (create them with `output_layout`); each shard is
+        written once, whole.
+    progress: called with (tiles done, tiles of this run) as tiles finish.
+    shards: origins (y0, x0) of the target shards to compute (default: all).
+    on_shard: called (on the writer thread) after each shard is written, with its counts.
+    empty: the empty-window probe to reuse (default: a new one for this run).
     Returns the run's `InferStats`. Exceptions of reader or writer threads propagate.
     """
     source = as_source(source)
@@ -282,14 +372,19 @@ def run_inference(
     for name, target in targets.items():
         if tuple(target.shape) != shape:
             raise ConfigError(f"output {name!r} has shape {target.shape}, input {shape}")
-    stats = InferStats(shape=shape, tiles=len(grid), halo=grid.halo)
-    assembler = _ShardAssembler(targets, grid, config, stats)
+    stats = InferStats(shape=shape, halo=grid.halo)
+    assembler = _ShardAssembler(targets, grid, config, stats, on_shard)
+    plan = list(assembler.blocks(None if shards is None else {tuple(o) for o in shards}))
+    stats.tiles = sum(len(tiles) for _, tiles in plan)
+    empty = empty if empty is not None else EmptyWindows(predictor, config)
+    probed = empty.forward_seconds
     start = time.perf_counter()
     with ThreadPoolExecutor(config.readers, thread_name_prefix="distpaint-read") as readers, \
             ThreadPoolExecutor(1, thread_name_prefix="distpaint-write") as writer:
         _Pipeline(source, predictor, grid, config, stats, assembler, readers, writer,
-                  progress).run()
+                  progress, empty).run(plan)
     stats.seconds = time.perf_counter() - start
+    stats.forward_seconds += empty.forward_seconds - probed
     return stats
 
 
@@ -297,16 +392,15 @@ class _Pipeline:
     """One run: read ahead, batch by window shape, predict, hand tiles to the writer."""
 
     def __init__(self, source, predictor, grid, config, stats, assembler, readers, writer,
-                 progress) -> None:
+                 progress, empty) -> None:
         self.source, self.predictor, self.grid, self.config = source, predictor, grid, config
         self.stats, self.assembler, self.readers, self.writer = stats, assembler, readers, writer
-        self.progress = progress
+        self.progress, self.empty = progress, empty
         self.buckets: dict[tuple[int, int], list[tuple[Tile, np.ndarray]]] = {}
         self.pending: deque[Future] = deque()
         self.done = 0
 
-    def run(self) -> None:
-        plan = list(self.assembler.blocks())
+    def run(self, plan: list[tuple[tuple[slice, slice], list[Tile]]]) -> None:
         order = iter([(i, tile) for i, (_, tiles) in enumerate(plan) for tile in tiles])
         lookahead = self.config.batch * (self.config.prefetch + 1)
         reads: deque[tuple[int, Future]] = deque()
@@ -320,24 +414,32 @@ class _Pipeline:
                                                           self.grid.shape)))
 
         current = -1
-        top_up()
-        while reads:
-            shard_index, future = reads.popleft()
+        try:
             top_up()
-            if shard_index != current:
-                self.flush()  # a shard's tiles must all be done before the next shard opens
-                current = shard_index
-                self.assembler.open(plan[shard_index][0], len(plan[shard_index][1]))
-            self.take(*future.result())
-        self.flush()
-        while self.pending:
-            self.pending.popleft().result()
+            while reads:
+                shard_index, future = reads.popleft()
+                top_up()
+                if shard_index != current:
+                    # a shard's tiles are all predicted before the next shard's: batches never
+                    # straddle shards, so a shard's pixels do not depend on which other shards
+                    # a run (or a resumed run, or a Ray actor) computes
+                    self.flush()
+                    current = shard_index
+                    self.assembler.open(plan[shard_index][0], len(plan[shard_index][1]))
+                self.take(*future.result())
+            self.flush()
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            for _, future in reads:  # on error: do not leave reads running for nothing
+                future.cancel()
 
     def take(self, tile: Tile, window: np.ndarray) -> None:
         given = window[tile.core_in_window]
         if self.config.skip_empty and not window.any():
             self.stats.skipped += 1
-            self.submit(tile, None, given)
+            probs = self.empty.probs(tile.window_shape)
+            self.submit(tile, None if probs is None else probs[tile.core_in_window], given, False)
             self.tick(1)
             return
         bucket = self.buckets.setdefault(tile.window_shape, [])
@@ -360,14 +462,15 @@ class _Pipeline:
         self.stats.predicted += len(items)
         for (tile, window), p in zip(items, probs[:, 0]):
             core = tile.core_in_window
-            self.submit(tile, p[core], window[core])
+            self.submit(tile, p[core], window[core], True)
         self.tick(len(items))
 
-    def submit(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray) -> None:
+    def submit(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray,
+               predicted: bool) -> None:
         # bounded memory: never more than two batches of tiles waiting for the writer
         while len(self.pending) > 2 * self.config.batch:
             self.pending.popleft().result()
-        self.pending.append(self.writer.submit(self.assembler.add, tile, probs, given))
+        self.pending.append(self.writer.submit(self.assembler.add, tile, probs, given, predicted))
 
     def tick(self, n: int) -> None:
         self.done += n

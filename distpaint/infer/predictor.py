@@ -4,7 +4,8 @@ The engine needs only a callable `predict(batch) -> probabilities` on NumPy arra
 `(B, 1, h, w) float32` plus two attributes: `align` (the down-sampling factor; window origins
 and sizes are multiples of it) and `receptive_halo` (context each tile needs so that the tiled
 result equals whole-image inference). `TorchPredictor` wraps a generator (eval mode,
-`torch.inference_mode`, optional GPU with bf16 autocast); `receptive_radius` measures a torch
+`torch.inference_mode`, channels-last memory layout, optional GPU with bf16 autocast);
+`receptive_radius` measures a torch
 module's receptive field; `resolve_model` turns `--model NAME|CKPT` into a predictor.
 
     predictor = resolve_model("runs/x/checkpoints/step_00000500", gpu=False, threads=2)
@@ -22,6 +23,7 @@ import numpy as np
 
 from distpaint.errors import ConfigError, InputError
 from distpaint.infer.tiling import round_up
+from distpaint.weights import WEIGHTS_DIR, shipped_models
 
 __all__ = [
     "Predictor",
@@ -31,9 +33,6 @@ __all__ = [
     "resolve_model",
     "WEIGHTS_DIR",
 ]
-
-WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "weights"
-"""Shipped weights: one checkpoint directory (with `model.pt`) per model name."""
 
 # Norms that mix statistics over the whole spatial extent: a tile's statistics differ from
 # the whole image's, so no halo makes tiled inference exact with them.
@@ -101,12 +100,15 @@ class TorchPredictor:
         bf16: bool = True,
         threads: int | None = None,
         dtype: str = "float32",
+        channels_last: bool = True,
     ) -> None:
         """`module` maps (B, 1, h, w) to logits (B, 2, h, w) (a distpaint Generator, which
         has `predict_proba`) or to probabilities (B, 1, h, w). `align` defaults to the
         module's `size_multiple`; `receptive_halo` to its measured receptive radius rounded up
         to `align`. `gpu` runs on CUDA (with bf16 autocast unless `bf16=False`); `threads`
-        sets torch's CPU threads; `dtype="float64"` runs in double precision (tests)."""
+        sets torch's CPU threads; `dtype="float64"` runs in double precision (tests);
+        `channels_last` runs convolutions in NHWC layout (2x faster on these CPUs with oneDNN,
+        measured with unet_tiny and unet_cpu at 1152 px; the layout GPUs' tensor cores want)."""
         import torch
 
         if gpu and not torch.cuda.is_available():
@@ -118,7 +120,8 @@ class TorchPredictor:
         self._check_norms(module)
         self.device = torch.device("cuda" if gpu else "cpu")
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-        self.module = module.eval().to(self.device, self.dtype)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = module.eval().to(self.device, self.dtype).to(memory_format=self.memory_format)
         self.align = int(align or getattr(module, "size_multiple", 1))
         radius = receptive_radius(module, self.align) if receptive_halo is None else receptive_halo
         self.receptive_halo = round_up(radius, self.align)
@@ -140,6 +143,7 @@ class TorchPredictor:
 
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype,
                                                             non_blocking=True)
+        x = x.contiguous(memory_format=self.memory_format)
         with torch.inference_mode(), torch.autocast(
             "cuda", dtype=torch.bfloat16, enabled=self.autocast
         ):
@@ -148,13 +152,6 @@ class TorchPredictor:
             else:
                 p = self.module(x)
         return p.float().cpu().numpy()
-
-
-def shipped_models() -> list[str]:
-    """Names of the models shipped in `distpaint/weights/` (checkpoint directories)."""
-    if not WEIGHTS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model.pt").is_file())
 
 
 def resolve_model(

@@ -1,0 +1,175 @@
+"""`distpaint infer`: repair masks with a trained model, tile by tile, in constant memory.
+
+    distpaint infer roads.tif --model roads --out roads_fixed.tif
+    distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
+        --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
+        [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
+
+INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
+mask gets the repaired mask in its own format (a GeoTIFF keeps its CRS and transform), the
+added pixels (`NAME.added.EXT`; a layer `added` for store samples) and a preview PNG (input
+white, added red). A progress bar shows tiles, throughput and time left. An interrupted run
+resumes when the same command is run again; `--ray` spreads shards over a Ray actor pool
+(RAY_ADDRESS's cluster, or a local one). Exit status: 0, or 1 if some masks of an archive
+were bad (reported and skipped), or 2 for a bad command (one red line).
+
+The logic lives in `distpaint.infer` (job, engine, tiling, ray_runner); this module only
+parses options and draws progress and results.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from dataclasses import asdict
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from distpaint.errors import ConfigError
+
+__all__ = ["register", "infer"]
+
+
+class _Throughput(ProgressColumn):
+    """Mega-pixels per second of the mask area done so far."""
+
+    def render(self, task) -> Text:  # type: ignore[override]
+        elapsed = task.elapsed or 0.0
+        px = task.fields.get("pixels", 0)
+        return Text(f"{px / 1e6 / elapsed:.2f} Mpx/s" if elapsed > 0 and px else "-- Mpx/s",
+                    style="progress.data.speed")
+
+
+class _RichProgress:
+    """`JobProgress` drawn as a rich progress bar on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
+            _Throughput(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task = None
+
+    def start(self, tiles: int, pixels: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("infer", total=max(tiles, 0), pixels=0)
+
+    def advance(self, tiles: int, pixels: int) -> None:
+        if self.task is not None:
+            done = self.bar.tasks[self.task].fields["pixels"] + pixels
+            self.bar.update(self.task, advance=tiles, pixels=done)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def _results_table(report) -> Table:
+    table = Table(title="repaired")
+    for column in ("input", "shape", "tiles run", "input px", "added px", "output"):
+        table.add_column(column, justify="right" if column.endswith("px") else "left",
+                         overflow="fold")
+    for r in report.done:
+        h, w = r.shape
+        resumed = f" ({r.resumed_shards} shards resumed)" if r.resumed_shards else ""
+        table.add_row(r.key, f"{h}x{w}", f"{r.predicted}/{r.tiles}{resumed}",
+                      f"{r.input_pixels:,}", f"{r.added_pixels:,}", r.outputs[0])
+    return table
+
+
+def infer(
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...",
+        help="Mask files (.png .tif .tiff .npy .zarr), mask stores, directories, globs."),
+    model: str = typer.Option(..., "--model", "-m",
+                              help="A shipped model's name (distpaint models) or a checkpoint "
+                                   "directory."),
+    out: pathlib.Path = typer.Option(..., "--out", "-o",
+                                     help="Output file (one input) or folder."),
+    tile: int = typer.Option(1024, help="Tile side in pixels (a multiple of the model's "
+                                        "down-sampling factor, 16)."),
+    halo: int = typer.Option(None, help="Context around each tile (default: the model's "
+                                        "receptive radius; smaller is refused)."),
+    batch: int = typer.Option(None, help="Tiles per forward pass (default 1 on CPU, 8 with "
+                                         "--gpu)."),
+    threshold: float = typer.Option(None, help="Foreground where probability > T "
+                                               "(default 0.5)."),
+    sample: bool = typer.Option(False, "--sample",
+                                help="Draw pixels ~ Bernoulli(probability) instead."),
+    seed: int = typer.Option(None, help="Seed of --sample (default 0); tiling-invariant."),
+    keep_input: bool = typer.Option(True, "--keep-input/--no-keep-input",
+                                    help="Output = input OR model fill (never delete a pixel)."),
+    skip_empty: bool = typer.Option(True, "--skip-empty/--no-skip-empty",
+                                    help="Do not run the model on tiles with no foreground "
+                                         "in tile plus halo."),
+    ray: bool = typer.Option(False, "--ray", help="Spread shards over a Ray actor pool."),
+    gpu: bool = typer.Option(False, "--gpu", help="Run the model on a GPU (bf16 autocast)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace existing outputs (inputs never)."),
+    workers: int = typer.Option(None, help="--ray: actors (default: one per GPU, or per "
+                                           "--cpus-per-worker CPUs)."),
+    cpus_per_worker: float = typer.Option(1.0, help="--ray: CPUs and torch threads per actor."),
+    threads: int = typer.Option(None, help="Torch CPU threads of a local run."),
+    preview_size: int = typer.Option(2048, help="Longest side of the preview PNG."),
+    input_threshold: float = typer.Option(None, help="Binarise non-binary inputs: "
+                                                     "foreground = value > T."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Repair masks with a trained model; outputs keep the input's format."""
+    from distpaint.infer.engine import InferConfig
+    from distpaint.infer.job import JobConfig, run_job
+
+    if sample and threshold is not None:
+        raise ConfigError("--threshold and --sample exclude each other: threshold the "
+                          "probabilities or sample them")
+    if seed is not None and not sample:
+        raise ConfigError("--seed is only used with --sample")
+    infer_config = InferConfig(
+        tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
+        threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
+        keep_input=keep_input, skip_empty=skip_empty)
+    job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
+                           cpus_per_worker=cpus_per_worker, threads=threads,
+                           preview_size=preview_size, input_threshold=input_threshold)
+    err = Console(stderr=True)
+    progress = _RichProgress(err)
+    start = time.perf_counter()
+    try:
+        report = run_job(inputs, model, out, infer_config, job_config, progress)
+    finally:
+        progress.stop()
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        console = Console()
+        if report.done:
+            console.print(_results_table(report))
+        seconds = time.perf_counter() - start
+        console.print(f"{len(report.done)} mask(s), {report.pixels / 1e6:.1f} Mpx computed in "
+                      f"{seconds:.1f} s ({report.pixels / 1e6 / max(seconds, 1e-9):.2f} Mpx/s)",
+                      highlight=False)
+    for key, message in report.failed:
+        err.print(f"[red]skipped:[/] {message}", highlight=False, soft_wrap=True)
+    if report.failed:
+        err.print(f"[yellow]{len(report.failed)} mask(s) skipped; fix them and re-run the same "
+                  "command to finish (repaired masks are kept)[/]", highlight=False)
+        raise SystemExit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `infer` command to the distpaint CLI."""
+    app.command("infer")(infer)

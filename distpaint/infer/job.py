@@ -1,0 +1,504 @@
+"""Inference jobs: repair one giant mask or a whole archive, resumably, locally or on Ray.
+
+`run_job(inputs, model, out, infer, config)` is what `distpaint infer` runs:
+
+1. plan: expand INPUT into units and their outputs (`distpaint.infer.sources`); refuse outputs
+   that would overwrite an input, and existing outputs unless `overwrite`;
+2. load the model once (its down-sampling factor and receptive field fix the tiling) and open
+   the work folder (`distpaint.infer.manifest`): a job killed earlier with the same model and
+   settings is resumed, shard by shard;
+3. check every unit (readable, binary, not empty); one bad mask of an archive is reported and
+   skipped, a single bad mask is an error;
+4. compute the missing shards into staging Zarr arrays, in this process (`engine.run_inference`)
+   or on Ray (`distpaint.infer.ray_runner`, `config.ray`); the manifest records each written
+   shard;
+5. finalise each unit whose shards are all done: the repaired mask and the added pixels in the
+   input's format (GeoTIFF keeps its CRS and transform), or a sample renamed into the output
+   store, plus the preview PNG; every output is written atomically (temporary, then rename).
+
+The pixels of a shard depend only on the input, the model and the settings (batches never
+straddle shards), so a resumed job, or one spread over Ray actors, writes the same bytes as an
+uninterrupted local one.
+
+    report = run_job(["masks/"], "runs/x/checkpoints/step_00001000", "out/", InferConfig(), JobConfig())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import dask.array as da
+import zarr
+
+from distpaint.data.files import read_mask_file, write_mask_file
+from distpaint.data.store import MaskStore, jsonable
+from distpaint.errors import ConfigError, DistpaintError, InputError
+from distpaint.infer.engine import (
+    EmptyWindows,
+    InferConfig,
+    ShardCounts,
+    make_grid,
+    output_layout,
+    run_inference,
+)
+from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
+from distpaint.infer.predictor import Predictor, resolve_model
+from distpaint.infer.preview import write_preview
+from distpaint.infer.sources import Unit, plan_units, work_dir
+from distpaint.infer.staging import UnitSpec, create_staging, open_source, open_staging
+
+__all__ = [
+    "JobConfig",
+    "UnitResult",
+    "JobReport",
+    "JobProgress",
+    "ModelSpec",
+    "load_predictor",
+    "model_fingerprint",
+    "run_job",
+]
+
+ModelSpec = str | os.PathLike | Callable[[], Predictor]
+"""`--model`: a shipped model's name, a checkpoint directory, or (from Python) a picklable
+factory returning a `Predictor` (give it a `fingerprint` attribute so that jobs resume)."""
+
+
+@dataclass
+class JobConfig:
+    """How a job runs (what does not change the pixels, plus the output options)."""
+
+    overwrite: bool = False
+    """Replace outputs that exist (never an input)."""
+    ray: bool = False
+    """Spread the shards over a Ray actor pool (RAY_ADDRESS's cluster, or a local one)."""
+    gpu: bool = False
+    """Run the model on a GPU with bf16 autocast (one GPU per Ray actor)."""
+    workers: int | None = None
+    """Ray actors; None: one per GPU with `gpu`, else one per `cpus_per_worker` CPUs."""
+    cpus_per_worker: float = 1.0
+    """CPUs (and torch threads) per Ray actor."""
+    threads: int | None = None
+    """Torch CPU threads of a local run (None: torch's default)."""
+    shard: int = 4096
+    """Side of the output shards, the unit of work, of resuming and of Ray tasks; rounded
+    down to whole tiles (at least one tile)."""
+    preview_size: int = 2048
+    """Longest side of the preview PNG (larger masks are reduced by an integer factor)."""
+    input_threshold: float | None = None
+    """Binarise non-binary inputs: foreground = value > this (None: inputs must be binary)."""
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError(f"--cpus-per-worker must be > 0, got {self.cpus_per_worker}")
+        if self.shard < 1:
+            raise ConfigError(f"shard must be >= 1, got {self.shard}")
+        if self.preview_size < 16:
+            raise ConfigError(f"--preview-size must be >= 16, got {self.preview_size}")
+
+
+@dataclass
+class UnitResult:
+    """One repaired mask."""
+
+    key: str
+    """The input (path, or STORE/SAMPLE)."""
+    outputs: list[str]
+    """Paths written (mask, added, preview)."""
+    shape: tuple[int, int]
+    """(H, W)."""
+    tiles: int = 0
+    """Tiles of the mask."""
+    predicted: int = 0
+    """Tiles sent to the model (the others had no foreground in tile plus halo)."""
+    input_pixels: int = 0
+    """Foreground pixels of the input."""
+    output_pixels: int = 0
+    """Foreground pixels of the repaired mask."""
+    added_pixels: int = 0
+    """Pixels the model added."""
+    resumed_shards: int = 0
+    """Shards taken from an interrupted earlier run."""
+
+    @classmethod
+    def from_counts(cls, unit: Unit, shape: tuple[int, int],
+                    shards: dict[Any, ShardCounts], resumed: int) -> UnitResult:
+        total = ShardCounts()
+        for counts in shards.values():
+            for name in ("tiles", "predicted", "input_pixels", "output_pixels", "added_pixels"):
+                setattr(total, name, getattr(total, name) + getattr(counts, name))
+        return cls(unit.key, [str(p) for p in unit.outputs], tuple(shape), total.tiles,
+                   total.predicted, total.input_pixels, total.output_pixels,
+                   total.added_pixels, resumed)
+
+
+@dataclass
+class JobReport:
+    """What `run_job` did."""
+
+    done: list[UnitResult] = field(default_factory=list)
+    """Masks repaired (including those finished by an interrupted earlier run)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(input, error message) of masks reported and skipped."""
+    seconds: float = 0.0
+    """Wall time."""
+    pixels: int = 0
+    """Pixels computed by this run."""
+    work_dir: str | None = None
+    """The work folder when it was kept (some masks failed: re-run to retry them)."""
+
+
+class JobProgress(Protocol):
+    """Progress reporting: `start` once with the totals, then `advance` as tiles finish."""
+
+    def start(self, tiles: int, pixels: int) -> None: ...
+
+    def advance(self, tiles: int, pixels: int) -> None: ...
+
+
+# ---- model ---------------------------------------------------------------------------------
+def load_predictor(model: ModelSpec, *, gpu: bool = False,
+                   threads: int | None = None) -> Predictor:
+    """The predictor of `model` (a name, a checkpoint, or a factory)."""
+    if callable(model) and not isinstance(model, (str, os.PathLike)):
+        return model()
+    return resolve_model(model, gpu=gpu, threads=threads)
+
+
+def _model_file(model: str | os.PathLike) -> pathlib.Path:
+    from distpaint.weights import WEIGHTS_DIR
+
+    path = pathlib.Path(model)
+    if not path.exists():
+        path = WEIGHTS_DIR / str(model)
+    return path / "model.pt" if path.is_dir() else path
+
+
+def model_fingerprint(model: ModelSpec) -> str:
+    """Identity of the model's weights (a hash of model.pt), or a factory's `fingerprint`."""
+    if callable(model) and not isinstance(model, (str, os.PathLike)):
+        fp = getattr(model, "fingerprint", None)
+        return str(fp) if fp is not None else f"{type(model).__module__}.{type(model).__qualname__}"
+    digest = hashlib.sha256()
+    with open(_model_file(model), "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfig) -> tuple[str, dict]:
+    """Hash of everything that changes the output bytes."""
+    description = {
+        "format": JOB_FORMAT, "model": model_fp, "tile": infer.tile, "halo": grid_halo,
+        "batch": infer.batch, "threshold": infer.threshold, "sample": infer.sample,
+        "seed": infer.seed, "keep_input": infer.keep_input, "skip_empty": infer.skip_empty,
+        "shard": config.shard, "preview_size": config.preview_size,
+        "input_threshold": config.input_threshold,
+    }
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
+    return key, description
+
+
+# ---- units ---------------------------------------------------------------------------------
+@dataclass
+class _Prepared:
+    """A unit checked and staged, with its progress."""
+
+    unit: Unit
+    spec: UnitSpec
+    meta: dict
+    """Metadata of the input file (format, values, georeferencing) for writing outputs."""
+    source: Any
+    """The input, read in this process (lazy)."""
+    origins: list[tuple[int, int]]
+    """Every shard origin of the mask."""
+    state: UnitState
+    tiles_per_shard: dict[tuple[int, int], int]
+
+    @property
+    def missing(self) -> list[tuple[int, int]]:
+        return [o for o in self.origins if o not in self.state.shards]
+
+
+def _unit_uid(unit: Unit, fp: str) -> str:
+    return hashlib.sha256(f"{unit.key}\0{fp}".encode()).hexdigest()[:20]
+
+
+def _read_unit(unit: Unit, config: JobConfig) -> tuple[Any, dict]:
+    """(lazy bool input, metadata) after checking the input is usable; InputError otherwise."""
+    if unit.sample is not None:
+        store = MaskStore.open(unit.path)
+        array = store.array(unit.sample)
+        attrs = store.attrs(unit.sample)
+        if array.dtype != bool:
+            raise InputError(f"{unit.key}: layer 'mask' is {array.dtype}, not a bool mask")
+        foreground = attrs.get("foreground")
+        if not isinstance(foreground, int):
+            foreground = int(da.from_zarr(array).sum().compute())
+        if foreground == 0:
+            raise InputError(f"{unit.key}: empty mask (every pixel is 0); nothing to repair")
+        return array, attrs
+    try:
+        mask, meta = read_mask_file(unit.path, config.input_threshold)
+    except InputError as exc:
+        # files.py speaks of ingest's --threshold; here that is --input-threshold
+        raise InputError(str(exc).replace("(--threshold T)", "(--input-threshold T)")
+                         .replace("nothing to ingest", "nothing to repair")) from None
+    return mask, meta
+
+
+def _attrs_for(unit: Unit, meta: dict, model_label: str, infer: InferConfig,
+               halo: int) -> dict:
+    """The output sample's attributes: the input's, plus how it was repaired."""
+    how = {"model": model_label, "tile": infer.tile, "halo": halo, "keep_input": infer.keep_input,
+           "skip_empty": infer.skip_empty, "source": unit.key}
+    how.update({"sample": True, "seed": infer.seed} if infer.sample else
+               {"threshold": infer.threshold})
+    return jsonable({**(meta if unit.sample is not None else {}), "inference": how})
+
+
+def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictor: Predictor,
+             infer: InferConfig, config: JobConfig, model_label: str) -> _Prepared:
+    source, meta = _read_unit(unit, config)
+    shape = tuple(int(n) for n in source.shape)
+    grid = make_grid(shape, predictor, infer)
+    chunks, shards = output_layout(shape, infer.tile, shards=max(infer.tile, config.shard))
+    uid = _unit_uid(unit, fp)
+    spec = UnitSpec(uid, str(unit.path), unit.sample,
+                    None if unit.sample is not None else config.input_threshold,
+                    str(job.staging_dir / f"{uid}.zarr"), shape, chunks, shards,
+                    _attrs_for(unit, meta, model_label, infer, grid.halo))
+    origins, tiles_per = [], {}
+    for y0 in range(0, shape[0], shards[0]):
+        for x0 in range(0, shape[1], shards[1]):
+            origins.append((y0, x0))
+            tiles_per[(y0, x0)] = len(list(grid.tiles_in(
+                y0, min(y0 + shards[0], shape[0]), x0, min(x0 + shards[1], shape[1]))))
+    _, reused = create_staging(spec)
+    if not reused:  # no staging arrays of an earlier attempt: its shard records mean nothing
+        state.shards.clear()
+    return _Prepared(unit, spec, meta, source, origins, state, tiles_per)
+
+
+# ---- outputs -------------------------------------------------------------------------------
+def _existing_outputs(units: list[Unit]) -> list[pathlib.Path]:
+    found = []
+    for unit in units:
+        for path in unit.outputs:
+            if path.exists():
+                found.append(path)
+        if unit.sample is not None and unit.out_mask.exists() and not (
+            unit.out_mask / "zarr.json"
+        ).is_file():
+            raise InputError(f"{unit.out_mask}: exists and is not a mask store")
+    return found
+
+
+def _rename_into(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Rename `src` to `dst` atomically; an existing `dst` is moved aside first and deleted
+    after, so readers see the old or the new output, never a mix."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(dst, old)
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        if old is not None:
+            os.rename(old, dst)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
+              config: JobConfig, resumed: int) -> UnitResult:
+    unit, staging = p.unit, pathlib.Path(p.spec.staging)
+    result = UnitResult.from_counts(unit, p.spec.shape, p.state.shards, resumed)
+    output = None if infer.keep_input else "mask"
+    if unit.sample is not None:
+        final = unit.out_mask / unit.sample
+        if staging.is_dir():
+            targets = open_staging(p.spec, mode="r")
+            write_preview(unit.out_preview, p.source, targets["added"],
+                          targets[output] if output else None, config.preview_size)
+            MaskStore.create(unit.out_mask, exist_ok=True)  # the store root, if new
+            _rename_into(staging, final)
+        elif not (final / "zarr.json").is_file():  # staging lost without being renamed
+            raise InputError(f"{unit.key}: staging data of the interrupted run is missing; "
+                             "re-run to compute it again")
+    else:
+        targets = open_staging(p.spec, mode="r")
+        meta = {k: v for k, v in p.meta.items() if k != "padded_from"}
+        unit.out_mask.parent.mkdir(parents=True, exist_ok=True)
+        write_mask_file(unit.out_mask, da.from_zarr(targets["mask"]), meta)
+        write_mask_file(unit.out_added, da.from_zarr(targets["added"]), meta)
+        write_preview(unit.out_preview, p.source, targets["added"],
+                      targets[output] if output else None, config.preview_size)
+    writer.final(p.spec.uid, asdict(result))
+    if staging.is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+# ---- execution -----------------------------------------------------------------------------
+def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConfig,
+               config: JobConfig, writer: ManifestWriter, report: JobReport,
+               progress: JobProgress | None, single: bool) -> None:
+    empty = EmptyWindows(predictor, infer)
+    for p in prepared:
+        resumed = len(p.state.shards)
+        missing = p.missing
+        area = p.spec.shape[0] * p.spec.shape[1]
+        px_per_tile = area / max(1, sum(p.tiles_per_shard.values()))
+        seen = [0]
+
+        def tick(done: int, total: int, seen=seen, px=px_per_tile) -> None:
+            if progress is not None:
+                progress.advance(done - seen[0], int(round((done - seen[0]) * px)))
+            seen[0] = done
+
+        def on_shard(origin, counts, p=p) -> None:
+            writer.shard(p.spec.uid, origin, counts)
+            p.state.shards[tuple(origin)] = counts
+
+        try:
+            if missing:
+                run_inference(p.source, predictor, open_staging(p.spec), infer, tick,
+                              shards=missing, on_shard=on_shard, empty=empty)
+            report.done.append(_finalise(p, writer, infer, config, resumed))
+        except InputError as exc:
+            if single:
+                raise
+            report.failed.append((p.unit.key, str(exc)))
+
+
+def _run_ray(prepared: list[_Prepared], model: ModelSpec, infer: InferConfig,
+             config: JobConfig, job: JobDir, writer: ManifestWriter, report: JobReport,
+             progress: JobProgress | None, single: bool) -> None:
+    from distpaint.infer.ray_runner import RayOptions, run_shards
+
+    by_uid = {p.spec.uid: p for p in prepared}
+    resumed = {p.spec.uid: len(p.state.shards) for p in prepared}
+    failed: dict[str, str] = {}
+    for p in prepared:  # units finished by an earlier run but not finalised
+        if not p.missing:
+            report.done.append(_finalise(p, writer, infer, config, resumed[p.spec.uid]))
+    tasks = [(p.spec, origin) for p in prepared for origin in p.missing]
+    options = RayOptions(workers=config.workers, cpus_per_worker=config.cpus_per_worker,
+                         gpu=config.gpu)
+    for result in run_shards(tasks, model, infer, str(job.manifest_dir), options):
+        uid = result["uid"]
+        p = by_uid[uid]
+        if result.get("error"):
+            if uid not in failed:
+                failed[uid] = result["error"]
+                if single:
+                    raise InputError(result["error"])
+                report.failed.append((p.unit.key, result["error"]))
+            continue
+        counts = ShardCounts(**result["counts"])
+        p.state.shards[tuple(result["shard"])] = counts
+        if progress is not None:
+            progress.advance(counts.tiles, int(result["pixels"]))
+        if uid not in failed and not p.missing:
+            try:
+                report.done.append(_finalise(p, writer, infer, config, resumed[uid]))
+            except InputError as exc:
+                if single:
+                    raise
+                failed[uid] = str(exc)
+                report.failed.append((p.unit.key, str(exc)))
+
+
+def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.PathLike,
+            infer: InferConfig | None = None, config: JobConfig | None = None,
+            progress: JobProgress | None = None) -> JobReport:
+    """Repair every mask named by `inputs` with `model` into `out`; see the module docstring.
+
+    Raises InputError/ConfigError for bad options, a missing model, outputs that exist
+    (without `overwrite`) or would overwrite an input, and a single bad mask; bad masks among
+    several are reported in `JobReport.failed` and the others finish.
+    """
+    infer, config = infer or InferConfig(), config or JobConfig()
+    start = time.perf_counter()
+    units, is_file = plan_units(list(inputs), out)
+    predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads)
+    halo = make_grid((1, 1), predictor, infer).halo  # refuses a bad --tile / --halo now
+    key, description = _job_key(model_fingerprint(model), infer, halo, config)
+    label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
+    out_path = pathlib.Path(out).absolute()
+    created = not out_path.exists() and not is_file
+    out_path.mkdir(parents=True, exist_ok=True) if not is_file else None
+    job = JobDir(work_dir(out_path, is_file), key, description)
+    with job:
+        resuming = bool(job.registered)
+        try:
+            report = _run(job, units, predictor, model, label, infer, config, progress)
+        except DistpaintError:
+            # a user error in a fresh job: nothing worth resuming (an interrupt, or an error
+            # while resuming, keeps the folder)
+            if not resuming:
+                job.remove()
+                if created and out_path.is_dir() and not any(out_path.iterdir()):
+                    out_path.rmdir()
+            raise
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run(job: JobDir, units: list[Unit], predictor: Predictor, model: ModelSpec, label: str,
+         infer: InferConfig, config: JobConfig, progress: JobProgress | None) -> JobReport:
+    single = len(units) == 1
+    report = JobReport()
+    states = job.state()
+    fps = {u.key: u.fingerprint() for u in units}
+    new = [u for u in units if job.registered.get(u.key) != fps[u.key]]
+    existing = _existing_outputs(new)
+    if existing and not config.overwrite:
+        shown = ", ".join(str(p) for p in existing[:3])
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        raise InputError(f"output exists: {shown}{more}; pass --overwrite to replace it")
+    job.register({u.key: fps[u.key] for u in units})
+    writer = job.writer()
+    prepared: list[_Prepared] = []
+    for unit in units:
+        state = states.get(_unit_uid(unit, fps[unit.key])) or UnitState()
+        if state.final is not None:  # finished by an interrupted earlier run
+            report.done.append(UnitResult(**{**state.final, "shape": tuple(state.final["shape"])}))
+            continue
+        try:
+            prepared.append(_prepare(unit, fps[unit.key], state, job, predictor, infer,
+                                     config, label))
+        except InputError as exc:
+            if single:
+                raise
+            report.failed.append((unit.key, str(exc)))
+    report.pixels = sum(_shard_pixels(p, o) for p in prepared for o in p.missing)
+    if progress is not None:
+        progress.start(sum(p.tiles_per_shard[o] for p in prepared for o in p.missing),
+                       report.pixels)
+    if config.ray and prepared:
+        _run_ray(prepared, model, infer, config, job, writer, report, progress, single)
+    else:
+        _run_local(prepared, predictor, infer, config, writer, report, progress, single)
+    if report.failed:
+        report.work_dir = str(job.path)  # re-running the command retries the failed masks
+    else:
+        job.remove()
+    return report
+
+
+def _shard_pixels(p: _Prepared, origin: tuple[int, int]) -> int:
+    (h, w), (sh, sw) = p.spec.shape, p.spec.shards
+    return (min(origin[0] + sh, h) - origin[0]) * (min(origin[1] + sw, w) - origin[1])

@@ -1,0 +1,162 @@
+"""The work folder of an inference job: lock, job identity, manifest of finished shards.
+
+A job writes its masks shard by shard into staging Zarr groups (`staging/<uid>.zarr`) and
+appends one JSON line per finished shard to a manifest file of its own (`manifest/<id>.jsonl`;
+every process and Ray actor writes its own file, so no two writers share one). A shard's line
+is appended only after the shard is on disk, so after a kill every listed shard is complete
+and the rest is recomputed: re-running the same command resumes. `job.json` records the job's
+identity (model and every setting that changes pixels) and the units it registered (whose
+existing outputs it may therefore replace when it resumes); a folder left by a job with
+another identity is discarded. One job at a time per folder (an exclusive `flock`).
+
+    with JobDir(work, key) as job:
+        done = job.state()            # {uid: UnitState}
+        writer = job.writer()         # ManifestWriter for this process
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from distpaint.errors import InputError
+from distpaint.infer.engine import ShardCounts
+
+__all__ = ["JobDir", "ManifestWriter", "UnitState", "JOB_FORMAT"]
+
+JOB_FORMAT = 1
+"""Version of the work-folder layout (part of the job identity)."""
+
+
+@dataclass
+class UnitState:
+    """What the manifest says about one unit (one input fingerprint)."""
+
+    shards: dict[tuple[int, int], ShardCounts] = field(default_factory=dict)
+    """Finished shards by origin (y0, x0)."""
+    final: dict | None = None
+    """The unit's result once its outputs are in place."""
+
+
+class ManifestWriter:
+    """Appends manifest lines to this writer's own file (thread-safe)."""
+
+    def __init__(self, folder: pathlib.Path, name: str | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{name or uuid.uuid4().hex}.jsonl"
+        self._lock = threading.Lock()
+
+    def _append(self, record: dict) -> None:
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)  # one write per line: a kill leaves at most a torn last line
+
+    def shard(self, uid: str, origin: tuple[int, int], counts: ShardCounts) -> None:
+        """Record that shard `origin` of unit `uid` is written."""
+        self._append({"uid": uid, "shard": [int(origin[0]), int(origin[1])],
+                      "counts": asdict(counts)})
+
+    def final(self, uid: str, result: dict) -> None:
+        """Record that unit `uid`'s outputs are in place."""
+        self._append({"uid": uid, "final": result})
+
+
+class JobDir:
+    """The work folder of one job; use as a context manager (takes the lock)."""
+
+    def __init__(self, path: pathlib.Path, key: str, description: dict[str, Any]) -> None:
+        self.path, self.key, self.description = path, key, description
+        self._lock_fh: Any = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> JobDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.path / "lock", "w")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise InputError(
+                f"{self.path}: another `distpaint infer` is writing this output; wait for it "
+                "to finish"
+            ) from None
+        job = self._read_job()
+        if job is not None and job.get("key") != self.key:
+            self._reset()  # another model or settings: its partial work is of no use
+            job = None
+        self.registered: dict[str, str] = dict(job.get("units", {})) if job else {}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _read_job(self) -> dict | None:
+        try:
+            return json.loads((self.path / "job.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _reset(self) -> None:
+        for child in self.path.iterdir():
+            if child.name == "lock":
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+    def remove(self) -> None:
+        """Delete the folder (the job is complete). Call inside the `with` block."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # ---- identity and units ----------------------------------------------------------------
+    def register(self, units: dict[str, str]) -> None:
+        """Record units ({key: fingerprint}) as part of this job, atomically."""
+        self.registered.update(units)
+        tmp = self.path / f".job.json.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps({"format": JOB_FORMAT, "key": self.key,
+                                   "description": self.description,
+                                   "units": self.registered}, indent=1, sort_keys=True))
+        os.replace(tmp, self.path / "job.json")
+
+    # ---- manifest --------------------------------------------------------------------------
+    @property
+    def manifest_dir(self) -> pathlib.Path:
+        """Folder of the manifest files."""
+        return self.path / "manifest"
+
+    @property
+    def staging_dir(self) -> pathlib.Path:
+        """Folder of the staging Zarr groups."""
+        return self.path / "staging"
+
+    def writer(self) -> ManifestWriter:
+        """A manifest writer with a file of its own."""
+        return ManifestWriter(self.manifest_dir)
+
+    def state(self) -> dict[str, UnitState]:
+        """Every unit's finished shards and final result, from all manifest files (a torn
+        last line of a killed writer is ignored)."""
+        states: dict[str, UnitState] = {}
+        if not self.manifest_dir.is_dir():
+            return states
+        for file in sorted(self.manifest_dir.glob("*.jsonl")):
+            for line in file.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                state = states.setdefault(record["uid"], UnitState())
+                if "final" in record:
+                    state.final = record["final"]
+                else:
+                    origin = tuple(record["shard"])
+                    state.shards[origin] = ShardCounts(**record["counts"])  # type: ignore[index]
+        return states

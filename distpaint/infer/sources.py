@@ -1,0 +1,264 @@
+"""What `distpaint infer` reads and writes: inputs expanded into units, each with its outputs.
+
+INPUT arguments are files (PNG, TIFF, GeoTIFF, NPY, a Zarr array or distpaint sample), distpaint
+mask stores (one unit per sample), directories (every mask file below them, recursively, hidden
+files and folders skipped) and globs (`'masks/**/*.png'`, expanded here when the shell did not).
+Each unit gets three outputs in the input's own format:
+
+- file mode (one file or store in, `--out` with a mask suffix): the repaired mask is OUT itself
+  (`--out roads_fixed.tif`; another suffix converts), the added pixels `OUT-stem.added.SUFFIX`,
+  the preview `OUT-stem.preview.png`. A store in and `--out X.zarr` gives a store X.zarr whose
+  samples hold the layers `mask` (repaired) and `added`, previews in `X.previews/SAMPLE.png`.
+- folder mode (anything else): OUT is a folder; a file keeps its name (its path relative to
+  the directory it came from), so `a/b.png` -> `OUT/b.png`, `OUT/b.added.png`,
+  `OUT/b.preview.png`; a store `S.zarr` -> `OUT/S.zarr` and `OUT/S.previews/SAMPLE.png`.
+
+Inputs are never written: an output that is an input, lies inside an input store or folder, or
+an OUT inside an input folder, is refused even with `--overwrite`.
+
+    units, root = plan_units(["masks/", "roads.tif"], "out/")
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pathlib
+from dataclasses import dataclass
+
+from distpaint.data.files import FORMATS
+from distpaint.data.store import MaskStore
+from distpaint.errors import InputError
+
+__all__ = ["Unit", "Source", "expand_inputs", "plan_units", "work_dir", "file_mode"]
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One mask found among the INPUT arguments."""
+
+    path: pathlib.Path
+    """The file, or the store of a sample (absolute)."""
+    sample: str | None
+    """Sample name within the store `path`; None for a file."""
+    rel: pathlib.PurePath
+    """Name under the output folder: relative to the directory it was found in, else the
+    file name (or the store's name, for samples)."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One mask to repair and where its outputs go."""
+
+    key: str
+    """Display name and manifest key (the input path, `STORE/SAMPLE` for a sample)."""
+    path: pathlib.Path
+    """The input file or store (absolute)."""
+    sample: str | None
+    """Sample name of a store input; None for a file."""
+    out_mask: pathlib.Path
+    """Repaired mask file; for a sample: the output store (the sample keeps its name)."""
+    out_added: pathlib.Path | None
+    """Added-pixels file; None for a sample (a layer `added` of the output sample)."""
+    out_preview: pathlib.Path
+    """Preview PNG: input in white, added pixels in red."""
+
+    @property
+    def outputs(self) -> list[pathlib.Path]:
+        """Every path this unit writes (for a sample: the sample folder in the output store)."""
+        first = self.out_mask / self.sample if self.sample else self.out_mask
+        return [p for p in (first, self.out_added, self.out_preview) if p is not None]
+
+    def fingerprint(self) -> str:
+        """Identity of the input's current contents (path, size, inode, mtime): a changed
+        input is recomputed from scratch when a job resumes."""
+        target = self.path / self.sample if self.sample else self.path
+        st = target.stat()
+        parts = [str(target), st.st_size, st.st_ino, st.st_mtime_ns]
+        if target.is_dir():  # a Zarr node: metadata files change when it is rewritten
+            for meta in sorted(target.glob("*/zarr.json")) + [target / "zarr.json"]:
+                if meta.is_file():
+                    s = meta.stat()
+                    parts += [meta.name, s.st_ino, s.st_mtime_ns, s.st_size]
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def _is_store(path: pathlib.Path) -> bool:
+    if not (path / "zarr.json").is_file():
+        return False
+    try:
+        MaskStore.open(path)
+    except InputError:
+        return False
+    return True
+
+
+def _is_mask_file(path: pathlib.Path) -> bool:
+    return path.suffix.lower() in FORMATS and not path.name.startswith(".")
+
+
+def _walk(root: pathlib.Path) -> list[pathlib.Path]:
+    """Mask files and Zarr nodes below `root` (not descending into Zarr directories)."""
+    found: list[pathlib.Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = pathlib.Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            child = here / name
+            if name.lower().endswith(".zarr") or (child / "zarr.json").is_file():
+                found.append(child)
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        found += [here / f for f in sorted(filenames) if _is_mask_file(here / f)]
+    return sorted(found)
+
+
+def _expand_store(path: pathlib.Path, rel: pathlib.PurePath) -> list[Source]:
+    names = MaskStore.open(path).names()
+    if not names:
+        raise InputError(f"{path}: mask store with no samples")
+    return [Source(path, name, rel) for name in names]
+
+
+def _expand_one(raw: str) -> list[Source]:
+    path = pathlib.Path(raw)
+    if not path.exists() and _GLOB_CHARS & set(raw):
+        matches = sorted(glob.glob(raw, recursive=True))
+        if not matches:
+            raise InputError(f"{raw}: no file matches this pattern")
+        out: list[Source] = []
+        for match in matches:
+            out += _expand_path(pathlib.Path(match).absolute(), None)
+        return out
+    if not path.exists():
+        raise InputError(f"{raw}: no such file or directory")
+    return _expand_path(path.absolute(), None)
+
+
+def _expand_path(path: pathlib.Path, root: pathlib.Path | None) -> list[Source]:
+    rel = pathlib.PurePath(path.relative_to(root) if root else path.name)
+    if path.is_dir() and _is_store(path):
+        return _expand_store(path, rel)
+    if path.is_dir() and not (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file()):
+        if root is not None:
+            return []
+        files = _walk(path)
+        if not files:
+            raise InputError(
+                f"{path}: no mask files in this directory (looked for "
+                f"{', '.join(sorted(FORMATS))})"
+            )
+        out: list[Source] = []
+        for file in files:
+            out += _expand_path(file, path)
+        return out
+    return [Source(path, None, rel)]
+
+
+def expand_inputs(inputs: list[str | os.PathLike]) -> list[Source]:
+    """The masks named by the INPUT arguments, in order. InputError for a path that does not
+    exist, a pattern matching nothing, a directory without masks, a store without samples."""
+    if not inputs:
+        raise InputError("no INPUT given: name mask files, directories, stores or globs")
+    sources: list[Source] = []
+    for raw in inputs:
+        sources += _expand_one(os.fspath(raw))
+    return sources
+
+
+def file_mode(inputs: list[str | os.PathLike], sources: list[Source], out: pathlib.Path) -> bool:
+    """True if OUT names the output itself: one INPUT that is a file or a store (not a folder
+    of masks, not a pattern) and OUT with a mask suffix."""
+    if len(inputs) != 1 or len({s.path for s in sources}) != 1:
+        return False
+    raw = pathlib.Path(os.fspath(inputs[0]))
+    if not raw.exists():  # a pattern
+        return False
+    if sources[0].sample is None and raw.absolute() != sources[0].path:
+        return False  # a folder holding one mask
+    return out.suffix.lower() in FORMATS
+
+
+def work_dir(out: pathlib.Path, is_file_mode: bool) -> pathlib.Path:
+    """Where a job keeps its manifest and staging arrays: OUT/.distpaint-infer for a folder,
+    a hidden sibling of OUT for a single output."""
+    return out.parent / f".{out.name}.distpaint-infer" if is_file_mode else out / ".distpaint-infer"
+
+
+def _outputs_for(source: Source, out: pathlib.Path, is_file_mode: bool) -> Unit:
+    if source.sample is not None:
+        store = out if is_file_mode else out / source.rel
+        if store.suffix.lower() != ".zarr":
+            raise InputError(
+                f"--out {out}: the input {source.path} is a mask store; its output must be a "
+                ".zarr store (or a folder)"
+            )
+        previews = store.with_name(f"{store.stem}.previews")
+        return Unit(f"{source.path}/{source.sample}", source.path, source.sample, store, None,
+                    previews / f"{source.sample}.png")
+    mask = out if is_file_mode else out / source.rel
+    suffix = mask.suffix if mask.suffix.lower() in FORMATS else ".zarr"
+    stem = mask.name[: -len(mask.suffix)] if mask.suffix else mask.name
+    return Unit(str(source.path), source.path, None, mask,
+                mask.with_name(f"{stem}.added{suffix}"), mask.with_name(f"{stem}.preview.png"))
+
+
+def _inside(child: pathlib.Path, parent: pathlib.Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _check_inputs_untouched(units: list[Unit], sources: list[Source], out: pathlib.Path,
+                            inputs: list[str | os.PathLike]) -> None:
+    protected = {s.path.resolve() for s in sources}
+    folders = [pathlib.Path(os.fspath(r)).resolve() for r in inputs
+               if pathlib.Path(os.fspath(r)).is_dir() and pathlib.Path(os.fspath(r)).resolve()
+               not in protected]
+    out_r = out.resolve()
+    for folder in folders:
+        if _inside(out_r, folder):
+            raise InputError(
+                f"--out {out} is inside the input directory {folder}: outputs would mix with "
+                "the inputs; choose an output outside it"
+            )
+    for unit in units:
+        for output in unit.outputs:
+            target = output.resolve()
+            for src in protected:
+                if _inside(target, src) or _inside(src, target):
+                    raise InputError(
+                        f"{output} would overwrite the input {src}; inputs are never "
+                        "overwritten (choose another --out)"
+                    )
+
+
+def plan_units(inputs: list[str | os.PathLike], out: str | os.PathLike) -> tuple[list[Unit], bool]:
+    """(units, file_mode) for the INPUT arguments and OUT; InputError for inputs that do not
+    exist, two inputs writing one output, or an output that would overwrite an input."""
+    out = pathlib.Path(out).absolute()
+    sources = expand_inputs(inputs)
+    is_file = file_mode(inputs, sources, out)
+    if not is_file and out.suffix.lower() in FORMATS and out.suffix.lower() != ".zarr":
+        raise InputError(
+            f"--out {out}: {len(sources)} masks need an output folder, not a "
+            f"{out.suffix} file"
+        )
+    if not is_file and out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    units = [_outputs_for(s, out, is_file) for s in sources]
+    seen: dict[pathlib.Path, str] = {}
+    for unit in units:
+        for output in unit.outputs:
+            if output in seen:
+                raise InputError(
+                    f"{seen[output]} and {unit.key} would both write {output}; give them "
+                    "separate runs or rename one"
+                )
+            seen[output] = unit.key
+    _check_inputs_untouched(units, sources, out, inputs)
+    return units, is_file
