@@ -48,27 +48,30 @@ class FnPredictor:
     """`Predictor` applying a named function of `FUNCTIONS` to each window of a batch; counts
     its calls (per process) to show which tiles reached the model."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, interrupt_at: int | None = None) -> None:
+        self.name, self.interrupt_at = name, interrupt_at
         self.fn, self.align, self.receptive_halo = FUNCTIONS[name]
         self.calls = 0
         self.windows: list[tuple[int, int]] = []
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         self.calls += 1
+        if self.interrupt_at is not None and self.calls >= self.interrupt_at:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of a job
         self.windows += [tuple(b.shape[-2:]) for b in batch]
         return np.stack([self.fn(b[0])[None] for b in batch]).astype(np.float32)
 
 
 class FnFactory:
-    """Picklable factory for `job.run_job(model=...)` and Ray actors."""
+    """Picklable factory for `job.run_job(model=...)` and Ray actors; `interrupt_at` makes the
+    predictor raise KeyboardInterrupt at that call (same fingerprint: the job resumes)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, interrupt_at: int | None = None) -> None:
+        self.name, self.interrupt_at = name, interrupt_at
         self.fingerprint = f"fn:{name}"
 
     def __call__(self) -> FnPredictor:
-        return FnPredictor(self.name)
+        return FnPredictor(self.name, self.interrupt_at)
 
 
 def whole_reference(image: np.ndarray, name: str, threshold: float = 0.5,

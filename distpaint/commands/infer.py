@@ -125,6 +125,8 @@ def infer(
     cpus_per_worker: float = typer.Option(1.0, help="--ray: CPUs and torch threads per actor."),
     threads: int = typer.Option(None, help="Torch CPU threads of a local run."),
     preview_size: int = typer.Option(2048, help="Longest side of the preview PNG."),
+    shard: int = typer.Option(4096, help="Side of the output shards: the unit of work, of "
+                                         "resuming and of Ray tasks (whole tiles)."),
     input_threshold: float = typer.Option(None, help="Binarise non-binary inputs: "
                                                      "foreground = value > T."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -144,7 +146,8 @@ def infer(
         keep_input=keep_input, skip_empty=skip_empty)
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
-                           preview_size=preview_size, input_threshold=input_threshold)
+                           preview_size=preview_size, input_threshold=input_threshold,
+                           shard=shard)
     err = Console(stderr=True)
     progress = _RichProgress(err)
     start = time.perf_counter()
