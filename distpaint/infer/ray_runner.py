@@ -60,7 +60,9 @@ def connect() -> bool:
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private instance, no token files
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # address="local": a new instance even if another local one is running on this machine
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
     return True
 
 
