@@ -74,7 +74,7 @@ def tune(
     if not space.is_file():
         raise ConfigError(f"--space {space}: no such file")
     base = _resolve_config(config)
-    console = Console()
+    console = Console(soft_wrap=True)  # paths stay whole (copy-pastable), tables still fit
     result = run_sweep(space, base, options, base_source=config, log=lambda line: console.print(line, highlight=False))
     console.print(_table(result, options.metric))
     console.print(f"table: {', '.join(result.table)}", highlight=False)

@@ -167,6 +167,9 @@ def plot_metric(rows: list[dict], space, metric: str, path: str | os.PathLike, t
             done = r["status"] == "completed"
             ax.scatter([x], [r[metric]], s=40, edgecolors="tab:blue",
                        facecolors="tab:blue" if done else "none", zorder=2)
+            # the step of the last report: early-stopped trials were scored earlier in training
+            ax.annotate(str(r["steps"]), (x, r[metric]), xytext=(4, 3), textcoords="offset points",
+                        fontsize=7, color="0.35")
         if best is not None:
             value = best["_values"].get(p.path)
             x = pos[p.label(value)] if p.categorical else float(value)
@@ -185,7 +188,7 @@ def plot_metric(rows: list[dict], space, metric: str, path: str | os.PathLike, t
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(params):]:
         ax.axis("off")
-    fig.suptitle(title or f"{metric} at each trial's last report (hollow: stopped early, star: best)",
+    fig.suptitle(title or f"{metric} at each trial's last report (label: its step; hollow: stopped early; star: best)",
                  fontsize=10)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")

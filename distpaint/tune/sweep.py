@@ -283,14 +283,16 @@ def _tune_config(space: SearchSpace, options: SweepConfig, steps: tuple[int, int
 
         search = OptunaSearch(seed=options.seed)
     else:
-        search = BasicVariantGenerator(random_state=options.seed)
+        # Tune ignores max_concurrent_trials for a variant generator passed in: give it here
+        search = BasicVariantGenerator(random_state=options.seed, max_concurrent=concurrency)
     if options.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="step", max_t=steps[0], grace_period=steps[2],
                                   reduction_factor=options.reduction_factor)
     else:
         scheduler = FIFOScheduler()
     return tune.TuneConfig(metric=options.metric, mode=options.mode, search_alg=search, scheduler=scheduler,
-                           num_samples=options.num_samples, max_concurrent_trials=concurrency,
+                           num_samples=options.num_samples,
+                           max_concurrent_trials=concurrency if options.search == "optuna" else None,
                            trial_dirname_creator=_trial_dirname)
 
 
@@ -482,7 +484,7 @@ def _finish(results: Any, statuses: dict[str, str], space: SearchSpace, base: Tr
     if rows:
         out.plot = str(plot_metric(rows, space, options.metric, report_dir / "metric_vs_params.png",
                                    f"{spec.sweep}: {options.metric} at each trial's last report "
-                                   "(hollow: stopped early, star: best)"))
+                                   "(label: its step; hollow: stopped early; star: best)"))
     best = rows[0] if rows and math.isfinite(rows[0][options.metric]) else None
     if best is not None:
         out.best, out.checkpoint = best, best["checkpoint"] or None

@@ -1,0 +1,151 @@
+"""A real sweep on a local Ray (2 CPUs): `distpaint tune` with 3 trials of 4 steps of the tiny
+recipe, ASHA, every trial training through the distributed trainer. Afterwards: the summary
+table, the plot and the best config exist; every trial's checkpoint holds the config it was
+sampled with; the MLflow store holds the sweep's parent run and exactly 3 children (read back
+with MlflowClient); the best config trains with `distpaint train --config`; re-running the
+finished sweep restores it without training again, and a changed setting is refused.
+
+Run: .venv/bin/python -m pytest tests/test_tune.py -q -s     (-s prints the sweep's wall time)
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distpaint.cli import app
+from distpaint.errors import ConfigError
+from distpaint.train.checkpoint import latest_checkpoint, load_config_of, load_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "tune_spaces" / "lambdas.yaml"
+STEPS, EVERY, SAMPLES = 4, 2, 3
+SEARCHED = ("loss.lambda_ce", "loss.lambda_local", "loss.lambda_global")
+
+
+def _args(storage: Path, *extra: str) -> list[str]:
+    return ["tune", "--space", str(SPACE), "--config", "tiny", "--num-samples", str(SAMPLES), "--max-steps", str(STEPS),
+            "--report-every", str(EVERY), "--storage", str(storage), "--name", "t3", "--verbose", "0", *extra]
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_local, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("sweeps")
+    tic = time.perf_counter()
+    result = CliRunner().invoke(app, _args(storage))
+    seconds = time.perf_counter() - tic
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    print(f"\nsweep of {SAMPLES} trials x {STEPS} steps: {seconds:.0f} s wall")
+    return storage, storage / "t3", result.output
+
+
+def _rows(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "summary.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _mlflow(sweep_dir: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{sweep_dir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("distpaint-tune")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, exp, parents, children
+
+
+def test_sweep_writes_table_plot_and_best_config(sweep):
+    _, sweep_dir, output = sweep
+    rows = _rows(sweep_dir)
+    assert len(rows) == SAMPLES
+    assert {r["status"] for r in rows} <= {"completed", "stopped early"}
+    assert any(r["status"] == "completed" for r in rows)
+    for r in rows:
+        assert int(r["steps"]) in range(EVERY, STEPS + 1, EVERY)
+        assert r["val/rel_component_diff"] not in ("", "nan")  # every trial reported the metric
+    best = rows[0]
+    assert f"best checkpoint: {best['checkpoint']}" in output
+    assert Path(best["checkpoint"]).is_dir() and Path(best["checkpoint"]).name == f"step_{int(best['steps']):08d}"
+    assert (sweep_dir / "best_config.yaml").is_file() and (sweep_dir / "summary.md").is_file()
+    assert (sweep_dir / "metric_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_trial_trained_its_sampled_config_through_the_distributed_trainer(sweep):
+    _, sweep_dir, _ = sweep
+    client, _, _, children = _mlflow(sweep_dir)
+    assert len(children) == SAMPLES
+    for child in children:
+        run_dir = Path(child.data.tags["distpaint.run_dir"])
+        assert run_dir.parent == sweep_dir / "runs"
+        ckpt = latest_checkpoint(run_dir)
+        assert ckpt is not None and (run_dir / "workers" / "rank_0.json").is_file()  # train_distributed's layout
+        cfg = load_config_of(ckpt)
+        for path in SEARCHED:
+            section, key = path.split(".")
+            assert child.data.params[path] == str(getattr(getattr(cfg, section), key)), path
+        assert cfg.checkpoint_every == EVERY  # reports every --report-every steps
+        assert type(load_generator(ckpt)).__name__ == "UNet"
+    # all trials share one validation set (a benchmark-format set) and one training store
+    assert (sweep_dir / "valset" / "manifest.json").is_file() and (sweep_dir / "data" / "train.zarr").is_dir()
+    assert not any((sweep_dir / "runs").glob("*/train.zarr"))
+
+
+def test_mlflow_holds_the_parent_and_three_children(sweep):
+    _, sweep_dir, _ = sweep
+    client, exp, parents, children = _mlflow(sweep_dir)
+    assert exp.artifact_location == (sweep_dir / "mlartifacts").as_uri()
+    assert len(parents) == 1 and len(children) == SAMPLES
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["distpaint.sweep"] == "t3"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert parent.data.params["searched"] == ",".join(SEARCHED)
+    assert parent.data.params["space.loss.lambda_ce"] == "loguniform [100.0, 10000.0]"
+    assert parent.data.params["base.model.generator"] == "unet_tiny"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
+        "summary.csv", "summary.md", "metric_vs_params.png", "best_config.yaml"}
+    rows = {r["trial"]: r for r in _rows(sweep_dir)}
+    assert parent.data.tags["distpaint.best_trial"] == next(iter(rows))
+    for child in children:
+        row = rows[child.data.tags["distpaint.trial_id"]]
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["distpaint.steps"] == row["steps"]
+        assert child.data.tags["distpaint.stopped_early"] == str(row["status"] == "stopped early").lower()
+        history = client.get_metric_history(child.info.run_id, "val/rel_component_diff")
+        assert [m.step for m in history] == list(range(EVERY, int(row["steps"]) + 1, EVERY))  # one point per report
+        for key in ("final/val/rel_component_diff", "best/val/rel_component_diff", "final/val/cldice", "loss_g"):
+            assert key in child.data.metrics, key
+        assert not any(k.count("/") > 1 and k.startswith("val/") for k in child.data.metrics)  # per-sample scores stay in the trial's own store
+        assert Path(child.data.tags["distpaint.trial_mlflow"].removeprefix("sqlite:///")).is_file()
+
+
+def test_best_config_trains_unchanged(sweep, tmp_path):
+    _, sweep_dir, _ = sweep
+    best = _rows(sweep_dir)[0]
+    out = tmp_path / "best-run"
+    result = CliRunner().invoke(app, ["train", "--config", str(sweep_dir / "best_config.yaml"), "--local",
+                                      "--max-steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    cfg = load_config_of(latest_checkpoint(out))
+    assert f"{cfg.loss.lambda_ce:.4g}" == best["loss.lambda_ce"]
+    assert f"{cfg.loss.lambda_global:.4g}" == best["loss.lambda_global"]
+    assert cfg.checkpoint_every == 10 and cfg.max_steps == 20  # the base recipe's, not the sweep's
+
+
+def test_rerun_restores_the_finished_sweep_and_refuses_other_settings(sweep):
+    storage, sweep_dir, _ = sweep
+    before = sorted(p.name for p in (sweep_dir / "runs").glob("*/checkpoints/step_*"))
+    result = CliRunner().invoke(app, _args(storage))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "resuming sweep" in result.output
+    assert sorted(p.name for p in (sweep_dir / "runs").glob("*/checkpoints/step_*")) == before  # nothing trained
+    _, _, parents, children = _mlflow(sweep_dir)
+    assert len(parents) == 1 and len(children) == SAMPLES
+    changed = CliRunner().invoke(app, _args(storage, "--seed", "7"))
+    assert isinstance(changed.exception, ConfigError)
+    assert re.search(r"holds a sweep with other settings \(differs in: options.seed\)", str(changed.exception))
