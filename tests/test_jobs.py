@@ -87,7 +87,7 @@ def _session_processes(session: int):
                 found[proc.pid] = proc
                 for child in proc.children(recursive=True):
                     found[child.pid] = child
-        except (psutil.Error, ProcessLookupError):
+        except (psutil.Error, OSError):  # gone, or not ours to inspect
             continue
     return list(found.values())
 
