@@ -5,6 +5,7 @@ buffers drift apart (so the test can fail). Two real gloo processes, no Ray."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -37,32 +38,40 @@ def _worker(rank: int, world: int, port: int, sync: bool, variant: str, queue) -
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        cfg = config_from_dict({**TINY, "variant": variant})
-        torch.manual_seed(cfg.seed + rank)  # different init per rank: DDP must broadcast rank 0's
-        models = build_models(cfg)
-        opts = build_optimizers(models, cfg.optim)
-        dmodels = wrap_models(models)
-        start = {k: state_digest(getattr(models, k)) for k in ("g", "d_local", "d_global")}
-        data = LocalData(cfg.data, cfg.seed, cfg.variant)
-        rec = InMemoryRecomposer(cfg.loss.global_max_size, cfg.loss.global_margin)
-        for name, truth in data.masks.items():
-            rec.add_mask(name, truth)
-        sampler = torch.Generator().manual_seed(100 + rank)
-        state, rewards = StepState(), []
-        for step in range(3):
-            batch = data.batch(2 * step + rank)  # different data on each rank
-            metrics = train_step(dmodels, opts, batch, rec, cfg, step, sampler, state, rank=rank)
-            rewards.append(metrics.get("reward"))
-            if sync:
-                sync_buffers(dmodels)
-        digests = {k: state_digest(getattr(dmodels, k)) for k in ("g", "d_local", "d_global")}
-        bn = unwrap(dmodels.g).stem[0][1].running_mean.tolist()  # G's first BatchNorm
-        out = [None] * world
-        dist.all_gather_object(out, {"digests": digests, "start": start, "rewards": rewards, "bn": bn})
-        if rank == 0:
-            queue.put(out)
+        _train_and_report(rank, world, sync, variant, queue)
     finally:
+        # The DDP modules hold the process group: they must be gone before it is destroyed, or
+        # gloo's threads outlive it and the interpreter aborts at exit ("terminate called
+        # without an active exception"), which failed this test at random.
+        gc.collect()
         dist.destroy_process_group()
+
+
+def _train_and_report(rank: int, world: int, sync: bool, variant: str, queue) -> None:
+    cfg = config_from_dict({**TINY, "variant": variant})
+    torch.manual_seed(cfg.seed + rank)  # different init per rank: DDP must broadcast rank 0's
+    models = build_models(cfg)
+    opts = build_optimizers(models, cfg.optim)
+    dmodels = wrap_models(models)
+    start = {k: state_digest(getattr(models, k)) for k in ("g", "d_local", "d_global")}
+    data = LocalData(cfg.data, cfg.seed, cfg.variant)
+    rec = InMemoryRecomposer(cfg.loss.global_max_size, cfg.loss.global_margin)
+    for name, truth in data.masks.items():
+        rec.add_mask(name, truth)
+    sampler = torch.Generator().manual_seed(100 + rank)
+    state, rewards = StepState(), []
+    for step in range(3):
+        batch = data.batch(2 * step + rank)  # different data on each rank
+        metrics = train_step(dmodels, opts, batch, rec, cfg, step, sampler, state, rank=rank)
+        rewards.append(metrics.get("reward"))
+        if sync:
+            sync_buffers(dmodels)
+    digests = {k: state_digest(getattr(dmodels, k)) for k in ("g", "d_local", "d_global")}
+    bn = unwrap(dmodels.g).stem[0][1].running_mean.tolist()  # G's first BatchNorm
+    out = [None] * world
+    dist.all_gather_object(out, {"digests": digests, "start": start, "rewards": rewards, "bn": bn})
+    if rank == 0:
+        queue.put(out)
 
 
 def _run(sync: bool, variant: str = "gan-gl") -> list[dict]:

@@ -149,3 +149,16 @@ def test_rerun_restores_the_finished_sweep_and_refuses_other_settings(sweep):
     changed = CliRunner().invoke(app, _args(storage, "--seed", "7"))
     assert isinstance(changed.exception, ConfigError)
     assert re.search(r"holds a sweep with other settings \(differs in: options.seed\)", str(changed.exception))
+
+
+def test_concurrency_follows_the_cluster_resources(ray_local):
+    from distpaint.tune.sweep import SweepConfig, _capacity
+
+    assert ray_local.cluster_resources()["CPU"] == 2
+    assert _capacity(SweepConfig(workers_per_trial=1), started=True) == 2  # 2 x (0.9 + 0.01) CPU
+    assert _capacity(SweepConfig(workers_per_trial=2), started=True) == 1
+    assert _capacity(SweepConfig(workers_per_trial=1, max_concurrent=1), started=True) == 1
+    with pytest.raises(ConfigError, match="a trial needs 2.71 CPU and 0 GPU; this Ray instance has 2 CPU"):
+        _capacity(SweepConfig(workers_per_trial=3), started=True)
+    with pytest.raises(ConfigError, match="a trial needs 0.91 CPU and 1 GPU"):
+        _capacity(SweepConfig(gpus_per_trial=1), started=True)

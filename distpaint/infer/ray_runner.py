@@ -126,8 +126,11 @@ def _pool_size(options: RayOptions, tasks: int) -> int:
     resources = ray.cluster_resources()
     if options.gpu:
         gpus = int(resources.get("GPU", 0))
-        if gpus < 1:
-            raise ConfigError("--gpu --ray: the Ray cluster has no GPU")
+        # An autoscaling cluster (cluster.yaml) starts with no GPU node: with --workers the
+        # pool's demand is what brings them up, so only refuse when there is nothing to size by.
+        if gpus < 1 and not options.workers:
+            raise ConfigError("--gpu --ray: the Ray cluster has no GPU now; pass --workers N to "
+                              "request N GPU workers from an autoscaling cluster")
         n = options.workers or gpus
     else:
         cpus = resources.get("CPU", 1.0)
