@@ -1,5 +1,7 @@
-"""Tests of `distpaint demo` (distpaint.demo): the data pipeline end to end at tiny size, the
-report's contents checked against the stores, the output-folder rules, the extension point.
+"""Tests of `distpaint demo` (distpaint.demo): the whole demo at tiny size once (local Ray,
+2 training workers, MLflow, the shipped roads model), the report's contents checked against
+the stores, the output-folder rules, the extension point (the other tests skip training and
+the shipped model to stay fast).
 
 Run: .venv/bin/python -m pytest tests/test_demo.py -q
 """
@@ -26,6 +28,13 @@ from distpaint.metrics import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE, COUNT = 256, 2
+TRAIN_STEPS = 4
+METHODS = ["closing", "linking", "shipped", "trained"]
+
+
+def _quick(**kwargs) -> DemoConfig:
+    """A demo without the training run and the shipped model (seconds)."""
+    return DemoConfig(**{"train_steps": 0, "model": None, **kwargs})
 
 
 def _args(*args: str) -> list[str]:
@@ -42,7 +51,9 @@ def demo_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo") / "demo_out"
     result = CliRunner().invoke(app, _args("--out", str(out), "--size", str(SIZE),
-                                           "--count", str(COUNT), "--seed", "5"))
+                                           "--count", str(COUNT), "--seed", "5",
+                                           "--train-steps", str(TRAIN_STEPS), "--workers", "2",
+                                           "--model", "roads"))
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -51,6 +62,26 @@ def test_prints_the_report_path_last(demo_run):
     out, output = demo_run
     assert output.strip().splitlines()[-1] == f"report: {(out / 'report').absolute()}"
     assert "repair with linking" in output and "evaluate closing" in output
+    assert f"train GAN-GL for {TRAIN_STEPS} steps on 2 Ray workers" in output
+    ui = f"MLflow UI of the training run: mlflow ui --backend-store-uri sqlite:///{out / 'run' / 'mlflow.db'}"
+    assert ui in output
+
+
+def test_training_run_logged_to_mlflow_and_held_out_masks_never_trained_on(demo_run):
+    import sqlite3
+
+    out, _ = demo_run
+    db = sqlite3.connect(out / "run" / "mlflow.db")
+    runs = db.execute("select run_uuid, status from runs").fetchall()
+    assert len(runs) == 1 and runs[0][1] == "FINISHED"
+    steps = db.execute("select max(step) from metrics where run_uuid = ?", (runs[0][0],)).fetchone()[0]
+    assert steps == TRAIN_STEPS
+    params = dict(db.execute("select key, value from params").fetchall())
+    assert params["variant"] == "gan-gl" and params["data.kind"] == "roads"
+    train = MaskStore.open(out / "stores" / "train.zarr")
+    truth = MaskStore.open(out / "stores" / "truth.zarr")
+    held_out = {truth.attrs(n)["seed"] for n in truth.names()}
+    assert held_out.isdisjoint(train.attrs(n)["seed"] for n in train.names())
 
 
 def test_stores_hold_the_pipeline(demo_run):
@@ -69,9 +100,9 @@ def test_stores_hold_the_pipeline(demo_run):
         np.testing.assert_array_equal(c.array(name, "truth")[:], truth)
         np.testing.assert_array_equal(inp, truth & ~gaps)
         assert gaps.any() and c.attrs(name)["gap_config"]["kind"] == "mix"
-        for method in ("closing", "linking"):
-            repaired = stores[method].array(name)[:]
-            assert (repaired >= inp).all()  # the baselines only add pixels
+        for method in METHODS:
+            repaired = MaskStore.open(out / "stores" / f"{method}.zarr").array(name)[:]
+            assert (repaired >= inp).all()  # every method only adds pixels
 
 
 def test_metrics_json_matches_an_independent_evaluation(demo_run):
@@ -79,7 +110,7 @@ def test_metrics_json_matches_an_independent_evaluation(demo_run):
     doc = json.loads((out / "report" / "metrics.json").read_text())
     assert doc["format"] == "distpaint-demo-report"
     assert doc["config"]["size"] == SIZE and doc["config"]["count"] == COUNT
-    assert list(doc["methods"]) == [INPUT, "closing", "linking"]
+    assert list(doc["methods"]) == [INPUT, *METHODS]
     corrupted = MaskStore.open(out / "stores" / "corrupted.zarr")
     for method, payload in doc["methods"].items():
         assert payload["format"] == "distpaint-evaluation"
@@ -107,10 +138,10 @@ def test_markdown_table_lists_every_method_and_headline_metric(demo_run):
         assert key in header
     rows = {line.split("|")[1].strip(): line for line in text.splitlines()
             if line.startswith("| ") and not line.startswith("| method")}
-    assert {INPUT, "closing", "linking"} <= set(rows)
+    assert {INPUT, *METHODS} <= set(rows)
     assert len(rows["closing"].split("|")) == len(HEADLINE) + 3  # label + metrics, with edges
     for name in (f"roads-{i:04d}" for i in range(COUNT)):
-        for view in ("before", "truth", "closing", "linking"):
+        for view in ("before", "truth", *METHODS):
             link = f"images/{name}/{view}.png"
             assert f"]({link})" in text and (out / "report" / link).is_file()
 
@@ -125,7 +156,7 @@ def test_pngs_show_input_white_and_added_pixels_red(demo_run):
         assert before.shape == (SIZE, SIZE, 3)
         np.testing.assert_array_equal((before == WHITE).all(-1), inp)
         assert ((before != 0).any(-1) == (inp | gaps)).all()  # gaps drawn, in grey
-        for method in ("closing", "linking"):
+        for method in METHODS:
             pred = MaskStore.open(out / "stores" / f"{method}.zarr").array(name)[:]
             after = iio.imread(images / name / f"{method}.png")
             np.testing.assert_array_equal((after == WHITE).all(-1), inp)
@@ -148,10 +179,10 @@ def test_preview_any_pools_large_masks():
 
 def test_rerun_replaces_and_refuses_other_folders(tmp_path):
     out = tmp_path / "d"
-    run_demo(DemoConfig(out=out, size=128, count=1, seed=1), log=lambda _: None)
+    run_demo(_quick(out=out, size=128, count=1, seed=1), log=lambda _: None)
     first = MaskStore.open(out / "stores" / "truth.zarr").attrs("roads-0000")["seed"]
     (out / "report" / "stale.txt").write_text("from the first run")
-    run_demo(DemoConfig(out=out, size=128, count=1, seed=2), log=lambda _: None)
+    run_demo(_quick(out=out, size=128, count=1, seed=2), log=lambda _: None)
     assert MaskStore.open(out / "stores" / "truth.zarr").attrs("roads-0000")["seed"] != first
     assert not (out / "report" / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # nothing left aside
@@ -160,21 +191,21 @@ def test_rerun_replaces_and_refuses_other_folders(tmp_path):
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="not write .*refusing to overwrite"):
-        run_demo(DemoConfig(out=mine, size=128, count=1))
+        run_demo(_quick(out=mine, size=128, count=1))
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(ConfigError, match="is not a folder"):
-        run_demo(DemoConfig(out=a_file, size=128, count=1))
+        run_demo(_quick(out=a_file, size=128, count=1))
     empty = tmp_path / "empty"
     empty.mkdir()
-    run_demo(DemoConfig(out=empty, size=128, count=1), log=lambda _: None)
+    run_demo(_quick(out=empty, size=128, count=1), log=lambda _: None)
     assert (empty / MARKER).is_file() and (empty / "report" / "metrics.md").is_file()
 
 
 def test_failed_run_keeps_the_previous_report_and_extra_methods_join_the_report(tmp_path):
     out = tmp_path / "d"
-    config = DemoConfig(out=out, size=128, count=1)
+    config = _quick(out=out, size=128, count=1)
 
     def copy_input(src: Path, dst: Path) -> None:  # a stand-in "model": returns its input
         shutil.copytree(src, dst)
@@ -190,7 +221,7 @@ def test_failed_run_keeps_the_previous_report_and_extra_methods_join_the_report(
         raise RuntimeError("model crashed")
 
     with pytest.raises(RuntimeError, match="model crashed"):
-        run_demo(DemoConfig(out=out, size=128, count=1, seed=9),
+        run_demo(_quick(out=out, size=128, count=1, seed=9),
                  [Method("broken", "fails", broken)], log=lambda _: None)
     assert (out / "report" / "metrics.md").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
@@ -203,6 +234,9 @@ def test_failed_run_keeps_the_previous_report_and_extra_methods_join_the_report(
     (["--size", "10"], "demo --size must be an integer >= 64, got 10"),
     (["--count", "0"], "demo --count must be an integer >= 1, got 0"),
     (["--seed", "-1"], "demo --seed must be an integer >= 0, got -1"),
+    (["--train-steps", "-1"], "demo --train-steps must be an integer >= 0, got -1"),
+    (["--workers", "0"], "demo --workers must be an integer >= 1, got 0"),
+    (["--model", "nosuch"], "demo --model 'nosuch' is not a shipped model"),
 ])
 def test_bad_options(tmp_path, args, message):
     from distpaint.cli import app
@@ -215,7 +249,8 @@ def test_bad_options(tmp_path, args, message):
 def test_console_script_runs_the_demo(tmp_path):
     """`make demo` runs `.venv/bin/distpaint demo`: the real entry point, at tiny size."""
     proc = subprocess.run([str(ROOT / ".venv" / "bin" / "distpaint"), *_args(
-        "--out", "demo_out", "--size", "128", "--count", "1")], cwd=tmp_path,
+        "--out", "demo_out", "--size", "128", "--count", "1", "--train-steps", "0",
+        "--model", "none")], cwd=tmp_path,
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f"report: {tmp_path / 'demo_out' / 'report'}"

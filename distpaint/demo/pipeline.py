@@ -1,9 +1,10 @@
-"""The demo pipeline: synthesise -> corrupt -> repair with every method -> evaluate -> report.
+"""The demo pipeline: synthesise -> corrupt -> train -> repair with every method -> evaluate ->
+report.
 
 Each method is a `Method`: a name, a one-line description, and a function that repairs every
 sample of the corrupted store into a new store (the `mask` layer, same sample names). The
-classical baselines are the methods today (`baseline_methods`); the trained model joins them
-as one more `Method` when the main job exists (issue 8), with no change to this module. The
+classical baselines (`baseline_methods`), the shipped model (row `shipped`) and the GAN-GL the
+demo trains on local Ray (row `trained`, `distpaint.demo.models`) are methods alike. The
 unrepaired input is always evaluated too, as the row every method must beat.
 
     from distpaint.demo import DemoConfig, run_demo
@@ -17,6 +18,7 @@ import pathlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from distpaint.baselines.run import repair_store
 from distpaint.data.gaps import GapConfig, corrupt_store
@@ -29,10 +31,14 @@ from distpaint.errors import ConfigError
 from distpaint.metrics.evaluation import EvalConfig, evaluate_store
 from distpaint.metrics.stats import Summary
 
-__all__ = ["INPUT", "DemoResult", "Method", "baseline_methods", "run_demo"]
+__all__ = ["INPUT", "SHIPPED", "TRAINED", "DemoResult", "Method", "baseline_methods", "run_demo"]
 
 INPUT = "input"
 """Name of the reference row: the corrupted input, unrepaired."""
+SHIPPED = "shipped"
+"""Row of the shipped model (`DemoConfig.model`)."""
+TRAINED = "trained"
+"""Row of the model the demo trains."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class DemoResult:
     """{method (and "input"): {metric: mean/std/n over the samples}}."""
     seconds: dict[str, float]
     """Wall time of each stage."""
+    run: Any = None
+    """The demo's training run (`distpaint.demo.models.DemoRun`), None without one."""
 
 
 def baseline_methods(config: DemoConfig) -> list[Method]:
@@ -82,12 +90,16 @@ def baseline_methods(config: DemoConfig) -> list[Method]:
 def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None = None,
              log: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo into `config.out` (see the package docstring); `methods` defaults to
-    the baselines. `log` receives one line per stage."""
+    the baselines, and the shipped model (`config.model`) and the model trained by the demo
+    (`config.train_steps` > 0) are added to them. `log` receives one line per stage."""
+    from distpaint.demo.models import model_method, train_demo_model
+
     config = DemoConfig() if config is None else config
     methods = baseline_methods(config) if methods is None else list(methods)
-    names = [m.name for m in methods]
-    if len(set(names)) != len(names) or INPUT in names or {"truth", "corrupted"} & set(names):
-        raise ConfigError(f"demo method names must be unique and not {INPUT}, truth or "
+    learned = ([SHIPPED] if config.model else []) + ([TRAINED] if config.train_steps else [])
+    names = [m.name for m in methods] + learned
+    if len(set(names)) != len(names) or INPUT in names or {"truth", "corrupted", "train"} & set(names):
+        raise ConfigError(f"demo method names must be unique and not {INPUT}, truth, train or "
                           f"corrupted, got {names}")
     seconds: dict[str, float] = {}
 
@@ -99,7 +111,7 @@ def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None 
 
     with claim(config.out) as out:
         stores = {"truth": out / "stores" / "truth.zarr", "corrupted": out / "stores" / "corrupted.zarr"}
-        stores.update({m.name: out / "stores" / f"{m.name}.zarr" for m in methods})
+        stores.update({name: out / "stores" / f"{name}.zarr" for name in names})
         stage(f"synthesise {config.count} {config.kind} mask(s) of {config.size}^2",
               lambda: write_synth(MaskStore.create(stores["truth"]), config.kind,
                                   (config.size, config.size), config.seed, config.count,
@@ -107,6 +119,18 @@ def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None 
         gaps = GapConfig(kind=config.gaps, density=config.gap_density)
         stage(f"corrupt with {config.gaps} gaps",
               lambda: corrupt_store(stores["truth"], stores["corrupted"], gaps, config.seed + 1))
+        run = None
+        if config.model:
+            methods.append(model_method(SHIPPED, config.model, f"the shipped model `{config.model}` "
+                                        "(distpaint infer --model " f"{config.model})"))
+        if config.train_steps:
+            holder = {}
+            stage(f"train GAN-GL for {config.train_steps} steps on {config.workers} Ray workers",
+                  lambda: holder.__setitem__("run", train_demo_model(config, out, log)))
+            run = holder["run"]
+            methods.append(model_method(TRAINED, run.checkpoint, f"GAN-GL trained by this demo for "
+                                        f"{run.steps} steps ({config.recipe} recipe, "
+                                        f"{config.workers} workers)"))
         for m in methods:
             stage(f"repair with {m.name}", lambda m=m: m.repair(stores["corrupted"], stores[m.name]))
         # Root traits are meaningless for roads and cost a skeleton per mask: off by default.
@@ -125,4 +149,4 @@ def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None 
         summaries = write_report(out / "report", corrupted, repaired, results, config.to_dict(),
                                  seconds, descriptions, config.preview_max_side)
         log(f"report: {time.perf_counter() - start:.1f} s")
-    return DemoResult(out, out / "report", stores, summaries, seconds)
+    return DemoResult(out, out / "report", stores, summaries, seconds, run)

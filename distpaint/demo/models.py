@@ -1,0 +1,87 @@
+"""The demo's learned methods: a brief GAN-GL training run on local Ray, and model repairs.
+
+`train_demo_model` synthesises a training archive of road masks (seeds disjoint from the
+demo's held-out masks), trains the `demo` recipe on Ray Train (`distpaint.train.distributed`:
+DDP workers, the re-composer actor, MLflow in SQLite under the run folder) and returns where
+the checkpoint and the MLflow store are. `model_method` wraps a shipped model or a checkpoint
+as a demo `Method` that repairs a whole store with the tiled inference engine (`distpaint
+infer`'s code path).
+
+    run = train_demo_model(DemoConfig(), pathlib.Path("demo_out"), log=print)
+    method = model_method("trained", run.checkpoint, "GAN-GL trained by the demo")
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+from distpaint.data.store import MaskStore
+from distpaint.data.synth.writer import write_synth
+from distpaint.demo.config import DemoConfig
+from distpaint.demo.pipeline import Method
+
+__all__ = ["TRAIN_SEED_OFFSET", "DemoRun", "model_method", "train_demo_model", "mlflow_ui_command"]
+
+TRAIN_SEED_OFFSET = 1_000_003
+"""Training masks use seed + this: the held-out masks (seed) are never trained on."""
+
+
+@dataclass
+class DemoRun:
+    """What the demo's training run left behind."""
+
+    run_dir: pathlib.Path
+    """The run folder (checkpoints, MLflow store, training data)."""
+    checkpoint: pathlib.Path
+    """The last checkpoint (a directory `distpaint infer --model` accepts)."""
+    mlflow_uri: str | None
+    """Tracking URI of the run (sqlite:///.../mlflow.db), None if not logged."""
+    steps: int
+    """Optimisation steps done."""
+    metrics: dict
+    """Metrics of the last report (losses, validation scores)."""
+
+
+def mlflow_ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on a tracking URI."""
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRun:
+    """Train the demo recipe into `out/run` on `config.workers` local Ray workers."""
+    from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
+    from distpaint.train.distributed import DistributedConfig, train_distributed
+
+    recipe = config_to_dict(load_config(packaged_config(config.recipe)))
+    recipe["max_steps"] = config.train_steps
+    recipe["checkpoint_every"] = min(recipe["checkpoint_every"], config.train_steps)
+    recipe["data"]["kind"] = config.kind
+    cfg = config_from_dict(recipe, f"demo recipe {config.recipe}")
+    run_dir = out / "run"
+    data = run_dir.parent / "stores" / "train.zarr"
+    size = cfg.data.mask_size
+    write_synth(MaskStore.create(data), config.kind, (size, size), config.seed + TRAIN_SEED_OFFSET,
+                config.train_masks, measure=False)
+    options = DistributedConfig(num_workers=config.workers, data=str(data),
+                                val_max_side=min(512, config.size))
+    summary = train_distributed(cfg, run_dir, options=options)
+    if not summary.get("checkpoint"):
+        raise RuntimeError(f"demo training in {run_dir} finished without a checkpoint")
+    mlflow = summary.get("mlflow")
+    return DemoRun(run_dir, pathlib.Path(summary["checkpoint"]), mlflow[0] if mlflow else None,
+                   summary["step"], summary.get("metrics", {}))
+
+
+def model_method(name: str, model: str | pathlib.Path, description: str) -> Method:
+    """A shipped model's name or a checkpoint as a demo `Method` (`distpaint infer` on the
+    whole corrupted store: output = input OR the model's fill, tiles of 1024 px)."""
+    def repair(src: pathlib.Path, dst: pathlib.Path) -> None:
+        from distpaint.infer.engine import InferConfig
+        from distpaint.infer.job import JobConfig, run_job
+
+        report = run_job([src], str(model), dst, InferConfig(), JobConfig())
+        if report.failed:
+            raise RuntimeError(f"repair with {name} failed: {report.failed}")
+
+    return Method(name, description, repair)

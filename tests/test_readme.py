@@ -1,0 +1,266 @@
+"""Every command block of README.md is executed, in order, at tiny sizes, so the documentation
+cannot rot.
+
+The blocks run in one scratch folder (the README's commands build on each other: the store
+that `synth` writes is the one `infer` repairs) with `.venv/bin` first on PATH, next to links
+to the checkout's `tune_spaces/`, `bench/`, `cluster.yaml` and `job_runtime_env.yaml`, and the
+input files the README assumes a user has (`scans/*.png`, a GeoTIFF `field.tif`). Sizes and
+step counts are shrunk by the substitutions in `TINY`; nothing else is changed.
+
+What cannot run here is checked for what it promises instead, and says so:
+- the first block (`make demo`, `make test`) is what CI and tests/test_demo.py run;
+- `pip install "ray[default]==X"`: X is the Ray this project installs and the cluster image's;
+- `ray up|dashboard|down cluster.yaml`: cluster.yaml passes Ray's schema and its own checks
+  (tests/test_cluster.py); there is no AWS here;
+- `ray job submit ... -- ENTRYPOINT`: the flags name files that exist, and ENTRYPOINT runs here
+  with the cluster's storage variables pointed at local folders (tests/test_jobs.py submits
+  real jobs to a real `ray start --head`);
+- `mlflow ui ...`: started on a free port, must serve the run's page, then stopped.
+
+Run: .venv/bin/python -m pytest tests/test_readme.py -q   (about 3 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BIN = ROOT / ".venv" / "bin"
+
+TINY = [
+    (r"--size \d+ \d+", "--size 256 256"),
+    (r"--max-steps \d+", "--max-steps 4"),
+    (r"--num-samples \d+", "--num-samples 2"),
+    (r"--max-concurrent \d+", "--max-concurrent 1"),
+    (r"--num-workers \d+", "--num-workers 2"),
+    (r"--workers \d+", "--workers 1"),
+    (r"step_\d{8}", "step_00000004"),
+    (r"(benchset make .*)$", r"\1 --small --kind roads"),
+    (r"(bench/quality\.py .*)$", r"\1 --limit 2"),
+]
+"""(pattern, replacement) applied to every command line: tiny sizes, few steps."""
+NO_GPU = [(r" --gpu\b", ""), (r" --gpus-per-trial \S+", "")]
+"""The cluster's GPU flags, dropped when its commands run on this CPU machine."""
+
+
+def blocks(text: str) -> list[tuple[str, str, int]]:
+    """(language, body, first line number) of every fenced code block."""
+    found = []
+    for m in re.finditer(r"^```(\w*)[^\n]*\n(.*?)^```", text, re.M | re.S):
+        found.append((m[1], m[2], text[: m.start()].count("\n") + 1))
+    return found
+
+
+def commands(body: str) -> list[str]:
+    """The command lines of a bash block (comments dropped, continuations joined)."""
+    lines, current = [], ""
+    for raw in body.splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            lines.append(current.strip())
+        current = ""
+    return lines
+
+
+def tiny(command: str, rules=TINY) -> str:
+    for pattern, replacement in rules:
+        command = re.sub(pattern, replacement, command)
+    return command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Runner:
+    """Runs README commands in `work` as a user with the activated venv would."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                    "VIRTUAL_ENV": str(ROOT / ".venv"), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.log: list[str] = []
+
+    def run(self, command: str, env: dict | None = None, timeout: int = 600) -> str:
+        proc = subprocess.run(["bash", "-c", "set -euo pipefail; " + command], cwd=self.work,
+                              env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)
+        self.log.append(f"$ {command}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        assert proc.returncode == 0, f"README command failed ({proc.returncode}): {command}\n" \
+                                     f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        return proc.stdout
+
+    def mlflow_ui(self, command: str) -> None:
+        port = _free_port()
+        proc = subprocess.Popen(shlex.split(command) + ["--port", str(port)], cwd=self.work,
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            deadline, page = time.monotonic() + 120, None
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(1)
+            assert page is not None and b"MLflow" in page, f"{command} served nothing"
+            # the run the README trained is in the store it names
+            api = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search"
+            request = urllib.request.Request(api, data=b'{"experiment_ids": ["0", "1"]}',
+                                             headers={"Content-Type": "application/json"})
+            assert b"run_id" in urllib.request.urlopen(request, timeout=10).read()
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
+
+
+def _inputs(work: Path) -> None:
+    """The files the README's examples start from: PNG scans and a GeoTIFF."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from distpaint.data.gaps import GapConfig, corrupt
+    from distpaint.data.synth import synth_array
+
+    (work / "scans").mkdir()
+    for i in range(2):
+        truth = synth_array("roads", (192, 256), seed=10 + i)
+        damaged, _ = corrupt(truth, GapConfig(kind="mix"), np.random.default_rng(i))
+        iio.imwrite(work / "scans" / f"scan{i}.png", damaged.astype(np.uint8) * 255)
+    field = synth_array("roads", (256, 256), seed=20).astype(np.uint8)
+    with rasterio.open(work / "field.tif", "w", driver="GTiff", height=256, width=256, count=1,
+                       dtype="uint8", crs=CRS.from_epsg(32633),
+                       transform=from_origin(500000, 4200000, 0.5, 0.5)) as ds:
+        ds.write(field, 1)
+    for name in ("tune_spaces", "bench", "cluster.yaml", "job_runtime_env.yaml"):
+        (work / name).symlink_to(ROOT / name)
+
+
+def _check_cluster_command(command: str) -> None:
+    """`ray up|dashboard|down cluster.yaml`: the file Ray would read is valid (no AWS here)."""
+    import copy
+
+    import yaml
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_cluster import _load, check_cluster
+
+    assert "cluster.yaml" in command.split()
+    config, text = _load()
+    validate_config(prepare_config(copy.deepcopy(config)))
+    check_cluster(config, text)
+    assert yaml.safe_load((ROOT / "cluster.yaml").read_text()) == config
+
+
+def _submitted_entrypoint(command: str, work: Path) -> str:
+    """Check `ray job submit`'s flags; return the entrypoint (after `--`)."""
+    head, sep, entrypoint = command.partition(" -- ")
+    assert sep, f"no entrypoint in {command}"
+    flags = shlex.split(head)
+    assert flags[:3] == ["ray", "job", "submit"]
+    assert flags[flags.index("--working-dir") + 1] == "."
+    env_file = flags[flags.index("--runtime-env") + 1]
+    assert (ROOT / env_file).is_file()
+    return entrypoint
+
+
+def _cluster_env(work: Path) -> dict:
+    """The cluster's storage variables (cluster.yaml's settings), as local folders."""
+    shared, s3 = work / "shared", work / "s3"
+    for folder in (shared, s3):
+        folder.mkdir(exist_ok=True)
+    if not (shared / "archive.zarr").exists():
+        subprocess.run([str(BIN / "distpaint"), "ingest", *sorted(map(str, (work / "scans").glob("*.png"))),
+                        "--out", str(shared / "archive.zarr"), "--threshold", "127"],
+                       check=True, capture_output=True, cwd=work)
+    return {"DISTPAINT_S3": str(s3), "DISTPAINT_SHARED": str(shared),
+            "DISTPAINT_MLFLOW": f"sqlite:///{work / 'cluster-mlflow.db'}"}
+
+
+def _needs_steps(command: str) -> str:
+    """Cluster jobs train with the recipe's steps: cap them here."""
+    if re.search(r"distpaint (train|tune)\b", command) and "--max-steps" not in command:
+        command = re.sub(r"(distpaint (train|tune)\b)", r"\1 --max-steps 4", command)
+    return command
+
+
+def test_readme_opens_with_the_two_commands():
+    lang, body, _ = blocks(README.read_text())[0]
+    assert lang == "bash"
+    assert [c.split()[:2] for c in commands(body)] == [["make", "demo"], ["make", "test"]]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+def test_every_command_block_runs(tmp_path):
+    from distpaint.weights import shipped_models
+
+    if "roads" not in shipped_models():
+        pytest.fail("the README's examples use the shipped `roads` model, which is missing")
+    work = tmp_path / "work"
+    work.mkdir()
+    _inputs(work)
+    runner = Runner(work)
+    ran = {"bash": 0, "python": 0}
+    for lang, body, line in blocks(README.read_text())[1:]:
+        if lang == "python":
+            out = runner.run(f"python - <<'PY'\n{body}PY")
+            assert out.strip(), f"README.md:{line}: the Python example printed nothing"
+            ran["python"] += 1
+            continue
+        assert lang == "bash", f"README.md:{line}: a code block without a runnable language ({lang!r})"
+        for command in commands(body):
+            ran["bash"] += 1
+            if command.startswith("pip install"):
+                import ray
+
+                pins = re.findall(r"ray\[default\]==([\d.]+)", command)
+                assert pins == [ray.__version__], f"README.md:{line}: {command}"
+                assert f"rayproject/ray:{ray.__version__}" in (ROOT / "cluster.yaml").read_text()
+            elif re.match(r"ray (up|dashboard|down)\b", command):
+                _check_cluster_command(command.rstrip(" &"))
+            elif command.startswith("ray job submit"):
+                entry = _needs_steps(tiny(_submitted_entrypoint(command, work), TINY + NO_GPU))
+                runner.run(entry, env=_cluster_env(work))
+            elif command.startswith("mlflow ui"):
+                runner.mlflow_ui(command)
+            else:
+                runner.run(tiny(command))
+    assert ran["python"] >= 1 and ran["bash"] >= 20, ran
+
+    # What the commands promise, spot-checked
+    from distpaint.data.store import MaskStore
+
+    repaired = MaskStore.open(work / "repaired.zarr")
+    damaged = MaskStore.open(work / "damaged.zarr")
+    for name in damaged.names():
+        assert (repaired.array(name)[:] >= damaged.array(name)[:]).all()
+    assert (work / "field_repaired.tif").is_file()
+    import rasterio
+
+    with rasterio.open(work / "field_repaired.tif") as ds, rasterio.open(work / "field.tif") as src:
+        assert ds.crs == src.crs and ds.transform == src.transform
+    assert (work / "runs" / "lambdas" / "best_config.yaml").is_file()
+    assert (work / "quality" / "quality.md").is_file()
