@@ -13,6 +13,7 @@ infer`'s code path).
 
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass
 
@@ -53,6 +54,10 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
     from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
     from distpaint.train.distributed import DistributedConfig, train_distributed
 
+    import ray
+
+    from distpaint.train.store_data import store_mask_size
+
     recipe = config_to_dict(load_config(packaged_config(config.recipe)))
     recipe["max_steps"] = config.train_steps
     recipe["checkpoint_every"] = min(recipe["checkpoint_every"], config.train_steps)
@@ -60,12 +65,24 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
     cfg = config_from_dict(recipe, f"demo recipe {config.recipe}")
     run_dir = out / "run"
     data = run_dir.parent / "stores" / "train.zarr"
-    size = cfg.data.mask_size
+    size = store_mask_size(cfg, config.workers)  # room for every rank's patches
     write_synth(MaskStore.create(data), config.kind, (size, size), config.seed + TRAIN_SEED_OFFSET,
                 config.train_masks, measure=False)
     options = DistributedConfig(num_workers=config.workers, data=str(data),
                                 val_max_side=min(512, config.size))
-    summary = train_distributed(cfg, run_dir, options=options)
+    # A private local Ray whose workers' logs stay in its session folder: the demo's console
+    # shows its own stages, not every rank's warnings interleaved with the report.
+    started = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    if started:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        context = ray.init(log_to_driver=False)
+        log(f"local Ray started; worker logs in {context.address_info.get('session_dir', 'its session folder')}/logs")
+    try:
+        summary = train_distributed(cfg, run_dir, options=options)
+    finally:
+        if started:
+            ray.shutdown()
     if not summary.get("checkpoint"):
         raise RuntimeError(f"demo training in {run_dir} finished without a checkpoint")
     mlflow = summary.get("mlflow")
