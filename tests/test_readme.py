@@ -161,7 +161,6 @@ def _check_cluster_command(command: str) -> None:
     """`ray up|dashboard|down cluster.yaml`: the file Ray would read is valid (no AWS here)."""
     import copy
 
-    import yaml
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -171,7 +170,6 @@ def _check_cluster_command(command: str) -> None:
     config, text = _load()
     validate_config(prepare_config(copy.deepcopy(config)))
     check_cluster(config, text)
-    assert yaml.safe_load((ROOT / "cluster.yaml").read_text()) == config
 
 
 def _submitted_entrypoint(command: str, work: Path) -> str:
