@@ -22,14 +22,18 @@ __all__ = ["register", "models"]
 
 
 def _score(card: dict, key: str) -> str:
-    value = card.get("scores", {}).get(key)
-    return "-" if value is None else f"{value:.3f}"
+    """`key` on the whole-mask benchmark set of the model's first kind (the cards written by
+    `distpaint.weights.ship --scores` hold {"whole/<kind>": {metric: mean}, ...})."""
+    scores = card.get("scores", {})
+    kinds = card.get("kinds") or [""]
+    value = scores.get(f"whole/{kinds[0]}", {}).get(key, scores.get(key))
+    return "-" if value is None else f"{value:.3f} ({kinds[0]})"
 
 
 def _shipped_table() -> Table:
     table = Table(title="shipped models (use with --model NAME)")
-    for column in ("name", "repairs", "generator", "params", "Mpx/s (2 CPU)", "rel. comp. diff", "clDice",
-                   "description"):
+    for column in ("name", "repairs", "generator", "params", "Mpx/s (2 CPU)", "rel. comp. diff (whole masks)",
+                   "clDice (whole masks)", "description"):
         table.add_column(column, justify="left" if column in ("name", "repairs", "generator", "description")
                          else "right")
     for name in shipped_models():
@@ -38,7 +42,7 @@ def _shipped_table() -> Table:
         table.add_row(name, ", ".join(card.get("kinds", [])), card.get("generator", "?"),
                       f"{card['params'] / 1e6:.2f} M" if "params" in card else "-",
                       "-" if speed is None else f"{speed:.2f}",
-                      _score(card, "rel_comp_diff"), _score(card, "cldice"), card.get("description", ""))
+                      _score(card, "rel_component_diff"), _score(card, "cldice"), card.get("description", ""))
     return table
 
 
