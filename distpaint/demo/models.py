@@ -13,7 +13,6 @@ infer`'s code path).
 
 from __future__ import annotations
 
-import os
 import pathlib
 from dataclasses import dataclass
 
@@ -56,6 +55,7 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
 
     import ray
 
+    from distpaint.ray_connect import connect
     from distpaint.train.store_data import store_mask_size
 
     recipe = config_to_dict(load_config(packaged_config(config.recipe)))
@@ -72,12 +72,9 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
                                 val_max_side=min(512, config.size))
     # A private local Ray whose workers' logs stay in its session folder: the demo's console
     # shows its own stages, not every rank's warnings interleaved with the report.
-    started = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    started = connect(log_to_driver=False)
     if started:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        context = ray.init(log_to_driver=False)
-        log(f"local Ray started; worker logs in {context.address_info.get('session_dir', 'its session folder')}/logs")
+        log("local Ray started; worker logs in /tmp/ray/session_latest/logs")
     try:
         summary = train_distributed(cfg, run_dir, options=options)
     finally:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pathlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -51,19 +50,10 @@ class RayOptions:
 
 def connect() -> bool:
     """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if started here."""
-    import ray
+    from distpaint.ray_connect import connect as join
 
-    if ray.is_initialized():
-        return False
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-        return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private instance, no token files
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # address="local": a new instance even if another local one is running on this machine
-    ray.init(address="local", include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
-    return True
+    return join(address="local", dashboard=False, log_to_driver=False)
 
 
 class ShardWorker:

@@ -124,19 +124,9 @@ def resolve_run(out: str | os.PathLike | None, options: DistributedConfig) -> Ru
 
 def _connect() -> bool:
     """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if we started one."""
-    import ray
+    from distpaint.ray_connect import connect
 
-    if ray.is_initialized():
-        return False
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-        return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private instance, no token files
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # the dashboard serves the state API that Ray Train's controller polls (without it, it
-    # logs a warning every second); Ray starts it when ray[default] is installed
-    ray.init()
-    return True
+    return connect()
 
 
 def _check_capacity(options: DistributedConfig) -> None:
