@@ -50,12 +50,11 @@ def mlflow_ui_command(uri: str) -> str:
 
 def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRun:
     """Train the demo recipe into `out/run` on `config.workers` local Ray workers."""
-    from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
-    from distpaint.train.distributed import DistributedConfig, train_distributed
-
     import ray
 
     from distpaint.ray_connect import connect
+    from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
+    from distpaint.train.distributed import DistributedConfig, train_distributed
     from distpaint.train.store_data import store_mask_size
 
     recipe = config_to_dict(load_config(packaged_config(config.recipe)))
@@ -64,7 +63,7 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
     recipe["data"]["kind"] = config.kind
     cfg = config_from_dict(recipe, f"demo recipe {config.recipe}")
     run_dir = out / "run"
-    data = run_dir.parent / "stores" / "train.zarr"
+    data = out / "stores" / "train.zarr"
     size = store_mask_size(cfg, config.workers)  # room for every rank's patches
     write_synth(MaskStore.create(data), config.kind, (size, size), config.seed + TRAIN_SEED_OFFSET,
                 config.train_masks, measure=False)
