@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from distpaint.errors import ConfigError, InputError
 from distpaint.train.checkpoint import latest_checkpoint, load_generator, load_train_state
 from distpaint.train.config import config_from_dict, dump_config, load_config, packaged_config
 from distpaint.train.local import train_local
+from distpaint.train.step import build_models
+from distpaint.weights import model_dir
 
 torch.set_num_threads(1)
 
@@ -94,3 +97,44 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
     bad.write_text("variant: gan-xl\n")
     with pytest.raises(ConfigError, match="variant must be one of"):
         load_config(bad)
+
+
+def _init_cfg(source):
+    return config_from_dict({**CFG, "model": {**CFG["model"], "init_generator": str(source)}})
+
+
+def test_init_generator_fine_tunes_from_a_checkpoint_and_resumes_from_its_own(tmp_path):
+    base = tmp_path / "base"
+    train_local(config_from_dict(CFG), base, max_steps=3)
+    start = latest_checkpoint(base)
+    tuned = tmp_path / "tuned"
+    train_local(_init_cfg(start), tuned, max_steps=1)
+    # one step from the base weights stays close to them; a random init is far from both
+    g0 = load_generator(start).state_dict()
+    g1 = load_generator(latest_checkpoint(tuned)).state_dict()
+    torch.manual_seed(123)
+    rand = build_models(config_from_dict(CFG)).g.state_dict()
+    key = next(k for k in g0 if k.endswith("weight") and g0[k].ndim == 4)
+    assert (g1[key] - g0[key]).abs().max() < (rand[key] - g0[key]).abs().max() / 5
+    # the saved config names where it started; resuming restores the run's own weights, even
+    # when the start checkpoint is gone
+    saved = yaml.safe_load((latest_checkpoint(tuned) / "config.yaml").read_text())
+    assert saved["model"]["init_generator"] == str(start)
+    shutil.rmtree(base)
+    train_local(_init_cfg(start), tuned, max_steps=2)
+    assert latest_checkpoint(tuned).name.endswith("2")
+
+
+def test_init_generator_errors_name_the_source(tmp_path):
+    with pytest.raises(ConfigError, match="nope.*does not exist"):
+        build_models(_init_cfg(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: not a distpaint checkpoint"):
+        build_models(_init_cfg(tmp_path / "empty"))
+    # the shipped roads model is unet_cpu, this run's G is unet_tiny
+    with pytest.raises(ConfigError, match="roads holds a UNet.*set model.generator"):
+        build_models(_init_cfg("roads"))
+    cfg = config_from_dict({**CFG, "model": {**CFG["model"], "generator": "unet_cpu", "init_generator": "roads"}})
+    g = build_models(cfg).g
+    shipped = load_generator(model_dir("roads")).state_dict()
+    assert all(torch.equal(g.state_dict()[k], v) for k, v in shipped.items())

@@ -2,6 +2,7 @@
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
+    distpaint train --config roads --init roads --data my_roads.zarr --num-workers 2  # fine-tune
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
@@ -15,6 +16,7 @@ resumes from the newest checkpoint there.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -39,6 +41,9 @@ def train(
                              help="Run directory (checkpoints, metrics); resumed if present. Required with --local"),
     local: bool = typer.Option(False, "--local", help="Train in this process (no Ray)"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the config's)"),
+    init: str = typer.Option(None, "--init",
+                             help="Fine-tune: start G from a shipped model (roads, general) or a checkpoint "
+                                  "directory of the same architecture (sets model.init_generator)"),
     device: str = typer.Option("cpu", "--device", help="torch device of the local run: cpu or cuda"),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads of the local run (0: torch's default)"),
     num_workers: int = typer.Option(2, "--num-workers", "-n", help="Ray: training workers (DDP ranks)"),
@@ -61,6 +66,8 @@ def train(
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
     cfg = _resolve_config(config)
+    if init is not None:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_generator=init))
     if max_steps is not None and max_steps < 0:
         raise ConfigError("--max-steps must be >= 0")
     console = Console()

@@ -23,7 +23,7 @@ import numpy as np
 
 from distpaint.errors import ConfigError, InputError
 from distpaint.infer.tiling import round_up
-from distpaint.weights import WEIGHTS_DIR, shipped_models
+from distpaint.weights import WEIGHTS_DIR, checkpoint_or_shipped, shipped_models
 
 __all__ = [
     "Predictor",
@@ -159,13 +159,7 @@ def resolve_model(
 ) -> TorchPredictor:
     """A predictor for `--model`: a checkpoint directory (or its model.pt) or the name of a
     shipped model. InputError naming the model and the available ones otherwise."""
-    path = pathlib.Path(name_or_path)
-    if not path.exists():
-        shipped = shipped_models()
-        if str(name_or_path) not in shipped:
-            have = ", ".join(shipped) or "none shipped; pass a checkpoint directory"
-            raise InputError(f"model {str(name_or_path)!r} does not exist; available: {have}")
-        path = WEIGHTS_DIR / str(name_or_path)
+    path = checkpoint_or_shipped(name_or_path)
     from distpaint.train.checkpoint import load_generator
 
     return TorchPredictor(load_generator(path), gpu=gpu, threads=threads)

@@ -92,6 +92,12 @@ class ModelConfig:
     """Registered global discriminator D_G."""
     global_disc_args: dict = field(default_factory=dict)
     """Overrides of D_G's config."""
+    init_generator: str = ""
+    """Start G from these weights instead of a random init (fine-tuning): a shipped model's
+    name (`roads`, `general`) or a checkpoint directory, holding the same generator
+    architecture. Only a fresh run uses it; a resumed run restores its own weights. On a
+    cluster a checkpoint path must be readable by every worker (a shipped name always is).
+    Discriminators and optimisers start fresh. Empty: random init."""
 
     def __post_init__(self) -> None:
         from distpaint.models import model_config  # torch-only import
@@ -102,6 +108,10 @@ class ModelConfig:
             if not isinstance(args, dict):
                 raise ConfigError(f"model.{role}_args must be a mapping")
             model_config(name, role, **args)  # raises ConfigError naming the bad option
+        if not isinstance(self.init_generator, str):
+            raise ConfigError("model.init_generator must be a shipped model name or a checkpoint directory")
+        # whether it exists is checked when G is built, not here: a saved config stays
+        # loadable on machines where the path it started from is gone
 
 
 @dataclass

@@ -65,14 +65,14 @@ def train_local(cfg: TrainConfig, out: str | Path, *, max_steps: int | None = No
     max_steps = cfg.max_steps if max_steps is None else max_steps
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     torch.manual_seed(cfg.seed)
-    models = build_models(cfg)
+    ckpt = latest_checkpoint(out)
+    models = build_models(cfg, fresh=ckpt is None)
     for m in (models.g, models.d_local, models.d_global):
         if m is not None:
             m.to(device)
     opts = build_optimizers(models, cfg.optim)
     sampler = torch.Generator(device).manual_seed(cfg.seed + 1)
     state, start, metrics = StepState(), 0, {}
-    ckpt = latest_checkpoint(out)
     if ckpt is not None:
         resumed = restore(ckpt, models, opts, map_location=device)
         _check_same_config(resumed.config, cfg, ckpt)

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from distpaint.models import create_model
+from distpaint.errors import ConfigError, InputError
+from distpaint.models import config_to_dict, create_model
 from distpaint.train import losses
 from distpaint.train.config import OptimConfig, TrainConfig
 from distpaint.train.recompose import Recomposer
@@ -99,13 +100,34 @@ class StepState:
     """Free-form counters (e.g. number of real batches seen)."""
 
 
-def build_models(cfg: TrainConfig) -> Models:
-    """Instantiate the variant's networks (seed torch before calling for reproducibility)."""
+def build_models(cfg: TrainConfig, *, fresh: bool = True) -> Models:
+    """Instantiate the variant's networks (seed torch before calling for reproducibility).
+    `fresh`: a new run, whose G starts from `model.init_generator` if set; pass False when a
+    checkpoint is restored next (its weights win, and the start checkpoint may be gone)."""
     m = cfg.model
     g = create_model(m.generator, "generator", **m.generator_args)
+    if fresh and m.init_generator:
+        _init_from(g, m.init_generator)
     d_local = create_model(m.local_disc, "local_disc", **m.local_disc_args) if cfg.uses_local else None
     d_global = create_model(m.global_disc, "global_disc", **m.global_disc_args) if cfg.uses_global else None
     return Models(g, d_local, d_global)
+
+
+def _init_from(g: nn.Module, source: str) -> None:
+    """Copy the weights of checkpoint or shipped model `source` into G (same architecture)."""
+    from distpaint.train.checkpoint import load_generator  # lazy: checkpoint imports this module
+    from distpaint.weights import checkpoint_or_shipped
+
+    try:
+        path = checkpoint_or_shipped(source)
+    except InputError as exc:
+        raise ConfigError(f"model.init_generator: {exc}") from None
+    start = load_generator(path)
+    if type(start) is not type(g) or config_to_dict(start.config) != config_to_dict(g.config):
+        raise ConfigError(f"model.init_generator: {path} holds a {type(start).__name__} with "
+                          f"{config_to_dict(start.config)}, not this run's {type(g).__name__} with "
+                          f"{config_to_dict(g.config)}; set model.generator (and generator_args) to match")
+    g.load_state_dict(start.state_dict())
 
 
 def build_optimizers(models: Models, optim: OptimConfig) -> Optimizers:

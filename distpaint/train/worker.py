@@ -178,13 +178,13 @@ def train_worker(spec_dict: dict) -> None:
     warnings.filterwarnings("once", category=RuntimeWarning, module="distpaint.data.sampler")
 
     torch.manual_seed(cfg.seed)
-    models = build_models(cfg)
+    ckpt = ray.train.get_checkpoint()
+    models = build_models(cfg, fresh=ckpt is None)
     for m in (models.g, models.d_local, models.d_global):
         if m is not None:
             m.to(device)
     opts = build_optimizers(models, cfg.optim)
     state, start = StepState(), 0
-    ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as folder:
             resumed = restore(folder, models, opts, map_location=device)

@@ -21,7 +21,7 @@ from typing import Any
 
 from distpaint.errors import InputError
 
-__all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card"]
+__all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 """Where the shipped checkpoint directories live."""
@@ -45,3 +45,19 @@ def model_card(name: str) -> dict[str, Any]:
     """The model card (`card.json`) of shipped model `name` ({} if it has none)."""
     card = model_dir(name) / "card.json"
     return json.loads(card.read_text()) if card.is_file() else {}
+
+
+def checkpoint_or_shipped(name_or_path: str | Path) -> Path:
+    """Checkpoint directory of `name_or_path`: a checkpoint directory (or its model.pt), else
+    the name of a shipped model; InputError naming it and the shipped models otherwise."""
+    path = Path(name_or_path)
+    if path.is_file() and path.name == "model.pt":
+        return path.parent
+    if path.is_dir():
+        if not (path / "model.pt").is_file():
+            raise InputError(f"{path}: not a distpaint checkpoint (no model.pt)")
+        return path
+    if str(name_or_path) in shipped_models():
+        return WEIGHTS_DIR / str(name_or_path)
+    have = ", ".join(shipped_models()) or "none shipped; pass a checkpoint directory"
+    raise InputError(f"model {str(name_or_path)!r} does not exist; available: {have}")
