@@ -173,6 +173,29 @@ def test_failed_write_leaves_nothing(store):
     assert sorted(os.listdir(store.path)) == ["zarr.json"]
 
 
+def test_a_killed_write_leaves_only_hidden_leftovers_that_the_next_write_removes(store):
+    # SIGKILL in the middle of streaming: no cleanup code runs, as when a machine dies
+    script = textwrap.dedent(f"""
+        import os, signal
+        import numpy as np
+        import distpaint.data.store as st
+        def die(layers, targets):
+            next(iter(targets.values()))[0:8, 0:8] = True   # some pixels are on disk
+            os.kill(os.getpid(), signal.SIGKILL)
+        st.stream_to_zarr = die
+        st.MaskStore.open({str(store.path)!r}, mode="a").write("a", {{"mask": np.ones((64, 64), bool)}})
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert killed.returncode == -9
+    leftovers = [n for n in os.listdir(store.path) if n != "zarr.json"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-a-")
+    assert store.names() == []                      # readers never see it
+    store.write("ab", {"mask": _lines((64, 64))})   # another sample's write leaves it alone
+    assert leftovers[0] in os.listdir(store.path)
+    store.write("a", {"mask": _lines((64, 64))})    # re-running the killed write cleans up
+    assert sorted(os.listdir(store.path)) == ["a", "ab", "zarr.json"]
+
+
 def test_overwrite(store):
     old, new = _lines((400, 400), 0), _lines((600, 300), 1)
     store.write("a", {"mask": old}, {"v": 1})

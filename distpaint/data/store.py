@@ -282,7 +282,8 @@ class MaskStore:
 
         Atomic: written under a hidden temporary name and renamed into place when complete.
         Streams shard by shard (constant memory). `shape` is added to the attrs. An existing
-        sample is an InputError unless `overwrite`.
+        sample is an InputError unless `overwrite`. Leftovers of an earlier write of `name`
+        that was killed (SIGKILL, power loss) are removed first.
         """
         if self.mode == "r":
             raise InputError(f"{self.path}: store opened read-only; open it with mode='a'")
@@ -292,6 +293,7 @@ class MaskStore:
         final = self.path / name
         if final.exists() and not overwrite:
             raise InputError(f"{self.path}: sample {name!r} already exists (use overwrite)")
+        self._remove_leftovers(name)
         tmp_name = f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
         try:
             group = self._group.create_group(tmp_name, attributes=sample_attrs)
@@ -323,6 +325,17 @@ class MaskStore:
         if len(set(shapes.values())) > 1:
             raise InputError(f"sample {name!r}: layers differ in shape: {shapes}")
         return shapes["mask"]
+
+    def _remove_leftovers(self, name: str) -> None:
+        """Delete hidden groups that a killed write of `name` left behind: its temporary group
+        and, when the sample itself is in place, an old version moved aside. (An old version
+        whose sample is missing is kept: it may be the only copy of the user's data.)"""
+        pattern = re.compile(rf"^({re.escape(_TMP_PREFIX)}|{re.escape(_TRASH_PREFIX)})"
+                             rf"{re.escape(name)}-[0-9a-f]{{12}}$")
+        for entry in self.path.iterdir():
+            m = pattern.match(entry.name)
+            if m and (m[1] == _TMP_PREFIX or (self.path / name).exists()):
+                shutil.rmtree(entry, ignore_errors=True)
 
     def _commit(self, tmp_name: str, name: str) -> None:
         """Rename the finished temporary group into place, replacing an old sample if any.
