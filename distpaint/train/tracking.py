@@ -107,12 +107,19 @@ def start_run(uri: str, run_dir: str | os.PathLike | None, name: str, params: di
 
 
 class RunLogger:
-    """Buffered metric logging into one MLflow run (rank 0), plus images and artifacts."""
+    """Buffered metric logging into one MLflow run (rank 0), plus images and artifacts.
+
+    A run resumed after a failure redoes the steps since its last checkpoint, some of which
+    were logged before the failure: a value at a step the run already holds for that metric is
+    dropped, so every metric's history has one point per step."""
 
     def __init__(self, uri: str, run_id: str) -> None:
         self.client = _client(uri)
         self.run_id = run_id
         self._buffer: list[Any] = []
+        self._logged_through = {key: max((m.step for m in self.client.get_metric_history(run_id, key)), default=-1)
+                                for key in self.client.get_run(run_id).data.metrics}
+        """Last step already in the run, per metric (empty for a new run)."""
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         """Queue `values` at `step` (non-finite values are dropped: MLflow rejects NaN in some
@@ -122,7 +129,7 @@ class RunLogger:
         now = int(time.time() * 1000)
         for key, value in values.items():
             value = float(value)
-            if value == value and abs(value) != float("inf"):
+            if value == value and abs(value) != float("inf") and step > self._logged_through.get(key, -1):
                 self._buffer.append(Metric(key, value, now, int(step)))
         if len(self._buffer) >= 900:
             self.flush()
