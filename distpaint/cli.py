@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "benchset",
     "models",
     "train",
+    "average",
     "infer",
     "tune",
     "demo",
