@@ -48,6 +48,7 @@ TINY = [
     (r"--num-workers \d+", "--num-workers 2"),
     (r"--workers \d+", "--workers 1"),
     (r"step_\d{8}", "step_00000004"),
+    (r"--last \d+", "--last 1"),
     (r"(train_variants\.py .*)--steps \d+", r"\1--steps 4 --variants unet gan-gl"),
     (r"(benchset make .*)$", r"\1 --small --kind roads"),
     (r"(bench/quality\.py .*)$", r"\1 --limit 2"),
