@@ -64,13 +64,14 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, *, overwri
     architecture). Floating-point weights and buffers are averaged; integer buffers (batch-norm
     step counters) and the config come from the newest checkpoint. Atomic; refuses an
     existing `out` unless `overwrite`."""
-    paths = sorted({Path(p) for p in paths}, key=lambda p: int(_read(p).get("step", 0)))
     if not paths:
         raise InputError("average: no checkpoints given")
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass overwrite to replace it)")
-    blobs = [_read(p) for p in paths]
+    read = sorted(((Path(p), _read(Path(p))) for p in set(map(Path, paths))),
+                  key=lambda pair: int(pair[1].get("step", 0)))  # oldest first
+    paths, blobs = [p for p, _ in read], [b for _, b in read]
     newest = blobs[-1]
     spec = newest["generator"]
     for path, blob in zip(paths, blobs, strict=True):
