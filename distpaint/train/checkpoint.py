@@ -41,6 +41,7 @@ __all__ = [
     "TrainState",
     "save_checkpoint",
     "load_train_state",
+    "load_model_file",
     "restore",
     "load_generator",
     "load_config_of",
@@ -198,6 +199,11 @@ def load_config_of(path: str | Path) -> TrainConfig:
     if not file.is_file():
         raise InputError(f"{path}: not a distpaint checkpoint (no config.yaml)")
     return config_from_dict(yaml.safe_load(file.read_text()), str(file))
+
+
+def load_model_file(path: str | Path, map_location: Any = "cpu") -> dict:
+    """Raw contents of `model.pt` of checkpoint directory `path` (InputError if unreadable)."""
+    return _load(Path(path), "model.pt", map_location)
 
 
 def load_train_state(path: str | Path, map_location: Any = "cpu") -> dict:
