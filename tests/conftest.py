@@ -16,14 +16,17 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
 
 @pytest.fixture(scope="session")
 def ray_local(tmp_path_factory):
-    """A real local Ray instance with 2 CPUs, shared by every test of the session that uses it."""
+    """A real local Ray instance with 2 CPUs, shared by every test of the session that uses it,
+    started the way the commands start theirs (with the dashboard, whose state API Ray Train's
+    placement-group cleaner needs: distpaint.ray_connect)."""
     import ray
+
+    from distpaint.ray_connect import connect
 
     if ray.is_initialized():
         yield ray
         return
-    temp_dir = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp_dir), log_to_driver=False)
+    connect(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
     try:
         yield ray
     finally:

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import pytest
 import yaml
 
 from distpaint.train.checkpoint import load_generator, load_train_state
@@ -94,3 +95,21 @@ def test_killed_worker_restarts_from_last_checkpoint(ray_local, tmp_path):
         load_generator(out / "checkpoints" / name)
     r0, r1 = (_read(out / "workers" / f"rank_{r}.json") for r in (0, 1))
     assert r0["digests"] == r1["digests"] and r0["rewards"] == r1["rewards"]
+
+
+def test_a_worker_group_that_cannot_be_placed_fails_the_run_instead_of_waiting(ray_local, tmp_path, monkeypatch):
+    """Every CPU of the (never growing) local instance is held by someone else: the run fails
+    after `placement_retries` start-up timeouts rather than retrying forever (Ray's default)."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "2")  # propagated to Ray Train's controller
+    held = placement_group([{"CPU": ray_local.cluster_resources()["CPU"]}])
+    ray_local.get(held.ready(), timeout=60)
+    try:
+        data = yaml.safe_load(packaged_config("tiny").read_text())
+        with pytest.raises(Exception, match="(?i)worker group"):
+            train_distributed(config_from_dict(data), tmp_path / "blocked", max_steps=4,
+                              options=DistributedConfig(num_workers=1, placement_retries=1, mlflow=False,
+                                                        val_data="none"))
+    finally:
+        remove_placement_group(held)

@@ -162,3 +162,19 @@ def test_concurrency_follows_the_cluster_resources(ray_local):
         _capacity(SweepConfig(workers_per_trial=3), started=True)
     with pytest.raises(ConfigError, match="a trial needs 0.91 CPU and 1 GPU"):
         _capacity(SweepConfig(gpus_per_trial=1), started=True)
+
+
+def test_sweep_leaves_no_placement_group_behind(sweep, ray_local):
+    """Trials that ASHA stopped early lose their Ray Train controller abruptly; their worker
+    groups' placement groups must still be removed (by Ray Train's cleaner, which needs the
+    state API of the instance: distpaint.ray_connect), or their CPUs stay reserved and the
+    next sweep on the same instance waits forever."""
+    from ray.util import placement_group_table
+
+    deadline = time.monotonic() + 60
+    while True:
+        left = [pg["bundles"] for pg in placement_group_table().values() if pg["state"] != "REMOVED"]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not left, f"placement groups still reserved after the sweep: {left}"

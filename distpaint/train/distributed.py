@@ -67,6 +67,11 @@ class DistributedConfig:
     """Validation masks are cropped to this side."""
     max_failures: int = 3
     """Worker-group restarts from the last checkpoint before the run fails (-1: no limit)."""
+    placement_retries: int | None = None
+    """Times Ray Train retries a worker group that could not be placed within
+    RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (60 s) before the run fails (-1: no limit). None: no
+    limit when joining RAY_ADDRESS's cluster (an autoscaler may still be adding nodes), 2 on a
+    local instance, which never grows: CPUs held elsewhere would otherwise make it wait forever."""
     cpus_per_worker: float = 1.0
     """CPUs Ray reserves per worker (also torch's thread count, at least 1)."""
     worker_resources: dict = field(default_factory=dict)
@@ -83,6 +88,8 @@ class DistributedConfig:
             raise ConfigError(f"--num-workers must be >= 1, got {self.num_workers}")
         if self.max_failures < -1:
             raise ConfigError("--max-failures must be >= -1")
+        if self.placement_retries is not None and self.placement_retries < -1:
+            raise ConfigError("placement_retries must be >= -1")
         if self.cpus_per_worker <= 0 or self.actor_cpus < 0:
             raise ConfigError("cpus_per_worker must be > 0 and actor_cpus >= 0")
         if self.val_every < 0 or self.val_max_side < 16:
@@ -203,6 +210,12 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
     return uri, start_run(uri, paths.local, paths.name, params, tags)
 
 
+def _placement_retries(options: DistributedConfig) -> int:
+    if options.placement_retries is not None:
+        return options.placement_retries
+    return -1 if os.environ.get("RAY_ADDRESS") else 2
+
+
 def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig,
              callbacks: list | None = None) -> Any:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -220,7 +233,8 @@ def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: Distributed
         scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(name=paths.name, storage_path=paths.storage,
-                             failure_config=FailureConfig(max_failures=options.max_failures),
+                             failure_config=FailureConfig(max_failures=options.max_failures,
+                                                          controller_failure_limit=_placement_retries(options)),
                              checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                              callbacks=list(callbacks or [])),
     )
