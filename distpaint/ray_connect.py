@@ -31,10 +31,6 @@ STATE_API_VARIABLE = "RAY_API_SERVER_ADDRESS"
 scanning the process table)."""
 
 
-_pinned: str | None = None
-"""The address this module last put in STATE_API_VARIABLE."""
-
-
 def _free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -71,17 +67,25 @@ def connect(*, address: str | None = None, dashboard: bool = True, log_to_driver
         options["num_cpus"] = num_cpus
     if temp_dir is not None:
         options["_temp_dir"] = temp_dir
+    pinned = None
     if dashboard:
         port = _free_loopback_port()
         options.update(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port)
-        # set before ray.init: the raylet and every worker copy this process's environment
-        global _pinned
-        _pinned = os.environ[STATE_API_VARIABLE] = f"http://127.0.0.1:{port}"
+        pinned = f"http://127.0.0.1:{port}"
     else:
         options["include_dashboard"] = False
-        if _pinned is not None and os.environ.get(STATE_API_VARIABLE) == _pinned:
-            del os.environ[STATE_API_VARIABLE]  # a dashboard of an earlier instance, gone
     if not log_to_driver:
         options["logging_level"] = logging.WARNING
-    ray.init(**options)
+    # Only for the processes ray.init spawns (the raylet, and through it every worker, copies
+    # this environment): left in this process, the variable would also override the address
+    # that any job or state client here is given explicitly.
+    previous = os.environ.pop(STATE_API_VARIABLE, None)
+    if pinned is not None:
+        os.environ[STATE_API_VARIABLE] = pinned
+    try:
+        ray.init(**options)
+    finally:
+        os.environ.pop(STATE_API_VARIABLE, None)
+        if previous is not None:
+            os.environ[STATE_API_VARIABLE] = previous
     return True
