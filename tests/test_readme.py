@@ -17,7 +17,7 @@ What cannot run here is checked for what it promises instead, and says so:
   real jobs to a real `ray start --head`);
 - `mlflow ui ...`: started on a free port, must serve the run's page, then stopped.
 
-Run: .venv/bin/python -m pytest tests/test_readme.py -q   (about 3 minutes on 2 cores)
+Run: .venv/bin/python -m pytest tests/test_readme.py -q   (about 5 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ BIN = ROOT / ".venv" / "bin"
 TINY = [
     (r"--size \d+ \d+", "--size 256 256"),
     (r"--max-steps \d+", "--max-steps 4"),
-    (r"--num-samples \d+", "--num-samples 2"),
+    (r"--num-samples \d+", "--num-samples 1"),  # a sweep of one trial runs every part of `tune`
     (r"--max-concurrent \d+", "--max-concurrent 1"),
     (r"--num-workers \d+", "--num-workers 2"),
     (r"--workers \d+", "--workers 1"),
