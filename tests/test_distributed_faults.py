@@ -14,6 +14,7 @@ import time
 import pytest
 import yaml
 
+from distpaint.errors import ConfigError
 from distpaint.train.checkpoint import load_generator, load_train_state
 from distpaint.train.config import config_from_dict, packaged_config
 from distpaint.train.distributed import DistributedConfig, train_distributed
@@ -113,3 +114,15 @@ def test_a_worker_group_that_cannot_be_placed_fails_the_run_instead_of_waiting(r
                                                         val_data="none"))
     finally:
         remove_placement_group(held)
+
+
+def test_placement_retries_are_unlimited_on_a_cluster_and_two_on_a_local_instance(monkeypatch):
+    from distpaint.train.distributed import _placement_retries, default_placement_retries
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # joined a cluster: its autoscaler may add nodes
+    assert default_placement_retries() == -1
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert default_placement_retries() == 2
+    assert _placement_retries(DistributedConfig(placement_retries=5)) == 5
+    with pytest.raises(ConfigError, match="placement_retries"):
+        DistributedConfig(placement_retries=-2)

@@ -210,10 +210,14 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
     return uri, start_run(uri, paths.local, paths.name, params, tags)
 
 
-def _placement_retries(options: DistributedConfig) -> int:
-    if options.placement_retries is not None:
-        return options.placement_retries
+def default_placement_retries() -> int:
+    """DistributedConfig.placement_retries when unset, decided where RAY_ADDRESS is known (a
+    driver; Ray's worker processes never have it): no limit on a cluster, 2 on a local instance."""
     return -1 if os.environ.get("RAY_ADDRESS") else 2
+
+
+def _placement_retries(options: DistributedConfig) -> int:
+    return default_placement_retries() if options.placement_retries is None else options.placement_retries
 
 
 def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig,

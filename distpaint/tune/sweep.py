@@ -363,7 +363,7 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     if sweep_dir is not None:
         _check_settings(sweep_dir / "sweep.json", settings)
 
-    from distpaint.train.distributed import _connect
+    from distpaint.train.distributed import _connect, default_placement_retries
 
     if not os.environ.get("RAY_ADDRESS"):
         # every report is a barrier that waits for the next worker health check (2 s by default)
@@ -385,7 +385,8 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
                          space_source=space.source, max_steps=steps[0], report_every=steps[1],
                          runs_storage=runs_storage, val_data=val, data=data, workers=options.workers_per_trial,
                          gpus=options.gpus_per_trial, cpus_per_worker=options.cpus_per_worker,
-                         trial_mlflow=options.trial_mlflow and local, max_failures=options.max_failures)
+                         trial_mlflow=options.trial_mlflow and local, max_failures=options.max_failures,
+                         placement_retries=default_placement_retries())
         tracking = _start_parent(space, base, base_source, options, steps, name, sweep_dir, spec) if options.mlflow else None
         results = _fit(space, options, steps, concurrency, spec, experiment, tracking, log)
         statuses = _saved_statuses(experiment)

@@ -57,6 +57,9 @@ class TrialSpec:
     """Keep each training run's own per-step MLflow store in its run directory."""
     max_failures: int = 1
     """Worker-group restarts within a trial."""
+    placement_retries: int | None = None
+    """Worker-group placement retries within a trial, decided by the sweep's driver (which knows
+    whether it joined a cluster; the trial's actor does not): see DistributedConfig."""
     val_max_side: int = 1024
     """Validation masks are cropped to this side."""
 
@@ -92,7 +95,7 @@ def run_trial(config: dict, spec: dict) -> None:
     options = DistributedConfig(
         num_workers=s.workers, use_gpu=s.gpus > 0, storage=s.runs_storage, name=trial_run_name(s.sweep, trial_id),
         mlflow=s.trial_mlflow, data=s.data, val_data=s.val_data, val_max_side=s.val_max_side,
-        max_failures=s.max_failures, cpus_per_worker=s.cpus_per_worker,
+        max_failures=s.max_failures, placement_retries=s.placement_retries, cpus_per_worker=s.cpus_per_worker,
         worker_resources={"GPU": s.gpus / s.workers} if s.gpus > 0 else {},
     )
     train_distributed(cfg, None, max_steps=s.max_steps, options=options, callbacks=[TuneReportCallback()])
