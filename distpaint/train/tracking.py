@@ -20,6 +20,7 @@ Needs mlflow (imported lazily: only the driver and rank 0 import it).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["EXPERIMENT", "RUN_TAG", "default_tracking_uri", "flatten", "start_run", "RunLogger",
-           "finish_run", "find_run"]
+           "finish_run", "find_run", "tracking_client"]
 
 EXPERIMENT = "distpaint"
 """MLflow experiment of training runs."""
@@ -54,9 +55,13 @@ def flatten(data: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _client(uri: str):
+def tracking_client(uri: str):
+    """An MlflowClient of `uri` (quiet about creating a new SQLite store)."""
     from mlflow.tracking import MlflowClient
 
+    # a new SQLite store announces its table creation and migration at INFO on stderr, which
+    # reads like a problem in the middle of a command's output
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -72,7 +77,7 @@ def _experiment(client: Any, uri: str, run_dir: Path | None) -> str:
 
 def find_run(uri: str, name: str) -> Any | None:
     """The MLflow run of training run `name`, or None."""
-    client = _client(uri)
+    client = tracking_client(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return None
@@ -85,7 +90,7 @@ def start_run(uri: str, run_dir: str | os.PathLike | None, name: str, params: di
               tags: dict[str, str] | None = None) -> str:
     """Create (or re-open, for a resumed training run) the MLflow run of training run `name`,
     log the parameters it lacks, mark it RUNNING; returns its id."""
-    client = _client(uri)
+    client = tracking_client(uri)
     exp_id = _experiment(client, uri, Path(run_dir) if run_dir is not None else None)
     found = find_run(uri, name)
     if found is None:
@@ -114,7 +119,7 @@ class RunLogger:
     dropped, so every metric's history has one point per step."""
 
     def __init__(self, uri: str, run_id: str) -> None:
-        self.client = _client(uri)
+        self.client = tracking_client(uri)
         self.run_id = run_id
         self._buffer: list[Any] = []
         self._logged_through = {key: max((m.step for m in self.client.get_metric_history(run_id, key)), default=-1)
@@ -154,7 +159,7 @@ class RunLogger:
 def finish_run(uri: str, run_id: str, status: str = "FINISHED", checkpoint_dir: str | os.PathLike | None = None,
                metrics: dict[str, float] | None = None) -> None:
     """Log the final checkpoint directory as artifact `checkpoint/`, final metrics, and end the run."""
-    client = _client(uri)
+    client = tracking_client(uri)
     if checkpoint_dir is not None:
         client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
     if metrics:

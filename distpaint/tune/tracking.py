@@ -33,7 +33,7 @@ from typing import Any
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from distpaint.train.config import config_from_dict, config_to_dict
-from distpaint.train.tracking import flatten
+from distpaint.train.tracking import flatten, tracking_client
 from distpaint.tune.trial import trial_run_name
 
 __all__ = ["EXPERIMENT", "SWEEP_TAG", "TRIAL_TAG", "default_tracking_uri", "ensure_experiment", "start_parent",
@@ -58,15 +58,9 @@ def default_tracking_uri(sweep_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(sweep_dir).resolve() / 'mlflow.db'}"
 
 
-def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
 def ensure_experiment(uri: str, sweep_dir: str | os.PathLike | None) -> str:
     """The sweeps' experiment id, created with its artifacts under the sweep dir (SQLite stores)."""
-    client = _client(uri)
+    client = tracking_client(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
@@ -87,7 +81,7 @@ def _log_params(client: Any, run_id: str, params: dict[str, str], logged: dict[s
 
 def start_parent(uri: str, sweep_dir: str | os.PathLike | None, name: str, params: dict[str, str]) -> str:
     """Create (or re-open, when the sweep resumes) the sweep's parent run; returns its id."""
-    client = _client(uri)
+    client = tracking_client(uri)
     exp_id = ensure_experiment(uri, sweep_dir)
     found = client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_TAG}` = '{name}' and "
                                                        f"tags.`{_PARENT_ROLE}` = 'sweep'", max_results=1)
@@ -103,7 +97,7 @@ def start_parent(uri: str, sweep_dir: str | os.PathLike | None, name: str, param
 
 def find_children(uri: str, parent_id: str) -> dict[str, Any]:
     """{trial id: MLflow run} of a parent's children."""
-    client = _client(uri)
+    client = tracking_client(uri)
     parent = client.get_run(parent_id)
     runs = client.search_runs([parent.info.experiment_id],
                               filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=10000)
