@@ -75,13 +75,17 @@ class FnFactory:
 
 
 def whole_reference(image: np.ndarray, name: str, threshold: float = 0.5,
-                    keep_input: bool = True) -> np.ndarray:
-    """The function on the whole image (zero-padded to its alignment), binarised as the engine
+                    keep_input: bool = True, views: int = 1, passes: int = 1) -> np.ndarray:
+    """The function on the whole image (zero-padded to its alignment), with the test-time
+    refinements `views` and `passes` applied to the whole image, binarised as the engine
     does: probability > threshold, OR the input with keep-input."""
+    from distpaint.infer.refine import refine
     from distpaint.infer.tiling import whole_apply
 
-    fn, align, _ = FUNCTIONS[name]
-    fg = whole_apply(image.astype(np.float32), fn, align) > np.float32(threshold)
+    align = FUNCTIONS[name][1]
+    predictor = refine(FnPredictor(name), views=views, passes=passes, threshold=threshold)
+    fg = whole_apply(image.astype(np.float32), lambda x: predictor(x[None, None])[0, 0],
+                     align) > np.float32(threshold)
     return fg | image if keep_input else fg
 
 

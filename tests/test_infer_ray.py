@@ -56,7 +56,8 @@ def test_ray_actor_pool_equals_the_function_on_whole_images(tmp_path, ray_local)
     masks["f.png"] = _mask((130, 170), 3)
     write_mask_file(tmp_path / "files" / "f.png", masks["f.png"])
     np.save(tmp_path / "files" / "grey.npy", np.random.default_rng(0).random((40, 40)))
-    infer = InferConfig(tile=32, threshold=0.2, batch=2)
+    # with test-time refinements: the actors build the refined predictor from the settings
+    infer = InferConfig(tile=32, threshold=0.2, batch=2, views=2, passes=2)
     report = run_job([tmp_path / "arch.zarr", tmp_path / "files"], FnFactory("fires_on_empty"),
                      tmp_path / "out", infer, JobConfig(ray=True, shard=64, workers=2))
     assert len(report.done) == 3
@@ -64,11 +65,12 @@ def test_ray_actor_pool_equals_the_function_on_whole_images(tmp_path, ray_local)
     assert bad.endswith("grey.npy") and "not a binary mask" in message
     out = MaskStore.open(tmp_path / "out" / "arch.zarr")
     for name in ("s1", "s2"):
-        want = whole_reference(masks[name], "fires_on_empty", threshold=0.2)
+        want = whole_reference(masks[name], "fires_on_empty", threshold=0.2, views=2, passes=2)
         np.testing.assert_array_equal(out.array(name)[:], want)
         np.testing.assert_array_equal(out.array(name, "added")[:], want & ~masks[name])
     got = np.asarray(read_raw(tmp_path / "out" / "f.png")[0].compute()) != 0
-    np.testing.assert_array_equal(got, whole_reference(masks["f.png"], "fires_on_empty", 0.2))
+    np.testing.assert_array_equal(got, whole_reference(masks["f.png"], "fires_on_empty", 0.2,
+                                                       views=2, passes=2))
     # the work folder is kept (one mask failed): its manifest shows every shard written once,
     # by actors (one manifest file each), none by the driver
     records = [json.loads(line) for f in (Path(report.work_dir) / "manifest").glob("*.jsonl")

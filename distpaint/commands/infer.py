@@ -3,7 +3,8 @@
     distpaint infer roads.tif --model roads --out roads_fixed.tif
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
-        [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
+        [--views 1|2|4|8] [--passes P] [--keep-input/--no-keep-input] \\
+        [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
 
 INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
 mask gets the repaired mask in its own format (a GeoTIFF keeps its CRS and transform), the
@@ -111,6 +112,11 @@ def infer(
     sample: bool = typer.Option(False, "--sample",
                                 help="Draw pixels ~ Bernoulli(probability) instead."),
     seed: int = typer.Option(None, help="Seed of --sample (default 0); tiling-invariant."),
+    views: int = typer.Option(1, help="Test-time augmentation: average over 1, 2, 4 or 8 "
+                                      "flips/transposes (x V forward passes; not in the paper)."),
+    passes: int = typer.Option(1, help="Repair iteratively: each pass sees the input plus the "
+                                       "previous pass's pixels (x P forward passes; not in the "
+                                       "paper)."),
     keep_input: bool = typer.Option(True, "--keep-input/--no-keep-input",
                                     help="Output = input OR model fill (never delete a pixel)."),
     skip_empty: bool = typer.Option(True, "--skip-empty/--no-skip-empty",
@@ -143,7 +149,7 @@ def infer(
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
-        keep_input=keep_input, skip_empty=skip_empty)
+        keep_input=keep_input, skip_empty=skip_empty, views=views, passes=passes)
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

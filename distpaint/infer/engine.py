@@ -77,6 +77,14 @@ class InferConfig:
     """Draw each pixel as Bernoulli(probability) instead of thresholding."""
     seed: int = 0
     """Seed of the Bernoulli sampling (tiling-invariant)."""
+    views: int = 1
+    """Test-time augmentation: mean probabilities over this many flips/transposes of each
+    window (1, 2, 4 or 8; costs that many forward passes). Not in the paper: off by default,
+    measured in the README's Quality section (`distpaint.infer.refine`)."""
+    passes: int = 1
+    """Iterative repair: run the model this many times, each pass on the input OR the previous
+    pass's pixels above `threshold` (1 to 8; the halo grows with it). Not in the paper: off
+    by default, measured in the README's Quality section."""
     keep_input: bool = True
     """Output = input OR model fill: never delete a pixel of the input."""
     skip_empty: bool = True
@@ -97,6 +105,9 @@ class InferConfig:
             raise ConfigError(f"--threshold must be in [0, 1), got {self.threshold!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        from distpaint.infer.refine import check_refinement
+
+        check_refinement(self.views, self.passes)
         if self.readers < 1 or self.prefetch < 0:
             raise ConfigError(
                 f"readers ({self.readers}) must be >= 1 and prefetch ({self.prefetch}) >= 0"
@@ -366,6 +377,14 @@ def run_inference(
     empty: the empty-window probe to reuse (default: a new one for this run).
     Returns the run's `InferStats`. Exceptions of reader or writer threads propagate.
     """
+    from distpaint.infer.refine import refinement_of
+
+    if refinement_of(predictor) != (config.views, config.passes):
+        # the predictor is refined where it is built (job.load_predictor, model_method), so
+        # that its halo and the empty-window probe see the refinement too
+        raise ConfigError(f"views={config.views}, passes={config.passes}: wrap the predictor with "
+                          "distpaint.infer.refine.refine(predictor, views=..., passes=...) "
+                          f"(it applies {refinement_of(predictor)})")
     source = as_source(source)
     shape = tuple(int(n) for n in source.shape)
     grid = make_grid(shape, predictor, config)

@@ -53,6 +53,7 @@ from distpaint.infer.engine import (
 from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
 from distpaint.infer.predictor import Predictor, resolve_model
 from distpaint.infer.preview import write_preview
+from distpaint.infer.refine import refine
 from distpaint.infer.sources import Unit, plan_units, work_dir
 from distpaint.infer.staging import UnitSpec, create_staging, open_source, open_staging
 
@@ -167,12 +168,17 @@ class JobProgress(Protocol):
 
 
 # ---- model ---------------------------------------------------------------------------------
-def load_predictor(model: ModelSpec, *, gpu: bool = False,
-                   threads: int | None = None) -> Predictor:
-    """The predictor of `model` (a name, a checkpoint, or a factory)."""
+def load_predictor(model: ModelSpec, *, gpu: bool = False, threads: int | None = None,
+                   infer: InferConfig | None = None) -> Predictor:
+    """The predictor of `model` (a name, a checkpoint, or a factory), with the test-time
+    refinements (views, passes) of `infer`."""
     if callable(model) and not isinstance(model, (str, os.PathLike)):
-        return model()
-    return resolve_model(model, gpu=gpu, threads=threads)
+        predictor = model()
+    else:
+        predictor = resolve_model(model, gpu=gpu, threads=threads)
+    if infer is None:
+        return predictor
+    return refine(predictor, views=infer.views, passes=infer.passes, threshold=infer.threshold)
 
 
 def _model_file(model: str | os.PathLike) -> pathlib.Path:
@@ -205,6 +211,9 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
         "shard": config.shard, "preview_size": config.preview_size,
         "input_threshold": config.input_threshold,
     }
+    if (infer.views, infer.passes) != (1, 1):
+        # only when used, so that jobs interrupted before these options existed still resume
+        description.update(views=infer.views, passes=infer.passes)
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
 
@@ -433,7 +442,8 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     infer, config = infer or InferConfig(), config or JobConfig()
     start = time.perf_counter()
     units, is_file = plan_units(list(inputs), out)
-    predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads)
+    predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads,
+                               infer=infer)
     halo = make_grid((1, 1), predictor, infer).halo  # refuses a bad --tile / --halo now
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)

@@ -63,8 +63,8 @@ class ShardWorker:
                  threads: int) -> None:
         from distpaint.infer.job import load_predictor
 
-        self.predictor = load_predictor(model, gpu=gpu, threads=threads)
         self.infer = InferConfig(**infer)
+        self.predictor = load_predictor(model, gpu=gpu, threads=threads, infer=self.infer)
         self.empty = EmptyWindows(self.predictor, self.infer)  # probed once per actor
         self.writer = ManifestWriter(pathlib.Path(manifest_dir))
         self._uid: str | None = None

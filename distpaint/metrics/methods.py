@@ -13,7 +13,9 @@ method plugs in by registering a factory, with no change to the benchmark:
   (`model_method("roads")`) or `LABEL=NAME_OR_CHECKPOINT`, through `distpaint.infer`
   (`resolve_model`): patches are predicted whole (zero-padded to the model's alignment, as
   `whole_apply` does), whole masks by the streaming tiled engine (`run_inference`), which
-  equals whole-image inference exactly; output = input OR (probability > threshold).
+  equals whole-image inference exactly; output = input OR (probability > threshold). The
+  test-time refinements of `distpaint infer` (`--views`, `--passes`) are options after a
+  colon: `refined=roads:views=4,passes=2`.
 
     from distpaint.metrics.methods import get_method, model_method, register_method
     closing = get_method("closing:radius=4")
@@ -179,23 +181,47 @@ def _model_label(target: str) -> str:
     return "/".join(parts[-3:] if parts[-2:-1] == ("checkpoints",) else parts[-1:])
 
 
+_REFINEMENTS = ("views", "passes")
+
+
+def _model_options(spec: str, target: str) -> tuple[str, dict[str, int]]:
+    """(target, {views, passes}) of `TARGET[:views=V,passes=P]` (a path that exists is never
+    split, even if it holds a colon)."""
+    base, colon, options = target.rpartition(":")
+    if not colon or pathlib.Path(target).exists():
+        return target, {}
+    parsed: dict[str, int] = {}
+    for item in options.split(","):
+        key, eq, value = item.partition("=")
+        if key.strip() not in _REFINEMENTS or not eq or not value.strip().isdigit():
+            raise ConfigError(f"--models {spec!r}: options after ':' must be "
+                              f"{' or '.join(_REFINEMENTS)}=INTEGER, got {item!r}")
+        parsed[key.strip()] = int(value)
+    return base, parsed
+
+
 def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
                  threads: int | None = None, tile: int = 1024, batch: int = 8) -> Method:
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
-    name, or `LABEL=either`. Output = input OR (probability > `threshold`); whole masks go
-    through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
+    name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
+    refinements of `distpaint.infer.refine`). Output = input OR (probability > `threshold`);
+    whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
     from distpaint.infer.predictor import resolve_model
+    from distpaint.infer.refine import refine
     from distpaint.infer.tiling import round_up
 
-    label, eq, target = spec.partition("=")
-    if not eq:
-        label, target = _model_label(spec), spec
+    label, eq, body = spec.partition("=")
+    if not eq or ":" in label:  # no label: "roads" or "roads:views=2"
+        label, body = "", spec
+    target, options = _model_options(spec, body)
+    label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
     predictor = resolve_model(target, gpu=gpu, threads=threads)
     align = int(predictor.align)
-    config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold)
+    config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold, **options)
+    predictor = refine(predictor, views=config.views, passes=config.passes, threshold=threshold)
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:
         b, h, w = masks.shape
@@ -219,7 +245,9 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
         run_inference(mask, predictor, {"mask": out}, config)
         return out
 
+    refined = (f", views {config.views}, passes {config.passes}"
+               if (config.views, config.passes) != (1, 1) else "")
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
-                         f"tiles of {config.tile} px)",
+                         f"tiles of {config.tile} px{refined})",
                   repair=lambda mask: repair_batch(np.asarray(mask, bool)[None])[0],
                   repair_whole=repair_whole, repair_batch=repair_batch)

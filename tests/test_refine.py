@@ -1,0 +1,161 @@
+"""Test-time refinements (`--views`, `--passes`, distpaint.infer.refine): hand-checkable effects
+on trivial models, exactness of the tiled engine and the job path against the refined function
+on the whole image, the halo they need, and clear errors for bad settings.
+
+Run: .venv/bin/python -m pytest tests/test_refine.py -q
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from scipy import ndimage
+from zarr.storage import LocalStore
+
+from distpaint.data.store import compressors
+from distpaint.errors import ConfigError
+from distpaint.infer.engine import InferConfig, output_layout, run_inference
+from distpaint.infer.job import JobConfig, run_job
+from distpaint.infer.refine import refine, refinement_of
+from distpaint.infer.tiling import whole_apply
+from distpaint.metrics.methods import model_method
+from infer_models import FnFactory, FnPredictor, whole_reference
+
+DISTPAINT = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "distpaint")
+
+
+class ShiftDown:
+    """Probability 1 one row below every input pixel: radius 1, not flip-equivariant."""
+
+    align, receptive_halo = 1, 1
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(batch)
+        out[..., 1:, :] = batch[..., :-1, :]
+        return out
+
+
+def _point(size=11):
+    x = np.zeros((1, 1, size, size), np.float32)
+    x[..., 5, 5] = 1
+    return x
+
+
+def test_views_average_the_flips_and_transposes_back_in_place():
+    x = _point()
+    one = refine(ShiftDown(), views=1)(x)[0, 0]
+    assert one[6, 5] == 1 and one.sum() == 1
+    for views in (2, 4):  # rotation by 180 degrees (and the flips): half up, half down
+        p = refine(ShiftDown(), views=views)(x)[0, 0]
+        assert p[6, 5] == p[4, 5] == 0.5 and p.sum() == 1
+    p = refine(ShiftDown(), views=8)(x)[0, 0]  # transposed views shift sideways
+    assert p[6, 5] == p[4, 5] == p[5, 6] == p[5, 4] == 0.25 and p.sum() == 1
+
+
+def test_passes_repeat_the_model_on_its_own_pixels_and_widen_the_halo():
+    x = _point(21)
+    for passes in (1, 2, 3):
+        predictor = refine(FnPredictor("dilate3"), passes=passes)
+        p = predictor(x)[0, 0]
+        want = ndimage.binary_dilation(x[0, 0] > 0, np.ones((3, 3)), iterations=passes)
+        np.testing.assert_array_equal(p > 0.5, want)
+        assert predictor.receptive_halo == passes and refinement_of(predictor) == (1, passes)
+    assert refinement_of(refine(FnPredictor("pool16"), views=4, passes=2)) == (4, 2)
+
+
+def _targets(path, shape, tile, shards):
+    chunks, shard = output_layout(shape, tile, shards=shards)
+    group = zarr.open_group(LocalStore(path), mode="w", zarr_format=3)
+    return {name: group.create_array(name, shape=shape, chunks=chunks, shards=shard, dtype=bool,
+                                     fill_value=False, compressors=compressors())
+            for name in ("mask", "added")}
+
+
+@pytest.mark.parametrize("name", ["pool16", "fires_on_empty", "dilate3"])
+@pytest.mark.parametrize("views, passes", [(8, 1), (1, 3), (4, 2)])
+@pytest.mark.parametrize("shape, tile", [((200, 129), 32), ((257, 300), 48)])
+def test_tiled_refinement_equals_the_refined_function_on_the_whole_image(
+        tmp_path, name, views, passes, shape, tile):
+    rng = np.random.default_rng(tile)
+    image = rng.random(shape) < 0.15
+    image[:, int(shape[1] * 0.6):] = False  # empty tiles: skipped, answered by the probe
+    config = InferConfig(tile=tile, batch=3, threshold=0.2, views=views, passes=passes)
+    predictor = refine(FnPredictor(name), views=views, passes=passes, threshold=0.2)
+    targets = _targets(tmp_path / "out.zarr", shape, tile, shards=2 * tile)
+    stats = run_inference(image, predictor, targets, config)
+    want = whole_reference(image, name, threshold=0.2, views=views, passes=passes)
+    np.testing.assert_array_equal(targets["mask"][:], want)
+    assert stats.skipped > 0 and stats.halo >= passes * FnPredictor(name).receptive_halo
+    # against the plain model: dilate3 and pool16 are symmetric under flips and transposes
+    # (of the aligned, padded image), so views alone change nothing; passes, and the striped
+    # fires_on_empty, change the probabilities
+    plain, refined = FnPredictor(name), refine(FnPredictor(name), views=views, passes=passes,
+                                               threshold=0.2)
+    probs = [whole_apply(image.astype(np.float32), lambda x, p=p: p(x[None, None])[0, 0],
+                         plain.align) for p in (plain, refined)]
+    assert np.allclose(*probs) == (passes == 1 and name != "fires_on_empty")
+
+
+def test_the_engine_refuses_a_predictor_without_the_configured_refinement():
+    with pytest.raises(ConfigError, match="views=4, passes=1: wrap the predictor"):
+        run_inference(np.zeros((32, 32), bool), FnPredictor("dilate3"), {},
+                      InferConfig(tile=32, views=4))
+
+
+def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_plain_one(
+        tmp_path):
+    from distpaint.data.files import read_raw, write_mask_file
+
+    mask = np.random.default_rng(5).random((300, 200)) < 0.15
+    write_mask_file(tmp_path / "m.png", mask)
+    job = JobConfig(shard=64, preview_size=64)
+    plain = InferConfig(tile=32, threshold=0.2)
+    refined = InferConfig(tile=32, threshold=0.2, views=2, passes=2)
+    with pytest.raises(KeyboardInterrupt):  # a plain job killed half-way...
+        run_job([tmp_path / "m.png"], FnFactory("fires_on_empty", interrupt_at=12),
+                tmp_path / "o.png", plain, job)
+    # ...is not resumed by the refined one: none of its shards is reused
+    report = run_job([tmp_path / "m.png"], FnFactory("fires_on_empty"), tmp_path / "o.png",
+                     refined, job)
+    assert report.done[0].resumed_shards == 0
+    got = np.asarray(read_raw(tmp_path / "o.png")[0].compute()) != 0
+    want = whole_reference(mask, "fires_on_empty", 0.2, views=2, passes=2)
+    np.testing.assert_array_equal(got, want)
+    assert (want != whole_reference(mask, "fires_on_empty", 0.2)).any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"views": 3}, "--views must be one of 1, 2, 4, 8, got 3"),
+    ({"views": 0}, "--views must be one of"),
+    ({"passes": 0}, "--passes must be an integer from 1 to 8, got 0"),
+    ({"passes": 9}, "--passes must be an integer from 1 to 8"),
+    ({"passes": 1.5}, "--passes must be an integer"),
+])
+def test_bad_settings_are_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        InferConfig(**kwargs)
+    with pytest.raises(ConfigError, match=match):
+        refine(FnPredictor("dilate3"), **kwargs)
+
+
+def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
+    method = model_method("r=roads:views=2,passes=2")
+    assert method.name == "r" and "views 2, passes 2" in method.description
+    with pytest.raises(ConfigError, match=r"options after ':' must be views or passes=INTEGER, "
+                                          r"got 'colour=2'"):
+        model_method("roads:colour=2")
+
+
+def test_cli_refuses_bad_views_with_one_line(tmp_path):
+    from distpaint.data.files import write_mask_file
+
+    write_mask_file(tmp_path / "m.png", np.eye(32, dtype=bool))
+    proc = subprocess.run([DISTPAINT, "infer", str(tmp_path / "m.png"),
+                           "--model", "roads", "--out", str(tmp_path / "o.png"), "--views", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--views must be one of 1, 2, 4, 8, got 3" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.png").exists()
