@@ -29,8 +29,8 @@ import numpy as np
 from distpaint.errors import ConfigError
 from distpaint.infer.predictor import Predictor
 
-__all__ = ["VIEWS", "PASSES", "AugmentedPredictor", "RepeatedPredictor", "check_refinement", "refine",
-           "refinement_of"]
+__all__ = ["VIEWS", "PASSES", "AugmentedPredictor", "RepeatedPredictor", "check_refinement",
+           "refine", "refinement_of"]
 
 VIEWS = (1, 2, 4, 8)
 """Allowed numbers of dihedral views."""
