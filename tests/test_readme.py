@@ -257,7 +257,7 @@ def test_every_command_block_runs(tmp_path):
     damaged = MaskStore.open(work / "damaged.zarr")
     for name in damaged.names():
         assert (repaired.array(name)[:] >= damaged.array(name)[:]).all()
-    assert (work / "field_repaired.tif").is_file()
+    assert (work / "field_repaired.tif").is_file() and (work / "field_repaired_2x2.tif").is_file()
     import rasterio
 
     with rasterio.open(work / "field_repaired.tif") as ds, rasterio.open(work / "field.tif") as src:
