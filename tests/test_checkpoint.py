@@ -97,6 +97,16 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
     bad.write_text("variant: gan-xl\n")
     with pytest.raises(ConfigError, match="variant must be one of"):
         load_config(bad)
+    # the baselines are their architectures; the GAN variants train any generator
+    bad.write_text("variant: unet\nmodel: {generator: cnn_tiny}\n")
+    with pytest.raises(ConfigError, match="variant unet needs a unet_\\* generator, got 'cnn_tiny'"):
+        load_config(bad)
+    bad.write_text("variant: cnn\nmodel: {generator: unet_tiny}\n")
+    with pytest.raises(ConfigError, match="variant cnn needs a cnn_\\* generator"):
+        load_config(bad)
+    for variant in ("gan-gl", "gan-l", "gan-g", "gan-gl-m"):
+        bad.write_text(f"variant: {variant}\nmodel: {{generator: cnn_tiny}}\n")
+        assert load_config(bad).model.generator == "cnn_tiny"
 
 
 def _init_cfg(source):

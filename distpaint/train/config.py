@@ -315,8 +315,10 @@ class TrainConfig:
         g = get_entry(self.model.generator, "generator")
         if self.variant == "cnn" and g.model_cls.__name__ != "SasakiCNN":
             raise ConfigError(f"variant cnn needs a cnn_* generator, got {self.model.generator!r}")
-        if self.variant != "cnn" and g.model_cls.__name__ != "UNet":
-            raise ConfigError(f"variant {self.variant} needs a unet_* generator, got {self.model.generator!r}")
+        if self.variant == "unet" and g.model_cls.__name__ != "UNet":
+            raise ConfigError(f"variant unet needs a unet_* generator, got {self.model.generator!r}")
+        # the GAN variants train any generator (the paper's is the U-Net): the same losses
+        # around another architecture is an experiment worth being able to run
         gen = g.model_cls(model_config(self.model.generator, **self.model.generator_args))
         p = self.data.patch_size
         if p % gen.size_multiple:
