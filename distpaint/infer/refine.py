@@ -13,9 +13,8 @@ whole-image inference:
   radius of the composition is `passes` times the model's, which is the halo it asks for.
 
 Neither is the paper's (it runs G once); both are off by default and measured with
-`bench/quality.py --models plain=roads refined=roads:views=4,passes=2` (figures in the README's
-Quality section). Cost: views x passes
-forward passes per tile.
+`bench/quality.py --models plain=roads refined=roads:views=2,passes=2` (figures in the README's
+Quality section). Cost: views x passes forward passes per tile.
 
     predictor = refine(resolve_model("roads"), views=4, passes=2, threshold=0.5)
 """
