@@ -1,6 +1,6 @@
 """Check the method issue's quality targets on a bench/quality.py result, with paired t-tests.
 
-    python bench/quality_targets.py runs/quality/quality.json [--model gan-gl]
+    python bench/quality_targets.py runs/quality/quality.json [MORE.json ...] [--model gan-gl]
         [--against unet cnn closing linking] [--roads-model roads] [--alpha 0.01] [--json]
 
 For every level (patch, whole) and kind: does MODEL beat each method of --against on relative
@@ -10,7 +10,9 @@ fill (added pixels outside any gap, as a fraction of the added pixels) below 10%
 roads whole-mask set, does the shipped roads model reach relative component difference >= 0.95
 and clDice >= 0.97. Prints one line per check (PASS/FAIL with the figures) and a count; with
 --json, one JSON object. The per-sample values come from quality.json (bench/quality.py keeps
-them), so the tests pair the same benchmark samples.
+them), so the tests pair the same benchmark samples. Several files of the same benchmark set
+(same digest; e.g. a model evaluated later) are merged, the first file's method winning a
+name given twice.
 """
 
 from __future__ import annotations
@@ -64,24 +66,47 @@ def check(doc: dict, model: str, against: list[str], roads_model: str | None, al
     return out
 
 
+def load(paths: list[pathlib.Path]) -> dict:
+    """The results of `paths` (bench/quality.py JSON files of one benchmark set) merged."""
+    merged: dict | None = None
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            sys.exit(f"{path}: not a readable bench/quality.py JSON file ({exc})")
+        if "results" not in doc:
+            sys.exit(f"{path}: no 'results' (write it with bench/quality.py, which keeps per-sample values)")
+        if merged is None:
+            merged, first = doc, path
+            continue
+        digest = (doc.get("benchset") or {}).get("digest")
+        if digest != (merged.get("benchset") or {}).get("digest"):
+            sys.exit(f"{path}: scored on another benchmark set than {first} (digest {digest}); "
+                     "only results on the same samples can be paired")
+        for level, kinds in doc["results"].items():
+            for kind, methods in kinds.items():
+                cell = merged["results"].setdefault(level, {}).setdefault(kind, {})
+                for name, result in methods.items():
+                    cell.setdefault(name, result)
+        merged["methods"] = {**doc.get("methods", {}), **merged.get("methods", {})}
+    assert merged is not None
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("quality", type=pathlib.Path, help="quality.json written by bench/quality.py")
+    parser.add_argument("quality", type=pathlib.Path, nargs="+",
+                        help="quality.json written by bench/quality.py (several: merged)")
     parser.add_argument("--model", default="gan-gl")
     parser.add_argument("--against", nargs="+", default=["unet", "cnn", "closing", "linking"])
     parser.add_argument("--roads-model", default="roads", help="'' to skip the roads targets")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    try:
-        doc = json.loads(args.quality.read_text())
-    except (OSError, ValueError) as exc:
-        sys.exit(f"{args.quality}: not a readable bench/quality.py JSON file ({exc})")
-    if "results" not in doc:
-        sys.exit(f"{args.quality}: no 'results' (write it with bench/quality.py, which keeps per-sample values)")
+    doc = load(args.quality)
     checks = check(doc, args.model, args.against, args.roads_model or None, args.alpha)
     if not checks:
-        sys.exit(f"{args.quality}: method {args.model!r} is not in it (methods: {doc.get('methods')})")
+        sys.exit(f"{' '.join(map(str, args.quality))}: method {args.model!r} is not in it (methods: {doc.get('methods')})")
     if args.json:
         print(json.dumps({"alpha": args.alpha, "checks": checks,
                           "passed": sum(c["passed"] for c in checks), "total": len(checks)}, default=str))

@@ -96,6 +96,35 @@ def test_smoke_run_of_bench_quality(tmp_path):
         assert (image == ADDED).all(axis=-1).any()  # the baselines' additions are drawn red
 
 
+def test_quality_targets_pair_methods_across_files_of_one_benchmark_set(tmp_path):
+    """bench/quality_targets.py merges results of the same set (a method evaluated later) and
+    refuses to pair results of different sets."""
+    for name, methods in (("a", ["identity", "closing"]), ("b", ["linking"])):
+        proc = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--smoke-test",
+                               "--out", str(tmp_path / name), "--kinds", "roads",
+                               "--methods", *methods],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    files = [str(tmp_path / n / "quality.json") for n in ("a", "b")]
+    targets = [sys.executable, str(ROOT / "bench" / "quality_targets.py")]
+    proc = subprocess.run([*targets, *files, "--model", "linking", "--against", "identity", "closing",
+                           "--roads-model", "", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checks = json.loads(proc.stdout)["checks"]
+    assert {(c["level"], c["check"]) for c in checks} >= {
+        ("patch", "linking beats identity on mse_gaps"), ("whole", "linking beats closing on mse_gaps")}
+    # linking fills gaps, the identity never does: on 6 patches that is a significant win
+    (win,) = [c for c in checks if c["level"] == "patch" and c["check"] == "linking beats identity on mse_gaps"]
+    assert win["linking"] < win["identity"] == 1.0
+    other = json.loads((tmp_path / "b" / "quality.json").read_text())
+    other["benchset"]["digest"] = "0" * 64
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    proc = subprocess.run([*targets, files[0], str(tmp_path / "other.json"), "--model", "closing"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "scored on another benchmark set" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_truth_scores_one_and_identity_zero_through_the_harness(bench):
     methods = [get_method("identity"), oracle(bench)]
     result = run_quality(bench, methods, QualityConfig(ttest=("identity", "truth")),
