@@ -21,8 +21,9 @@ TINY = {
 }
 
 
-def _setup(variant="gan-gl", **loss):
-    cfg = config_from_dict({**TINY, "variant": variant, "loss": {**TINY["loss"], **loss}})
+def _setup(variant="gan-gl", model=None, **loss):
+    cfg = config_from_dict({**TINY, "variant": variant, "model": {**TINY["model"], **(model or {})},
+                            "loss": {**TINY["loss"], **loss}})
     torch.manual_seed(0)
     models = build_models(cfg)
     opts = build_optimizers(models, cfg.optim)
@@ -164,17 +165,9 @@ def test_variants_train_only_their_parts():
 def test_gan_gl_trains_another_generator_architecture():
     """GAN-GL around the Sasaki CNN (an experiment the config allows): every loss is finite and
     G's weights move."""
-    cfg = config_from_dict({**TINY, "model": {**TINY["model"], "generator": "cnn_tiny"}})
-    torch.manual_seed(0)
-    models = build_models(cfg)
-    opts = build_optimizers(models, cfg.optim)
-    data = LocalData(cfg.data, 0, cfg.variant)
-    rec = InMemoryRecomposer(cfg.loss.global_max_size, cfg.loss.global_margin)
-    for name, truth in data.masks.items():
-        rec.add_mask(name, truth)
+    cfg, models, opts, data, rec, sampler, state = _setup(model={"generator": "cnn_tiny"})
     before = [p.clone() for p in models.g.parameters()]
-    m = train_step(models, opts, data.batch(0), rec, cfg, 0, torch.Generator().manual_seed(1),
-                   StepState())
+    m = train_step(models, opts, data.batch(0), rec, cfg, 0, sampler, state)
     assert {"ce", "lsgan_g", "pg", "loss_dl", "loss_dg"} <= set(m)
     assert all(np.isfinite(v) for v in m.values() if isinstance(v, float))
     assert any(not torch.equal(a, b) for a, b in zip(before, models.g.parameters()))
