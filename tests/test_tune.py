@@ -168,8 +168,15 @@ def test_sweep_leaves_no_placement_group_behind(sweep, ray_local):
     """Trials that ASHA stopped early lose their Ray Train controller abruptly; their worker
     groups' placement groups must still be removed (by Ray Train's cleaner, which needs the
     state API of the instance: distpaint.ray_connect), or their CPUs stay reserved and the
-    next sweep on the same instance waits forever."""
+    next sweep on the same instance waits forever. Where that cleaner misses one (it did once
+    in CI), the sweep's GroupReleaser removes it: it recognises Ray Train's workers by their
+    class name, which the sweep's workers must carry."""
     from ray.util import placement_group_table
+
+    from distpaint.tune.placement import train_workers
+
+    workers = train_workers(ray_local.get_runtime_context().get_job_id())
+    assert len(workers) >= SAMPLES and {w.state for w in workers} == {"DEAD"}
 
     deadline = time.monotonic() + 60
     while True:

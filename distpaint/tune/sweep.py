@@ -425,6 +425,7 @@ def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], 
          spec: TrialSpec, experiment: str, tracking: tuple[str, str] | None, log: Callable[[str], None]) -> Any:
     from ray import tune
 
+    from distpaint.tune.placement import GroupReleaser
     from distpaint.tune.trial import run_trial
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec.to_dict()), {"cpu": TRIAL_DRIVER_CPU})
@@ -432,7 +433,7 @@ def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], 
         log(f"resuming sweep {experiment}")
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        callbacks = []
+        callbacks = [GroupReleaser()]
         if tracking is not None:
             from distpaint.tune.tracking import SweepLogger
 
@@ -456,6 +457,7 @@ def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], 
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        GroupReleaser().finish()  # also for a restored sweep, whose callbacks Tune unpickled
 
 
 def _saved_statuses(experiment: str) -> dict[str, str]:
