@@ -145,6 +145,47 @@ def test_baselines_and_reward_leaves_dg_untouched(baseline):
     assert all(torch.equal(before[k], v) for k, v in models.d_global.state_dict().items())
 
 
+def _spy_logits(models) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record every pair D_G scores (its update first, then the rewards)."""
+    calls, original = [], models.d_global.logits
+
+    def spy(a, b):
+        calls.append((a.detach().clone(), b.detach().clone()))
+        return original(a, b)
+
+    models.d_global.logits = spy
+    return calls
+
+
+@pytest.mark.parametrize("positive", ["other", "self"])
+def test_dg_positive_pairs(positive):
+    cfg, models, opts, data, rec, sampler, state = _setup(dg_positive=positive)
+    calls = _spy_logits(models)
+    batch = data.batch(0)
+    train_step(models, opts, batch, rec, cfg, 0, sampler, state)
+    a, b = calls[0]  # D_G's update: positives, then negatives (G's output, its own y)
+    m = batch.y.shape[0]
+    assert torch.equal(a[:m], batch.y) and torch.equal(b[m:], batch.y)
+    assert torch.equal(b[:m], batch.y if positive == "self" else batch.y_other)
+    assert not torch.equal(batch.y, batch.y_other)
+
+
+@pytest.mark.parametrize("baseline", ["none", "ema", "self_critical"])
+def test_patch_reward_scope_scores_each_patch_in_place(baseline):
+    cfg, models, opts, data, rec, sampler, state = _setup(reward_scope="patch", baseline=baseline)
+    calls = _spy_logits(models)
+    batch = data.batch(0)
+    m = train_step(models, opts, batch, None, cfg, 0, sampler, state)  # no recomposer needed
+    sampled, truth = calls[1]
+    assert sampled.shape == batch.y.shape and torch.equal(truth, batch.y)  # patch against its own y
+    assert torch.all(sampled >= batch.x)  # the output is input OR sample
+    assert len(calls) == (3 if baseline == "self_critical" else 2)
+    assert 0 < m["reward"] < 1 and m["advantage"] == pytest.approx(m["reward"] - m["baseline"], abs=1e-6)
+    cfg, models, opts, data, rec, sampler, state = _setup()  # the paper's view reward needs one
+    with pytest.raises(ValueError, match="needs a recomposer"):
+        train_step(models, opts, data.batch(0), None, cfg, 0, sampler, state)
+
+
 def test_variants_train_only_their_parts():
     cfg, models, opts, data, rec, sampler, state = _setup("unet")
     assert models.d_local is None and models.d_global is None

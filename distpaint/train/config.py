@@ -170,6 +170,20 @@ class LossConfig:
     dg_fake: str = "threshold"
     """Fake patches D_G is trained on (eq. 8): threshold (Algorithm 1) or sample (Bernoulli,
     the same distribution as the recomposed mask it scores at reward time)."""
+    dg_positive: str = "other"
+    """D_G's positive pairs (eq. 8): other ((y1, y2), complete patches of two different masks,
+    the paper) or self ((y, y), a complete patch and itself, so that D_G learns how close an
+    output is to its own complete version). With other, the only pairs of a patch with its own
+    truth D_G ever sees are the negatives, and it learns to score "paired with its own truth"
+    low: measured with bench/reward_signal.py on the 8000-step GAN-G run, (y, y) (a perfect
+    repair) scored 0.10, below the unrepaired input (x, y) at 0.17."""
+    reward_scope: str = "view"
+    """What D_G scores for the policy gradient: view (the recomposed whole-mask window against
+    Y's, one reward per step, the paper) or patch (each sampled patch, in place, against its
+    complete patch: the pairs D_G is trained on, one reward and advantage per patch, no
+    re-composition). Measured with bench/reward_signal.py on the 8000-step GAN-G and GAN-GL
+    runs: the view reward was above 0.999 for every view, unrepaired and perfect alike (and in
+    96% of logged training steps), so the paper's policy gradient carried no signal there."""
     masked_ce_on: str = "region"
     """GAN-GL-M's masked CE (eq. 11) covers the erased region (background and foreground) or
     only the removed foreground pixels (gaps), which would never penalise false positives."""
@@ -188,6 +202,8 @@ class LossConfig:
         _choice("loss.pg_reduction", self.pg_reduction, ("mean", "sum"))
         _choice("loss.dg_fake", self.dg_fake, ("threshold", "sample"))
         _choice("loss.masked_ce_on", self.masked_ce_on, ("region", "gaps"))
+        _choice("loss.dg_positive", self.dg_positive, ("other", "self"))
+        _choice("loss.reward_scope", self.reward_scope, ("view", "patch"))
         if not 0 < self.threshold < 1 or not 0 <= self.ema_momentum < 1:
             raise ConfigError("loss.threshold must be in (0, 1) and loss.ema_momentum in [0, 1)")
         if self.global_max_size < 16 or self.global_margin < 0:

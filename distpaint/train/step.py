@@ -201,8 +201,9 @@ def _update_global(models: Models, opts: Optimizers, batch: PatchBatch, prob: to
     else:
         fake = actions
     m = batch.y.shape[0]
-    # positives (y1, y2) and negatives (G(x1), y1) in one forward of both Siamese branches
-    logits = models.d_global.logits(torch.cat([batch.y, fake]), torch.cat([batch.y_other, batch.y]))
+    partner = batch.y if cfg.loss.dg_positive == "self" else batch.y_other
+    # positives (y1, y2) (or (y, y)) and negatives (G(x1), y1) in one forward of both Siamese branches
+    logits = models.d_global.logits(torch.cat([batch.y, fake]), torch.cat([partner, batch.y]))
     loss = losses.siamese_d_loss(logits[:m], logits[m:])
     _update(opts.d_global, loss)
     return {"loss_dg": loss.item(), "dg_pos": torch.sigmoid(logits[:m]).mean().item(),
@@ -223,12 +224,20 @@ def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: 
         return float(models.d_global(x_hat, truth).item())
 
 
-def _baseline(cfg: TrainConfig, state: StepState, reward: float, greedy_reward: float | None) -> float:
+def _patch_rewards(models: Models, batch: PatchBatch, patches: torch.Tensor) -> torch.Tensor:
+    """D_G's score `(m,)` of each patch in place against its complete patch (reward_scope=patch)."""
+    with torch.no_grad(), _evaluating(models.d_global):
+        return models.d_global(patches, batch.y)
+
+
+def _baseline(cfg: TrainConfig, state: StepState, reward: float, greedy_reward):
+    """b for `reward` (the step's mean reward); the greedy reward(s) for self_critical (a float,
+    or a `(m,)` tensor of per-patch rewards)."""
     kind = cfg.loss.baseline
     if kind == "none":
         return 0.0
     if kind == "self_critical":
-        return float(greedy_reward)
+        return greedy_reward if isinstance(greedy_reward, torch.Tensor) else float(greedy_reward)
     b = reward if state.ema_reward is None else state.ema_reward
     mom = cfg.loss.ema_momentum
     state.ema_reward = reward if state.ema_reward is None else mom * state.ema_reward + (1 - mom) * reward
@@ -242,15 +251,25 @@ def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logi
     region = (batch.x < 0.5).to(prob.dtype) if candidates else None
     # the output is input OR prediction when only candidate pixels are actions
     sampled = torch.maximum(actions, batch.x) if candidates else actions
-    reward = _reward(models, recomposer, batch, sampled, step, "sample", rank)
+    per_patch = cfg.loss.reward_scope == "patch"
+
+    def score(patches: torch.Tensor, tag: str):
+        if per_patch:
+            return _patch_rewards(models, batch, patches)
+        return _reward(models, recomposer, batch, patches, step, tag, rank)
+
+    rewards = score(sampled, "sample")  # (m,) per patch, or the view's float
     greedy_reward = None
     if cfg.loss.baseline == "self_critical":
         greedy = (prob.detach() > cfg.loss.threshold).to(prob.dtype)
         greedy = torch.maximum(greedy, batch.x) if candidates else greedy
-        greedy_reward = _reward(models, recomposer, batch, greedy, step, "greedy", rank)
+        greedy_reward = score(greedy, "greedy")
+    reward = float(rewards.mean()) if per_patch else rewards
     b = _baseline(cfg, state, reward, greedy_reward)
-    pg = losses.policy_gradient_loss(logits, actions, reward - b, region, cfg.loss.pg_reduction)
-    return pg, {"reward": reward, "baseline": b, "advantage": reward - b, "pg": pg.item()}
+    advantage = rewards - b
+    pg = losses.policy_gradient_loss(logits, actions, advantage, region, cfg.loss.pg_reduction)
+    mean = lambda v: float(v.mean()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
+    return pg, {"reward": reward, "baseline": mean(b), "advantage": mean(advantage), "pg": pg.item()}
 
 
 def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: Recomposer | None,
@@ -300,7 +319,7 @@ def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: 
             loss_g = loss_g + loss_cfg.lambda_local * adv
             metrics["lsgan_g"] = adv.item()
     if cfg.uses_global:
-        if recomposer is None:
+        if recomposer is None and loss_cfg.reward_scope == "view":
             raise ValueError(f"variant {cfg.variant} needs a recomposer")
         with phase("policy_gradient"):
             pg, pg_metrics = _policy_term(models, recomposer, batch, logits, prob, actions, cfg, step, state, rank)
