@@ -80,10 +80,10 @@ def main() -> None:
     out = scores(args.checkpoint, args.steps, args.first)
     summary = {k: {"mean": float(np.mean(v)), "above_0.999": float(np.mean(np.array(v) > 0.999)), "n": len(v)}
                for k, v in out.items()}
-    for level in ("patch", "view"):
-        none = np.array(out[f"{level}/no repair (x, y)" if level == "patch" else "view/no repair"])
-        perfect = np.array(out[f"{level}/perfect (y, y)" if level == "patch" else "view/perfect"])
-        summary[f"{level}/perfect - no repair"] = {"mean": float(np.mean(perfect - none)), "n": len(none)}
+    for level, none_key, perfect_key in (("patch", "patch/no repair (x, y)", "patch/perfect (y, y)"),
+                                         ("view", "view/no repair", "view/perfect")):
+        gap = np.array(out[perfect_key]) - np.array(out[none_key])
+        summary[f"{level}/perfect - no repair"] = {"mean": float(np.mean(gap)), "n": len(gap)}
     if args.json:
         print(json.dumps(summary, indent=1))
         return

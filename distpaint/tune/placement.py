@@ -25,6 +25,8 @@ import logging
 import time
 from collections import defaultdict
 
+from ray.tune import Callback
+
 __all__ = ["WORKER_CLASS", "train_workers", "orphaned_groups", "release_orphaned_groups", "GroupReleaser"]
 
 log = logging.getLogger(__name__)
@@ -83,13 +85,7 @@ def _workers_alive(job_id: str) -> bool:
     return any(a.state != "DEAD" for a in train_workers(job_id))
 
 
-try:
-    from ray.tune import Callback as _TuneCallback
-except ImportError:  # Ray Tune not installed: the module still imports (release_* work without it)
-    _TuneCallback = object
-
-
-class GroupReleaser(_TuneCallback):
+class GroupReleaser(Callback):
     """Tune callback of the sweep's driver: releases orphaned worker groups of this job after
     every trial that ends and at most every `interval_s` while the sweep runs (a trial's workers
     die a moment after Tune reports it stopped); `finish()`, called by the sweep after
