@@ -33,12 +33,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, sync: bool, variant: str, queue) -> None:
+def _worker(rank: int, world: int, port: int, sync: bool, variant: str, queue, loss: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        _train_and_report(rank, world, sync, variant, queue)
+        _train_and_report(rank, world, sync, variant, queue, loss)
     finally:
         # The DDP modules hold the process group: they must be gone before it is destroyed, or
         # gloo's threads outlive it and the interpreter aborts at exit ("terminate called
@@ -47,8 +47,8 @@ def _worker(rank: int, world: int, port: int, sync: bool, variant: str, queue) -
         dist.destroy_process_group()
 
 
-def _train_and_report(rank: int, world: int, sync: bool, variant: str, queue) -> None:
-    cfg = config_from_dict({**TINY, "variant": variant})
+def _train_and_report(rank: int, world: int, sync: bool, variant: str, queue, loss: dict) -> None:
+    cfg = config_from_dict({**TINY, "variant": variant, "loss": {**TINY["loss"], **loss}})
     torch.manual_seed(cfg.seed + rank)  # different init per rank: DDP must broadcast rank 0's
     models = build_models(cfg)
     opts = build_optimizers(models, cfg.optim)
@@ -59,25 +59,27 @@ def _train_and_report(rank: int, world: int, sync: bool, variant: str, queue) ->
     for name, truth in data.masks.items():
         rec.add_mask(name, truth)
     sampler = torch.Generator().manual_seed(100 + rank)
-    state, rewards = StepState(), []
+    state, rewards, advantages = StepState(), [], []
     for step in range(3):
         batch = data.batch(2 * step + rank)  # different data on each rank
         metrics = train_step(dmodels, opts, batch, rec, cfg, step, sampler, state, rank=rank)
         rewards.append(metrics.get("reward"))
+        advantages.append(metrics.get("advantage"))
         if sync:
             sync_buffers(dmodels)
     digests = {k: state_digest(getattr(dmodels, k)) for k in ("g", "d_local", "d_global")}
     bn = unwrap(dmodels.g).stem[0][1].running_mean.tolist()  # G's first BatchNorm
     out = [None] * world
-    dist.all_gather_object(out, {"digests": digests, "start": start, "rewards": rewards, "bn": bn})
+    dist.all_gather_object(out, {"digests": digests, "start": start, "rewards": rewards, "bn": bn,
+                                 "advantages": advantages, "ema": state.ema_reward})
     if rank == 0:
         queue.put(out)
 
 
-def _run(sync: bool, variant: str = "gan-gl") -> list[dict]:
+def _run(sync: bool, variant: str = "gan-gl", **loss) -> list[dict]:
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(_worker, args=(2, _free_port(), sync, variant, queue), nprocs=2, join=True,
+    mp.start_processes(_worker, args=(2, _free_port(), sync, variant, queue, loss), nprocs=2, join=True,
                        start_method="spawn")
     return queue.get()
 
@@ -112,3 +114,15 @@ def test_without_buffer_sync_batchnorm_stats_diverge():
     assert r0["digests"]["g"]["params"] == r1["digests"]["g"]["params"]  # DDP syncs gradients
     assert r0["digests"]["g"]["buffers"] != r1["digests"]["g"]["buffers"]  # but not BatchNorm stats
     assert r0["bn"] != r1["bn"]
+
+
+def test_patch_reward_scores_each_ranks_own_patches():
+    """reward_scope: patch under DDP: each rank's advantages come from its own patches (rank 0's
+    broadcast scores would make them equal), while the ema baseline, fed the mean reward over
+    both ranks, and the models stay identical."""
+    r0, r1 = _run(sync=True, dg_positive="self", reward_scope="patch", baseline="ema")
+    assert r0["rewards"] == r1["rewards"]  # the mean over both ranks, reported on each
+    assert r0["ema"] is not None and r0["ema"] == r1["ema"]
+    assert r0["advantages"][1:] != r1["advantages"][1:]  # step 0's ema starts at the reward itself
+    for net in ("g", "d_local", "d_global"):
+        assert r0["digests"][net]["params"] == r1["digests"][net]["params"], net

@@ -22,7 +22,10 @@
   bitwise identical on every rank, so rank 0's checkpoint is the model of every rank.
 - **The reward is identical on every rank.** D_G's gradient-free call is the reward: every rank
   scores the same recomposed view with the same weights, and rank 0's score is broadcast, so the
-  reward is bitwise equal on every rank even where GPU kernels are not deterministic.
+  reward is bitwise equal on every rank even where GPU kernels are not deterministic. With
+  `loss.reward_scope: patch` each rank scores its own patches instead (`train_step` calls the
+  plain D_G there, not this wrapper), and the moving-average baseline is fed the mean reward
+  over every rank (one all-reduce), so its state stays identical on every rank too.
 
     models = build_models(cfg); opts = build_optimizers(models, cfg.optim)
     dmodels = wrap_models(models)             # inside an initialised process group

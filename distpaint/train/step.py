@@ -26,6 +26,7 @@ from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from distpaint.errors import ConfigError, InputError
@@ -225,9 +226,27 @@ def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: 
 
 
 def _patch_rewards(models: Models, batch: PatchBatch, patches: torch.Tensor) -> torch.Tensor:
-    """D_G's score `(m,)` of each patch in place against its complete patch (reward_scope=patch)."""
-    with torch.no_grad(), _evaluating(models.d_global):
-        return models.d_global(patches, batch.y)
+    """D_G's score `(m,)` of each patch in place against its complete patch (reward_scope=patch).
+
+    Under DDP each rank scores its own patches: the plain network is called (`.module` of the
+    DDP wrapper), because the wrapper's gradient-free call broadcasts rank 0's result, which is
+    right for the view reward (one view, the same on every rank) but would hand every rank rank
+    0's per-patch rewards for patches it never sampled."""
+    d_global = getattr(models.d_global, "module", models.d_global)
+    with torch.no_grad(), _evaluating(d_global):
+        return d_global(patches, batch.y)
+
+
+def _mean_over_ranks(value: float) -> float:
+    """`value` averaged over the ranks of torch.distributed's default group (itself outside
+    one), so a moving-average baseline of per-rank rewards stays identical on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
 
 
 def _baseline(cfg: TrainConfig, state: StepState, reward: float, greedy_reward):
@@ -264,7 +283,8 @@ def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logi
         greedy = (prob.detach() > cfg.loss.threshold).to(prob.dtype)
         greedy = torch.maximum(greedy, batch.x) if candidates else greedy
         greedy_reward = score(greedy, "greedy")
-    reward = float(rewards.mean()) if per_patch else rewards
+    # per-patch rewards are each rank's own; their mean over every rank feeds the ema baseline
+    reward = _mean_over_ranks(float(rewards.mean())) if per_patch else rewards
     b = _baseline(cfg, state, reward, greedy_reward)
     advantage = rewards - b
     pg = losses.policy_gradient_loss(logits, actions, advantage, region, cfg.loss.pg_reduction)
