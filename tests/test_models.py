@@ -71,7 +71,7 @@ def test_local_disc_scores_sub_patches():
     assert torch.equal(sx[0, 0], sy[0, 0]) and not torch.equal(sx[0, -1], sy[0, -1])
 
 
-@pytest.mark.parametrize("similarity", ["dot", "scaled_dot", "weighted"])
+@pytest.mark.parametrize("similarity", ["dot", "scaled_dot", "weighted", "l1"])
 @pytest.mark.parametrize("embed_norm", ["none", "layer"])
 def test_global_disc_any_size_and_consistent_branches(similarity, embed_norm):
     torch.manual_seed(0)
@@ -82,9 +82,13 @@ def test_global_disc_any_size_and_consistent_branches(similarity, embed_norm):
     assert s.shape == (1,) and 0 < s.item() < 1
     # the pair is embedded in one forward; the same as embedding each branch alone (no batch norm)
     product = d.embed(a) * d.embed(b)
-    alone = {"dot": product.sum(1), "scaled_dot": product.sum(1) / 16**0.5,
-             "weighted": product @ d.head.weight[0] + d.head.bias if d.head is not None else None}[similarity]
+    head = (lambda v: v @ d.head.weight[0] + d.head.bias) if d.head is not None else None
+    alone = {"dot": lambda: product.sum(1), "scaled_dot": lambda: product.sum(1) / 16**0.5,
+             "weighted": lambda: head(product),
+             "l1": lambda: head((d.embed(a) - d.embed(b)).abs())}[similarity]()
     assert torch.allclose(d.logits(a, b), alone, atol=1e-5)
+    if similarity == "l1":  # identical inputs: zero distance, the head's bias alone
+        assert torch.allclose(d.logits(a, a), d.head.bias, atol=1e-6)
     assert torch.allclose(d.logits(a, b), d.logits(b, a), atol=1e-6)  # a similarity: symmetric
     big = (torch.rand(1, 1, 300, 200) > 0.9).float()
     assert d(big, big).shape == (1,)

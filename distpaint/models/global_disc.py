@@ -54,7 +54,10 @@ class GlobalDiscConfig:
     encode "complete" and "inpainted" as opposite directions of f to score the positive pair
     (two complete patches of different masks) above the negative one (an inpainted patch and
     its own complete version, nearly identical), which D_G fails to learn (bench/
-    discriminators.py); with learned weights a non-negative "complete" feature suffices."""
+    discriminators.py); with learned weights a non-negative "complete" feature suffices.
+    l1: sigmoid(w . |f(a) - f(b)| + c), a learned weighting of the embeddings' distance (Koch et
+    al. 2015's Siamese head); a pair of identical inputs always scores sigmoid(c), so with
+    `loss.dg_positive: self` D_G only has to learn which differences from the truth matter."""
     pool: str = "avg"
     """Global pooling of the encoder's map into f(x): avg (paper: adaptive average pooling) or
     max (keeps sparse evidence such as a few broken ends from being averaged away)."""
@@ -78,8 +81,8 @@ class GlobalDiscConfig:
             raise ConfigError(f"global_disc.pool must be avg or max, got {self.pool!r}")
         if self.embed_norm not in ("none", "layer"):
             raise ConfigError(f"global_disc.embed_norm must be none or layer, got {self.embed_norm!r}")
-        if self.similarity not in ("dot", "scaled_dot", "weighted"):
-            raise ConfigError(f"global_disc.similarity must be dot, scaled_dot or weighted, got {self.similarity!r}")
+        if self.similarity not in ("dot", "scaled_dot", "weighted", "l1"):
+            raise ConfigError(f"global_disc.similarity must be dot, scaled_dot, weighted or l1, got {self.similarity!r}")
 
 
 class SiameseDiscriminator(nn.Module):
@@ -111,9 +114,9 @@ class SiameseDiscriminator(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1) if config.pool == "avg" else nn.AdaptiveMaxPool2d(1)
         self.embed_norm = (nn.LayerNorm(config.embed_dim, elementwise_affine=False)
                            if config.embed_norm == "layer" else nn.Identity())
-        # the learned similarity head of `similarity="weighted"` (plain Linear: it sees only
-        # the product of two embeddings, no spectral norm needed)
-        self.head = nn.Linear(config.embed_dim, 1) if config.similarity == "weighted" else None
+        # the learned similarity head of `similarity="weighted"` / "l1" (plain Linear: it sees
+        # only the product or distance of two embeddings, no spectral norm needed)
+        self.head = nn.Linear(config.embed_dim, 1) if config.similarity in ("weighted", "l1") else None
         self.min_size = 1
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,6 +128,8 @@ class SiameseDiscriminator(nn.Module):
         if a.shape != b.shape:
             raise ValueError(f"D_G compares inputs of equal shape, got {tuple(a.shape)} and {tuple(b.shape)}")
         fa, fb = self.embed(torch.cat([a, b], dim=0)).chunk(2, dim=0)  # one forward: same norm
+        if self.config.similarity == "l1":
+            return self.head((fa - fb).abs())[:, 0]
         if self.head is not None:
             return self.head(fa * fb)[:, 0]
         dot = (fa * fb).sum(dim=1)
