@@ -57,7 +57,8 @@ def pair_logits(d, batch, positive: str = "other") -> tuple[torch.Tensor, torch.
 
 
 def run(variant: str, args, seed: int) -> dict:
-    data_cfg = DataConfig(kind=args.kind, mask_size=512, n_masks=16, patch_size=args.patch, batch_size=8)
+    data_cfg = DataConfig(kind=args.kind, mask_size=args.mask_size, n_masks=args.n_masks, patch_size=args.patch,
+                          batch_size=8)
     train, held_out = LocalData(data_cfg, seed), LocalData(data_cfg, seed + 1000)
     torch.manual_seed(seed)
     d = create_model(args.model, "global_disc", **VARIANTS[variant])
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--kind", default="roads")
     parser.add_argument("--patch", type=int, default=128)
     parser.add_argument("--model", default="siamese_small")
+    parser.add_argument("--mask-size", type=int, default=512, help="side of the synthetic whole masks")
+    parser.add_argument("--n-masks", type=int, default=16, help="masks in the training and held-out pools")
     parser.add_argument("--eval-batches", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--positive", choices=["other", "self"], default="other",
