@@ -57,7 +57,11 @@ class GlobalDiscConfig:
     discriminators.py); with learned weights a non-negative "complete" feature suffices.
     l1: sigmoid(w . |f(a) - f(b)| + c), a learned weighting of the embeddings' distance (Koch et
     al. 2015's Siamese head); a pair of identical inputs always scores sigmoid(c), so with
-    `loss.dg_positive: self` D_G only has to learn which differences from the truth matter."""
+    `loss.dg_positive: self` D_G only has to learn which differences from the truth matter
+    (bench/discriminators.py --positive self, 300 steps, all kinds: ROC AUC 0.955, against 0.568
+    for weighted). It separates too well to give a policy-gradient reward, though: in a GAN-GL
+    run of the general recipe with `reward_scope: patch`, the reward of G's Bernoulli samples
+    was 0 (below 2e-10) at every logged step from 50 to 450, so the advantage was 0."""
     pool: str = "avg"
     """Global pooling of the encoder's map into f(x): avg (paper: adaptive average pooling) or
     max (keeps sparse evidence such as a few broken ends from being averaged away)."""
