@@ -20,12 +20,12 @@
   global batch, up to the variance of the means), and every other buffer (spectral norm's power-iteration vectors u and v,
   `num_batches_tracked`) is broadcast from rank 0. After it, parameters and buffers are
   bitwise identical on every rank, so rank 0's checkpoint is the model of every rank.
-- **The reward is identical on every rank.** D_G's gradient-free call is the reward: every rank
-  scores the same recomposed view with the same weights, and rank 0's score is broadcast, so the
-  reward is bitwise equal on every rank even where GPU kernels are not deterministic. With
-  `loss.reward_scope: patch` each rank scores its own patches instead (`train_step` calls the
-  plain D_G there, not this wrapper), and the moving-average baseline is fed the mean reward
-  over every rank (one all-reduce), so its state stays identical on every rank too.
+- **The reward.** D_G's gradient-free calls (the reward) go to the plain network; `train_step`
+  itself makes the view reward identical on every rank (every rank scores the same recomposed
+  view and rank 0's score is broadcast, bitwise equal even where GPU kernels are not
+  deterministic). With `loss.reward_scope: patch` each rank scores its own patches, and the
+  moving-average baseline is fed the mean reward over every rank (one all-reduce), so its state
+  stays identical on every rank too.
 
     models = build_models(cfg); opts = build_optimizers(models, cfg.optim)
     dmodels = wrap_models(models)             # inside an initialised process group
@@ -65,15 +65,12 @@ class DDPNet(nn.Module):
     """A network as `train_step` sees it under DDP (see the module docstring).
 
     `module` is the plain network (also what checkpoints save: `.module`, as with DDP);
-    `entry` names the method gradient-carrying calls use (`forward`, or `logits` for D_G);
-    `score_sync` broadcasts rank 0's result of gradient-free calls (D_G's reward)."""
+    `entry` names the method gradient-carrying calls use (`forward`, or `logits` for D_G)."""
 
-    def __init__(self, module: nn.Module, *, entry: str = "forward", device_ids: list[int] | None = None,
-                 score_sync: bool = False) -> None:
+    def __init__(self, module: nn.Module, *, entry: str = "forward", device_ids: list[int] | None = None) -> None:
         super().__init__()
         self.module = module
         self.entry = entry
-        self.score_sync = score_sync
         target = module if entry == "forward" else _Method(module, entry)
         # not a registered child: parameters, state_dict and train()/eval() are the module's
         # forward_sync_buffers=False: no re-broadcast of rank 0's buffers at every forward
@@ -86,10 +83,7 @@ class DDPNet(nn.Module):
     def _call(self, entry: str, plain: Callable[..., Any], *args: Any) -> Any:
         if entry == self.entry and self._synced():
             return self.ddp(*args)
-        out = plain(*args)
-        if self.score_sync and not torch.is_grad_enabled():
-            dist.broadcast(out, src=0)
-        return out
+        return plain(*args)
 
     def forward(self, *args: Any) -> Any:
         if self.entry == "logits" and self._synced():  # a differentiable score: via the logits
@@ -118,7 +112,7 @@ def wrap_models(models: Models, device: torch.device | str = "cpu") -> Models:
         if device.type == "cuda" else None
     wrap = lambda m, **kw: None if m is None else DDPNet(m, device_ids=ids, **kw)  # noqa: E731
     wrapped = Models(wrap(models.g), wrap(models.d_local),
-                     wrap(models.d_global, entry="logits", score_sync=True))
+                     wrap(models.d_global, entry="logits"))
     sync_buffers(wrapped, average=False)  # explicit, whatever DDP's init sync covers
     return wrapped
 

@@ -222,25 +222,34 @@ def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: 
     truth = torch.from_numpy(view.truth).to(device, torch.float32)[None, None]
     # eval mode: no power iteration, so the reward does not move D_G's state
     with torch.no_grad(), _evaluating(models.d_global):
-        return float(models.d_global(x_hat, truth).item())
+        score = models.d_global(x_hat, truth)
+    return float(_from_rank0(score).item())
 
 
 def _patch_rewards(models: Models, batch: PatchBatch, patches: torch.Tensor) -> torch.Tensor:
     """D_G's score `(m,)` of each patch in place against its complete patch (reward_scope=patch).
+    Under DDP each rank scores its own patches (nothing is broadcast, unlike the view reward)."""
+    with torch.no_grad(), _evaluating(models.d_global):
+        return models.d_global(patches, batch.y)
 
-    Under DDP each rank scores its own patches: the plain network is called (`.module` of the
-    DDP wrapper), because the wrapper's gradient-free call broadcasts rank 0's result, which is
-    right for the view reward (one view, the same on every rank) but would hand every rank rank
-    0's per-patch rewards for patches it never sampled."""
-    d_global = getattr(models.d_global, "module", models.d_global)
-    with torch.no_grad(), _evaluating(d_global):
-        return d_global(patches, batch.y)
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _from_rank0(score: torch.Tensor) -> torch.Tensor:
+    """Rank 0's `score` on every rank (itself outside a process group). Every rank scores the
+    same recomposed view with the same weights; the broadcast makes the view reward bitwise
+    equal on every rank even where GPU kernels are not deterministic."""
+    if _distributed():
+        dist.broadcast(score, src=0)
+    return score
 
 
 def _mean_over_ranks(value: float) -> float:
     """`value` averaged over the ranks of torch.distributed's default group (itself outside
     one), so a moving-average baseline of per-rank rewards stays identical on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _distributed():
         return value
     t = torch.tensor([value], dtype=torch.float64)
     if dist.get_backend() == "nccl":
