@@ -104,6 +104,9 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
     bad.write_text("variant: cnn\nmodel: {generator: unet_tiny}\n")
     with pytest.raises(ConfigError, match="variant cnn needs a cnn_\\* generator"):
         load_config(bad)
+    bad.write_text("variant: unet-m\nmodel: {generator: cnn_tiny}\n")
+    with pytest.raises(ConfigError, match="variant unet-m needs a unet_\\* generator"):
+        load_config(bad)
     for variant in ("gan-gl", "gan-l", "gan-g", "gan-gl-m"):
         bad.write_text(f"variant: {variant}\nmodel: {{generator: cnn_tiny}}\n")
         assert load_config(bad).model.generator == "cnn_tiny"

@@ -201,6 +201,12 @@ def test_variants_train_only_their_parts():
     assert all(torch.equal(a, b) for a, b in zip(d_before, models.d_local.parameters()))
     m = train_step(models, opts, data.batch(2), rec, cfg, 2, sampler, state)
     assert {"ce", "lsgan_g", "pg", "loss_dl", "loss_dg"} <= set(m)
+    # unet-m (the ablation): GAN-GL-M's alternation without discriminators
+    cfg, models, opts, data, rec, sampler, state = _setup("unet-m")
+    assert models.d_local is None and models.d_global is None
+    assert not data.batch(0).real and data.batch(1).real
+    assert set(train_step(models, opts, data.batch(0), None, cfg, 0, sampler, state)) == {"ce", "loss_g"}
+    assert set(train_step(models, opts, data.batch(1), None, cfg, 1, sampler, state)) == {"masked_ce", "loss_g"}
 
 
 def test_gan_gl_trains_another_generator_architecture():

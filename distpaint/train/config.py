@@ -26,6 +26,7 @@ from distpaint.errors import ConfigError
 
 __all__ = [
     "VARIANTS",
+    "REAL_VARIANTS",
     "BASELINES",
     "ModelConfig",
     "OptimConfig",
@@ -40,9 +41,14 @@ __all__ = [
     "kinds_of",
 ]
 
-VARIANTS = ("gan-gl", "gan-l", "gan-g", "unet", "cnn", "gan-gl-m")
+VARIANTS = ("gan-gl", "gan-l", "gan-g", "unet", "cnn", "gan-gl-m", "unet-m")
 """Training variants of the paper: GAN-GL (eq. 10), single-discriminator ablations, the two
-CE-only baselines, and GAN-GL-M (alternating synthetic Algorithm-1 and real masked-CE batches)."""
+CE-only baselines, and GAN-GL-M (alternating synthetic Algorithm-1 and real masked-CE batches).
+`unet-m` is not the paper's: the U-Net baseline with GAN-GL-M's alternating real masked-CE
+batches, the ablation that tells how much of GAN-GL-M's gain comes from the discriminators."""
+
+REAL_VARIANTS = ("gan-gl-m", "unet-m")
+"""Variants whose odd steps are real batches trained with the masked CE (eq. 11) only."""
 
 BASELINES = ("none", "ema", "self_critical")
 """Reward baselines of the policy gradient: none (paper), moving average, self-critical."""
@@ -241,9 +247,9 @@ class DataConfig:
     synth: dict = field(default_factory=dict)
     """Other SynthConfig options of the training masks, e.g. {root_hairs: true}."""
     real_kind: str = "roots"
-    """GAN-GL-M only: kind of the 'real' masks (which get inherent gaps, see real_gaps)."""
+    """GAN-GL-M and unet-m only: kind of the 'real' masks (which get inherent gaps, see real_gaps)."""
     real_gaps: dict = field(default_factory=lambda: {"kind": "skeleton", "density": 0.5})
-    """GAN-GL-M only: GapConfig of the inherent gaps of the 'real' masks (kept in the target)."""
+    """GAN-GL-M and unet-m only: GapConfig of the inherent gaps of the 'real' masks (kept in the target)."""
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -296,7 +302,7 @@ class TrainConfig:
     """A whole training run."""
 
     variant: str = "gan-gl"
-    """gan-gl, gan-l, gan-g, unet, cnn or gan-gl-m (see VARIANTS)."""
+    """gan-gl, gan-l, gan-g, unet, cnn, gan-gl-m or unet-m (see VARIANTS)."""
     seed: int = 0
     """Seeds the models, the data and the sampling."""
     max_steps: int = 10000
@@ -331,8 +337,8 @@ class TrainConfig:
         g = get_entry(self.model.generator, "generator")
         if self.variant == "cnn" and g.model_cls.__name__ != "SasakiCNN":
             raise ConfigError(f"variant cnn needs a cnn_* generator, got {self.model.generator!r}")
-        if self.variant == "unet" and g.model_cls.__name__ != "UNet":
-            raise ConfigError(f"variant unet needs a unet_* generator, got {self.model.generator!r}")
+        if self.variant in ("unet", "unet-m") and g.model_cls.__name__ != "UNet":
+            raise ConfigError(f"variant {self.variant} needs a unet_* generator, got {self.model.generator!r}")
         # the GAN variants train any generator (the paper's is the U-Net): the same losses
         # around another architecture is an experiment worth being able to run
         gen = g.model_cls(model_config(self.model.generator, **self.model.generator_args))
@@ -353,6 +359,11 @@ class TrainConfig:
     def uses_global(self) -> bool:
         """Whether the variant trains D_G and uses the policy-gradient term."""
         return self.variant in ("gan-gl", "gan-g", "gan-gl-m")
+
+    @property
+    def uses_real(self) -> bool:
+        """Whether odd steps are real batches trained with the masked CE only (REAL_VARIANTS)."""
+        return self.variant in REAL_VARIANTS
 
 
 def _coerce_top(cfg: TrainConfig) -> None:

@@ -31,7 +31,7 @@ import torch
 from distpaint.data.gaps import GapConfig, corrupt, gap_region
 from distpaint.data.synth import SynthConfig, synth_array
 from distpaint.errors import ConfigError
-from distpaint.train.config import DataConfig, kinds_of
+from distpaint.train.config import REAL_VARIANTS, DataConfig, kinds_of
 from distpaint.train.step import PatchBatch
 
 __all__ = ["LocalData", "grid_cells"]
@@ -71,7 +71,7 @@ class LocalData:
         self.seed = seed
         self.variant = variant
         self.gaps = _gap_config(config.gaps, "gaps")
-        self.real_gaps = _gap_config(config.real_gaps, "real_gaps") if variant == "gan-gl-m" else None
+        self.real_gaps = _gap_config(config.real_gaps, "real_gaps") if variant in REAL_VARIANTS else None
         try:
             SynthConfig(**config.synth)
         except TypeError as exc:
@@ -121,7 +121,7 @@ class LocalData:
         return self._pools(self.generation(step))[0]
 
     def real_pool_for(self, step: int) -> dict[str, np.ndarray]:
-        """GAN-GL-M only: the 'real' masks (with inherent gaps) of `step`'s pool; empty for
+        """GAN-GL-M and unet-m only: the 'real' masks (with inherent gaps) of `step`'s pool; empty for
         other variants."""
         return self._pools(self.generation(step))[1]
 
@@ -131,8 +131,8 @@ class LocalData:
         return self.pool_for(0)
 
     def is_real_step(self, step: int) -> bool:
-        """GAN-GL-M alternates: odd steps are real batches."""
-        return self.variant == "gan-gl-m" and step % 2 == 1
+        """GAN-GL-M (and unet-m) alternate: odd steps are real batches."""
+        return self.variant in REAL_VARIANTS and step % 2 == 1
 
     def _patches(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[list, np.ndarray, np.ndarray]:
         p = self.config.patch_size

@@ -74,18 +74,18 @@ class StoreData:
         if len(self.synthetic) < 2:
             raise InputError(f"{self.store.path}: training needs at least 2 samples (D_G compares "
                              f"patches of different masks), found {len(self.synthetic)}")
-        if cfg.variant == "gan-gl-m" and not self.real:
-            raise InputError(f"{self.store.path}: variant gan-gl-m needs real masks (samples named "
+        if cfg.uses_real and not self.real:
+            raise InputError(f"{self.store.path}: variant {cfg.variant} needs real masks (samples named "
                              f"{REAL_PREFIX}*), found none")
         self.kinds = {n: self.store.attrs(n).get("kind") for n in self.synthetic}
         self._main = PatchSampler(self.store, self.sampler_config, cfg.seed, names=self.synthetic)
         self._real = (PatchSampler(self.store, self.sampler_config, cfg.seed + 2, names=self.real)
-                      if self.real and cfg.variant == "gan-gl-m" else None)
+                      if self.real and cfg.uses_real else None)
         self._partners: dict[str, PatchSampler] = {}
 
     def is_real_step(self, step: int) -> bool:
-        """GAN-GL-M alternates: odd steps are real batches."""
-        return self.cfg.variant == "gan-gl-m" and step % 2 == 1
+        """GAN-GL-M (and unet-m) alternate: odd steps are real batches."""
+        return self.cfg.uses_real and step % 2 == 1
 
     def _partner(self, name: str, step: int) -> PatchSampler:
         """Sampler over one partner mask of `name` for `step` (same on every rank)."""
@@ -148,7 +148,7 @@ def synthesize_store(cfg: TrainConfig, path: str | os.PathLike, world_size: int 
         for name, mask in data.pool_for(0).items():
             store.write(name, {"mask": mask}, {"kind": name.split("-")[0], "seed": cfg.seed,
                                               "source": "distpaint.train.data.LocalData"})
-        for name, mask in data.real_pool_for(0).items():  # GAN-GL-M only: real-<kind>-<i>
+        for name, mask in data.real_pool_for(0).items():  # GAN-GL-M, unet-m: real-<kind>-<i>
             store.write(name, {"mask": mask}, {"kind": name.split("-")[1], "seed": cfg.seed,
                                               "source": "distpaint.train.data.LocalData (real)"})
         os.replace(tmp, path)
