@@ -145,9 +145,19 @@ def test_bad_settings_are_config_errors(kwargs, match):
 def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     method = model_method("r=roads:views=2,passes=2")
     assert method.name == "r" and "views 2, passes 2" in method.description
-    with pytest.raises(ConfigError, match=r"options after ':' must be views or passes=INTEGER, "
-                                          r"got 'colour=2'"):
+    with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER "
+                                          r"or threshold=NUMBER in \(0, 1\), got 'colour=2'"):
         model_method("roads:colour=2")
+    for bad in ("threshold=1.5", "threshold=x", "views=2.5"):
+        with pytest.raises(ConfigError, match=f"got '{bad}'"):
+            model_method(f"roads:{bad}")
+    # a model's own threshold overrides the run's, and decides: a higher one adds no more pixels
+    mask = np.zeros((64, 64), bool)
+    mask[32, 4:28] = mask[32, 36:60] = True
+    low, high = model_method("roads:threshold=0.2"), model_method("roads:threshold=0.8", threshold=0.2)
+    assert "p > 0.2," in low.description and "p > 0.8," in high.description
+    added_low, added_high = low.repair(mask) & ~mask, high.repair(mask) & ~mask
+    assert added_low.sum() > added_high.sum() and not (added_high & ~added_low).any()
 
 
 def test_cli_refuses_bad_views_with_one_line(tmp_path):

@@ -14,8 +14,8 @@ method plugs in by registering a factory, with no change to the benchmark:
   (`resolve_model`): patches are predicted whole (zero-padded to the model's alignment, as
   `whole_apply` does), whole masks by the streaming tiled engine (`run_inference`), which
   equals whole-image inference exactly; output = input OR (probability > threshold). The
-  test-time refinements of `distpaint infer` (`--views`, `--passes`) are options after a
-  colon: `refined=roads:views=4,passes=2`.
+  test-time refinements of `distpaint infer` (`--views`, `--passes`) and the model's own
+  threshold are options after a colon: `refined=roads:views=4,passes=2,threshold=0.6`.
 
     from distpaint.metrics.methods import get_method, model_method, register_method
     closing = get_method("closing:radius=4")
@@ -182,21 +182,27 @@ def _model_label(target: str) -> str:
 
 
 _REFINEMENTS = ("views", "passes")
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold")
 
 
-def _model_options(spec: str, target: str) -> tuple[str, dict[str, int]]:
-    """(target, {views, passes}) of `TARGET[:views=V,passes=P]` (a path that exists is never
-    split, even if it holds a colon)."""
+def _model_options(spec: str, target: str) -> tuple[str, dict[str, float]]:
+    """(target, {views, passes, threshold}) of `TARGET[:views=V,passes=P,threshold=T]` (a path
+    that exists is never split, even if it holds a colon)."""
     base, colon, options = target.rpartition(":")
     if not colon or pathlib.Path(target).exists():
         return target, {}
-    parsed: dict[str, int] = {}
+    parsed: dict[str, float] = {}
     for item in options.split(","):
-        key, eq, value = item.partition("=")
-        if key.strip() not in _REFINEMENTS or not eq or not value.strip().isdigit():
-            raise ConfigError(f"--models {spec!r}: options after ':' must be "
-                              f"{' or '.join(_REFINEMENTS)}=INTEGER, got {item!r}")
-        parsed[key.strip()] = int(value)
+        key, eq, value = (part.strip() for part in item.partition("="))
+        try:
+            number = float(value) if key == "threshold" else int(value)
+        except ValueError:
+            number = None
+        if key not in _MODEL_OPTIONS or not eq or number is None \
+                or (key == "threshold" and not 0 < number < 1):  # views, passes: InferConfig checks
+            raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
+                              f"passes=INTEGER or threshold=NUMBER in (0, 1), got {item!r}")
+        parsed[key] = number
     return base, parsed
 
 
@@ -204,7 +210,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
                  threads: int | None = None, tile: int = 1024, batch: int = 8) -> Method:
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
-    refinements of `distpaint.infer.refine`). Output = input OR (probability > `threshold`);
+    refinements of `distpaint.infer.refine`) and `threshold=T` (this model's own threshold,
+    overriding `threshold`). Output = input OR (probability > `threshold`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
     from distpaint.infer.predictor import resolve_model
@@ -215,6 +222,7 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     if not eq or ":" in label:  # no label: "roads" or "roads:views=2"
         label, body = "", spec
     target, options = _model_options(spec, body)
+    threshold = options.pop("threshold", threshold)
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
