@@ -39,8 +39,18 @@ def fires_on_empty(x: np.ndarray) -> np.ndarray:
     return np.where(near > 0, pool16(x), 0.7 * stripes).astype(np.float32)
 
 
+def islands(x: np.ndarray) -> np.ndarray:
+    """`dilate3` at 0.9 plus a 3x3 blob at 0.8 in every 16x16 cell (rows and columns 6-8 of
+    the cell, equivariant to 16-aligned shifts): blobs next to the input join its fill, the
+    others are islands; receptive radius 1, align 16."""
+    h, w = x.shape
+    cell = lambda n: (np.arange(n) % 16 >= 6) & (np.arange(n) % 16 <= 8)  # noqa: E731
+    blobs = cell(h)[:, None] & cell(w)[None, :]
+    return np.maximum(0.9 * dilate3(x), 0.8 * blobs).astype(np.float32)
+
+
 FUNCTIONS = {"dilate3": (dilate3, 1, 1), "pool16": (pool16, 16, 16),
-             "fires_on_empty": (fires_on_empty, 16, 16)}
+             "fires_on_empty": (fires_on_empty, 16, 16), "islands": (islands, 16, 16)}
 """name -> (function, align, halo)."""
 
 

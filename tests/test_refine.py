@@ -145,10 +145,10 @@ def test_bad_settings_are_config_errors(kwargs, match):
 def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     method = model_method("r=roads:views=2,passes=2")
     assert method.name == "r" and "views 2, passes 2" in method.description
-    with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER "
-                                          r"or threshold=NUMBER in \(0, 1\), got 'colour=2'"):
+    with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER, "
+                                          r"threshold=NUMBER in \(0, 1\) or drop_islands=0/1, got 'colour=2'"):
         model_method("roads:colour=2")
-    for bad in ("threshold=1.5", "threshold=x", "views=2.5"):
+    for bad in ("threshold=1.5", "threshold=x", "views=2.5", "drop_islands=2"):
         with pytest.raises(ConfigError, match=f"got '{bad}'"):
             model_method(f"roads:{bad}")
     # a model's own threshold overrides the run's, and decides: a higher one adds no more pixels
@@ -158,6 +158,13 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     assert "p > 0.2," in low.description and "p > 0.8," in high.description
     added_low, added_high = low.repair(mask) & ~mask, high.repair(mask) & ~mask
     assert added_low.sum() > added_high.sum() and not (added_high & ~added_low).any()
+    # drop_islands: the plain repair without its added components that touch no input
+    from distpaint.infer.islands import drop_islands
+
+    mask[50:60, 10:12] = True  # something for the model to paint around
+    plain, dropped = model_method("roads:threshold=0.2"), model_method("roads:threshold=0.2,drop_islands=1")
+    assert "islands dropped" in dropped.description
+    np.testing.assert_array_equal(dropped.repair(mask), drop_islands(plain.repair(mask), mask))
 
 
 def test_cli_refuses_bad_views_with_one_line(tmp_path):

@@ -14,6 +14,8 @@ bounded by the read-ahead, one batch and the shards being assembled, whatever th
   this is exact for any model. A trained inpainter maps empty context to background, so the
   cached answer is "nothing" and a skipped tile costs only its read.
 - keep-input: output = input OR model fill, so inference never deletes a user's pixel.
+- drop-islands (option, off by default): added components touching no input pixel are left
+  out, judged on each tile's window (`distpaint.infer.islands`).
 - sampling: the uniform number of pixel (y, x) is a hash of (seed, y, x), so the sampled mask
   is the same whatever the tiling, batching or thread timing.
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
+from distpaint.infer.islands import drop_islands
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.tiling import Tile, TileGrid, read_window, round_up
 
@@ -87,6 +90,10 @@ class InferConfig:
     by default, measured in the README's Quality section."""
     keep_input: bool = True
     """Output = input OR model fill: never delete a pixel of the input."""
+    drop_islands: bool = False
+    """Remove added components that touch no input pixel (`distpaint.infer.islands`; exact
+    for islands that fit in the halo). Not in the paper: off by default, measured in the
+    README's Quality section."""
     skip_empty: bool = True
     """Do not run the model on tiles whose window holds no foreground."""
     readers: int = 2
@@ -108,6 +115,8 @@ class InferConfig:
         from distpaint.infer.refine import check_refinement
 
         check_refinement(self.views, self.passes)
+        if not isinstance(self.drop_islands, bool):
+            raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
         if self.readers < 1 or self.prefetch < 0:
             raise ConfigError(
                 f"readers ({self.readers}) must be >= 1 and prefetch ({self.prefetch}) >= 0"
@@ -458,6 +467,8 @@ class _Pipeline:
         if self.config.skip_empty and not window.any():
             self.stats.skipped += 1
             probs = self.empty.probs(tile.window_shape)
+            if probs is not None and self.config.drop_islands:
+                probs = self.without_islands(tile, probs, window)
             self.submit(tile, None if probs is None else probs[tile.core_in_window], given, False)
             self.tick(1)
             return
@@ -481,8 +492,21 @@ class _Pipeline:
         self.stats.predicted += len(items)
         for (tile, window), p in zip(items, probs[:, 0]):
             core = tile.core_in_window
+            if self.config.drop_islands:
+                p = self.without_islands(tile, p, window)
             self.submit(tile, p[core], window[core], True)
         self.tick(len(items))
+
+    def without_islands(self, tile: Tile, probs: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """The window's probabilities with those of islands (`drop_islands`) set to 0, so that
+        `decide` leaves them out; edges of the window inside the image are open."""
+        (wy0, wy1, wx0, wx1), (h, w) = tile.window, self.grid.shape
+        fg = (pixel_uniforms(self.config.seed, wy0, wy1, wx0, wx1) < probs if self.config.sample
+              else probs > np.float32(self.config.threshold))
+        given = window.astype(bool)
+        output = fg | given
+        kept = drop_islands(output, given, open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
+        return np.where(output & ~kept, np.float32(0), probs)
 
     def submit(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray,
                predicted: bool) -> None:

@@ -15,7 +15,8 @@ method plugs in by registering a factory, with no change to the benchmark:
   `whole_apply` does), whole masks by the streaming tiled engine (`run_inference`), which
   equals whole-image inference exactly; output = input OR (probability > threshold). The
   test-time refinements of `distpaint infer` (`--views`, `--passes`) and the model's own
-  threshold are options after a colon: `refined=roads:views=4,passes=2,threshold=0.6`.
+  threshold and `drop_islands` are options after a colon:
+  `refined=roads:views=4,passes=2,threshold=0.6,drop_islands=1`.
 
     from distpaint.metrics.methods import get_method, model_method, register_method
     closing = get_method("closing:radius=4")
@@ -182,16 +183,17 @@ def _model_label(target: str) -> str:
 
 
 _REFINEMENTS = ("views", "passes")
-_MODEL_OPTIONS = (*_REFINEMENTS, "threshold")
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "drop_islands")
 
 
-def _model_options(spec: str, target: str) -> tuple[str, dict[str, float]]:
-    """(target, {views, passes, threshold}) of `TARGET[:views=V,passes=P,threshold=T]` (a path
-    that exists is never split, even if it holds a colon)."""
+def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
+    """(target, {views, passes, threshold, drop_islands}) of
+    `TARGET[:views=V,passes=P,threshold=T,drop_islands=1]` (a path that exists is never split,
+    even if it holds a colon)."""
     base, colon, options = target.rpartition(":")
     if not colon or pathlib.Path(target).exists():
         return target, {}
-    parsed: dict[str, float] = {}
+    parsed: dict[str, Any] = {}
     for item in options.split(","):
         key, eq, value = (part.strip() for part in item.partition("="))
         try:
@@ -199,10 +201,12 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, float]]:
         except ValueError:
             number = None
         if key not in _MODEL_OPTIONS or not eq or number is None \
-                or (key == "threshold" and not 0 < number < 1):  # views, passes: InferConfig checks
+                or (key == "threshold" and not 0 < number < 1) \
+                or (key == "drop_islands" and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
-                              f"passes=INTEGER or threshold=NUMBER in (0, 1), got {item!r}")
-        parsed[key] = number
+                              f"passes=INTEGER, threshold=NUMBER in (0, 1) or drop_islands=0/1, "
+                              f"got {item!r}")
+        parsed[key] = bool(number) if key == "drop_islands" else number
     return base, parsed
 
 
@@ -214,6 +218,7 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     overriding `threshold`). Output = input OR (probability > `threshold`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
+    from distpaint.infer.islands import drop_islands
     from distpaint.infer.predictor import resolve_model
     from distpaint.infer.refine import refine
     from distpaint.infer.tiling import round_up
@@ -236,8 +241,10 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
         x = np.zeros((b, 1, round_up(h, align), round_up(w, align)), np.float32)  # (B, 1, H', W')
         x[:, 0, :h, :w] = masks
         probs = np.asarray(predictor(x))[:, 0, :h, :w]
-        return np.stack([decide(p, m.astype(bool), (0, h, 0, w), config)
-                         for p, m in zip(probs, masks, strict=True)])
+        out = [decide(p, m.astype(bool), (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
+        if config.drop_islands:  # the whole image: no open edges
+            out = [drop_islands(o, m.astype(bool)) for o, m in zip(out, masks, strict=True)]
+        return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
         import zarr
@@ -255,6 +262,7 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
 
     refined = (f", views {config.views}, passes {config.passes}"
                if (config.views, config.passes) != (1, 1) else "")
+    refined += ", islands dropped" if config.drop_islands else ""
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
                          f"tiles of {config.tile} px{refined})",
                   repair=lambda mask: repair_batch(np.asarray(mask, bool)[None])[0],
