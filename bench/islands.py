@@ -1,0 +1,86 @@
+"""Cost of `--drop-islands`: streaming inference with and without it, side by side in one run.
+
+    python bench/islands.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
+    python bench/islands.py --smoke-test          # 512 px, one repeat, seconds
+
+Builds a --size mask from corrupted whole masks of a fresh benchmark set (`make_benchset`,
+seed 0, --kind, tiled 2 x 2 when --size is twice their 2048 px), runs `run_inference` (Zarr
+targets, tiles of 1024, skip-empty on) with `drop_islands` off and on, alternating, --repeats
+times each (the best kept: the cores are shared), and prints the seconds, the ratio on/off and
+the pixels the option removed. The option labels the added pixels of every tile window
+(scipy.ndimage.label), so its cost grows with the window, not with the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+import torch
+import zarr
+from zarr.storage import LocalStore
+
+from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
+from distpaint.data.store import compressors
+from distpaint.infer.engine import InferConfig, output_layout, run_inference
+from distpaint.infer.predictor import resolve_model
+
+
+def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
+    config = BenchsetConfig(seed=0, kinds=(kind,), patches=4, whole_count=1 if smoke else 4,
+                            **({"whole_size": 512} if smoke else {}))
+    make_benchset(work / "benchset", config, log=lambda _: None)
+    store = open_benchset(work / "benchset").store("whole", kind)
+    tiles = [np.asarray(store.array(name)[:], bool) for name in store.names()]
+    side = tiles[0].shape[0]
+    reps = -(-size // side)
+    grid = [[tiles[(r * reps + c) % len(tiles)] for c in range(reps)] for r in range(reps)]
+    return np.block(grid)[:size, :size]
+
+
+def _run(mask: np.ndarray, predictor, work: pathlib.Path, drop: bool, tile: int) -> tuple[float, int]:
+    chunks, shards = output_layout(mask.shape, tile)
+    group = zarr.open_group(LocalStore(work / f"out-{drop}.zarr"), mode="w", zarr_format=3)
+    out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
+                             fill_value=False, compressors=compressors())
+    start = time.perf_counter()
+    stats = run_inference(mask, predictor, {"mask": out}, InferConfig(tile=tile, batch=1, drop_islands=drop))
+    return time.perf_counter() - start, stats.added_pixels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="general")
+    parser.add_argument("--kind", default="roads")
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke-test", action="store_true")
+    args = parser.parse_args()
+    size, repeats, tile = (512, 1, 256) if args.smoke_test else (args.size, args.repeats, 1024)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="distpaint-islands-") as tmp:
+        work = pathlib.Path(tmp)
+        mask = _mask(work, args.kind, size, args.smoke_test)
+        predictor = resolve_model(args.model, threads=args.threads)
+        _run(mask[:tile, :tile], predictor, work, False, tile)  # warm-up
+        seconds = {False: [], True: []}
+        added = {}
+        for _ in range(repeats):
+            for drop in (False, True):
+                s, added[drop] = _run(mask, predictor, work, drop, tile)
+                seconds[drop].append(s)
+    off, on = min(seconds[False]), min(seconds[True])
+    print(json.dumps({"model": args.model, "kind": args.kind, "size": size, "tile": tile,
+                      "seconds_off": round(off, 2), "seconds_on": round(on, 2),
+                      "ratio_on_off": round(on / off, 3), "added_off": added[False],
+                      "added_on": added[True],
+                      "removed_share": round(1 - added[True] / max(added[False], 1), 4)}))
+
+
+if __name__ == "__main__":
+    main()
