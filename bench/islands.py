@@ -76,7 +76,7 @@ def main() -> None:
                 seconds[drop].append(s)
     off, on = min(seconds[False]), min(seconds[True])
     print(json.dumps({"model": args.model, "kind": args.kind, "size": size, "tile": tile,
-                      "seconds_off": round(off, 2), "seconds_on": round(on, 2),
+                      "seconds_off": round(off, 3), "seconds_on": round(on, 3),
                       "ratio_on_off": round(on / off, 3), "added_off": added[False],
                       "added_on": added[True],
                       "removed_share": round(1 - added[True] / max(added[False], 1), 4)}))
