@@ -501,10 +501,8 @@ class _Pipeline:
         """The window's probabilities with those of islands (`drop_islands`) set to 0, so that
         `decide` leaves them out; edges of the window inside the image are open."""
         (wy0, wy1, wx0, wx1), (h, w) = tile.window, self.grid.shape
-        fg = (pixel_uniforms(self.config.seed, wy0, wy1, wx0, wx1) < probs if self.config.sample
-              else probs > np.float32(self.config.threshold))
         given = window.astype(bool)
-        output = fg | given
+        output = decide(probs, given, tile.window, self.config)  # as the tiles will decide
         kept = drop_islands(output, given, open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
         return np.where(output & ~kept, np.float32(0), probs)
 
