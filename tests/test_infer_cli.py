@@ -65,6 +65,15 @@ def test_cli_repairs_a_png_with_progress_and_report(tmp_path, ckpt):
     assert (tmp_path / "fixed.preview.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "fixed.added.png", "fixed.png", "fixed.preview.png", "roads.png"]
+    # --drop-islands: the same repair without its added components touching no input (one tile:
+    # the whole image, so the tiled rule equals the whole-image one)
+    from distpaint.infer.islands import drop_islands
+
+    proc = _cli("roads.png", "--model", ckpt, "--out", "sub/kept.png", "--threshold", "0.4878",
+                "--drop-islands", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    kept = np.asarray(read_raw(tmp_path / "sub" / "kept.png")[0].compute()) == 255
+    np.testing.assert_array_equal(kept, drop_islands(want, mask))
 
 
 def test_cli_errors_are_one_line_exit_2_and_bad_archive_files_exit_1(tmp_path, ckpt):

@@ -501,10 +501,16 @@ class _Pipeline:
         """The window's probabilities with those of islands (`drop_islands`) set to 0, so that
         `decide` leaves them out; edges of the window inside the image are open."""
         (wy0, wy1, wx0, wx1), (h, w) = tile.window, self.grid.shape
-        given = window.astype(bool)
-        output = decide(probs, given, tile.window, self.config)  # as the tiles will decide
+        # only the window's part inside the image: fill the model paints on the zero padding
+        # past the image's end is never written and must not join islands to other fill
+        iy1, ix1 = min(wy1, h), min(wx1, w)
+        inside = slice(0, iy1 - wy0), slice(0, ix1 - wx0)
+        given = window[inside].astype(bool)
+        output = decide(probs[inside], given, (wy0, iy1, wx0, ix1), self.config)  # as tiles will
         kept = drop_islands(output, given, open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
-        return np.where(output & ~kept, np.float32(0), probs)
+        probs = probs.copy()
+        probs[inside][output & ~kept] = 0
+        return probs
 
     def submit(self, tile: Tile, probs: np.ndarray | None, given: np.ndarray,
                predicted: bool) -> None:
