@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from distpaint.train.checkpoint import latest_checkpoint
-from distpaint.train.config import VARIANTS as ALL_VARIANTS, config_from_dict, config_to_dict, load_config, packaged_config
+from distpaint.train.config import VARIANTS as ALL_VARIANTS
+from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
 from distpaint.train.local import train_local
 
 VARIANTS = ("unet", "cnn", "gan-l", "gan-g", "gan-gl", "gan-gl-m")

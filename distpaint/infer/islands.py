@@ -39,8 +39,8 @@ def drop_islands(output: np.ndarray, given: np.ndarray,
     keep = np.zeros(n + 1, bool)
     # components with a pixel next to the input (the dilated input covers its 8-neighbours)
     keep[np.unique(labels[ndi.binary_dilation(given, structure=_EIGHT) & added])] = True
-    top, bottom, left, right = open_edges
-    for is_open, edge in ((top, labels[0]), (bottom, labels[-1]), (left, labels[:, 0]), (right, labels[:, -1])):
+    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])  # top, bottom, left, right
+    for is_open, edge in zip(open_edges, edges, strict=True):
         if is_open:
             keep[np.unique(edge)] = True
     keep[0] = False

@@ -215,7 +215,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
-    overriding `threshold`) and `drop_islands=1` (`distpaint.infer.islands`). Output = input OR (probability > `threshold`);
+    overriding `threshold`) and `drop_islands=1` (`distpaint.infer.islands`).
+    Output = input OR (probability > `threshold`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
     from distpaint.infer.islands import drop_islands
