@@ -250,6 +250,11 @@ class DataConfig:
     """GAN-GL-M and unet-m only: kind of the 'real' masks (which get inherent gaps, see real_gaps)."""
     real_gaps: dict = field(default_factory=lambda: {"kind": "skeleton", "density": 0.5})
     """GAN-GL-M and unet-m only: GapConfig of the inherent gaps of the 'real' masks (kept in the target)."""
+    real_band: int = 0
+    """GAN-GL-M and unet-m only: also train the real batches' masked CE on the background within
+    this many px of the input's strokes, outside the erased region and away from stroke ends
+    (`distpaint.train.side_band`): pixels a real mask's inherent gaps cannot hide, which teach
+    G to keep thin lines thin. 0 = the paper (region only)."""
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -266,8 +271,8 @@ class DataConfig:
             if not low_ok or pair[0] > pair[1]:
                 raise ConfigError(f"data.{name} must be a (low, high) pair with low {floor} and low <= high, "
                                   f"got {list(pair)}")
-        if self.refresh_every < 0:
-            raise ConfigError("data.refresh_every must be >= 0")
+        if self.refresh_every < 0 or self.real_band < 0:
+            raise ConfigError("data.refresh_every and data.real_band must be >= 0")
         if not isinstance(self.synth, dict) or "width_scale" in self.synth:
             raise ConfigError("data.synth must be a mapping of SynthConfig options (width_scale "
                               "is set by data.width_scale)")

@@ -13,7 +13,8 @@ of (seed, step), so a resumed run sees exactly the batches of an uninterrupted o
 
 GAN-GL-M: odd steps are "real" batches from a second pool whose masks carry inherent gaps
 (simulated with `DataConfig.real_gaps`): the target is the gappy mask and only the masked CE
-on the artificial gap region trains G.
+on the artificial gap region trains G (with `DataConfig.real_band`, also on the known
+background beside the strokes: `distpaint.train.side_band`).
 
     data = LocalData(cfg.data, seed=0, variant="gan-gl")
     batch = data.batch(step=0)          # PatchBatch of torch tensors (m, 1, P, P)
@@ -32,6 +33,7 @@ from distpaint.data.gaps import GapConfig, corrupt, gap_region
 from distpaint.data.synth import SynthConfig, synth_array
 from distpaint.errors import ConfigError
 from distpaint.train.config import REAL_VARIANTS, DataConfig, kinds_of
+from distpaint.train.side_band import side_band
 from distpaint.train.step import PatchBatch
 
 __all__ = ["LocalData", "grid_cells"]
@@ -158,6 +160,9 @@ class LocalData:
         ys_patches, ys, xs = self._patches(pool[names[i]], rng)
         regions = [self._region(y, rng) for y in ys_patches]
         xs_patches = [y & ~r for y, r in zip(ys_patches, regions)]
+        if real and self.config.real_band:  # the masked CE also covers the known side band
+            regions = [r | side_band(x, y, r, self.config.real_band)
+                       for x, y, r in zip(xs_patches, ys_patches, regions)]
         other = None
         if not real:  # complete patches of a different mask (of the same kind when possible)
             kind = names[i].split("-")[0]

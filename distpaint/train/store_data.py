@@ -38,6 +38,7 @@ from distpaint.data.sampler import PatchSampler, SamplerConfig
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import TrainConfig
+from distpaint.train.side_band import side_band
 from distpaint.train.step import PatchBatch
 
 __all__ = ["StoreData", "REAL_PREFIX", "synthesize_store", "store_mask_size"]
@@ -113,6 +114,9 @@ class StoreData:
         rng = np.random.default_rng([self.cfg.seed, step, self.rank, 3])
         regions = np.stack([self._region(y, rng) for y in got.patches])
         x = got.patches & ~regions
+        if real and self.cfg.data.real_band:  # the masked CE also covers the known side band
+            regions = np.stack([r | side_band(xi, y, r, self.cfg.data.real_band)
+                                for xi, y, r in zip(x, got.patches, regions)])
         other = None
         if not real:
             other = _tensor(self._partner(got.name, step).batch(step, self.rank, self.world_size).patches)
