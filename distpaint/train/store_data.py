@@ -72,9 +72,12 @@ class StoreData:
         names = self.store.names()
         self.real = [n for n in names if n.startswith(REAL_PREFIX)]
         self.synthetic = [n for n in names if not n.startswith(REAL_PREFIX)]
-        if len(self.synthetic) < 2:
-            raise InputError(f"{self.store.path}: training needs at least 2 samples (D_G compares "
-                             f"patches of different masks), found {len(self.synthetic)}")
+        # D_G's positive pairs are patches of two different masks; the other variants need one
+        least = 2 if cfg.uses_global else 1
+        if len(self.synthetic) < least:
+            why = " (D_G compares patches of different masks)" if cfg.uses_global else ""
+            raise InputError(f"{self.store.path}: variant {cfg.variant} needs at least {least} "
+                             f"sample{'s' if least > 1 else ''}{why}, found {len(self.synthetic)}")
         if cfg.uses_real and not self.real:
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs real masks (samples named "
                              f"{REAL_PREFIX}*), found none")
@@ -118,7 +121,7 @@ class StoreData:
             regions = np.stack([r | side_band(xi, y, r, self.cfg.data.real_band)
                                 for xi, y, r in zip(x, got.patches, regions)])
         other = None
-        if not real:
+        if not real and self.cfg.uses_global:  # only D_G's positive pairs use the partner patches
             other = _tensor(self._partner(got.name, step).batch(step, self.rank, self.world_size).patches)
         return PatchBatch(name=got.name, x=_tensor(x), y=_tensor(got.patches), region=_tensor(regions),
                           ys=got.ys, xs=got.xs, y_other=other, real=real)
