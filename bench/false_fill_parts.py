@@ -65,6 +65,11 @@ def parts(repaired: np.ndarray, given: np.ndarray, gaps: np.ndarray, tolerance: 
             "group": np.array([np.sum(group == g) for g in range(3)])}
 
 
+def _shares(counts: np.ndarray, whole: int) -> str:
+    """`counts` as shares of `whole`, "a / b / c"."""
+    return " / ".join(f"{x / whole:.2f}" for x in counts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=pathlib.Path, help="benchmark set folder (distpaint benchset make)")
@@ -96,9 +101,8 @@ def main(argv: list[str] | None = None) -> None:
                                args.tolerance)
                 total = {k: total.get(k, 0) + v for k, v in counts.items()}
             false = max(int(total["false"]), 1)
-            share = lambda v: " / ".join(f"{x / false:.2f}" for x in v)  # noqa: E731
             print(f"{method.name:24s} {total['false'] / max(int(total['added']), 1):10.3f} | "
-                  f"{share(total['distance']):>27s} | {share(total['group'])}")
+                  f"{_shares(total['distance'], false):>27s} | {_shares(total['group'], false)}")
 
 
 if __name__ == "__main__":
