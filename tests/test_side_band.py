@@ -91,3 +91,50 @@ def test_store_data_adds_the_band_to_real_batches_only(tmp_path):
     cfgs = [config_from_dict({**base, "data": {**base["data"], "real_band": band}}) for band in (1, 0)]
     store = synthesize_store(cfgs[0], tmp_path / "train.zarr", 1)
     _check_band_batches(StoreData(store, cfgs[0], 0, 1), StoreData(store, cfgs[1], 0, 1), range(4))
+
+
+def _thin_line_and_bar(bar_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = np.zeros((30, 40), bool)
+    y[5, 2:38] = True  # a 1-px line
+    y[15:15 + bar_rows, 2:38] = True  # a bar `bar_rows` px wide, 10 px away
+    region = np.zeros_like(y)
+    return y.copy(), y, region
+
+
+def test_max_width_keeps_the_band_beside_thin_strokes_only():
+    x, y, region = _thin_line_and_bar(5)
+    every = side_band(x, y, region, width=1)
+    thin = side_band(x, y, region, width=1, max_width=2)
+    assert every[14, 20] and every[20, 20]  # beside the 5-px bar without the limit
+    assert not thin[10:, :].any()  # none beside the bar (nor within width + 1 of it) with it
+    np.testing.assert_array_equal(thin[:10], every[:10])  # beside the 1-px line: unchanged
+
+
+def test_max_width_counts_a_stroke_of_exactly_that_width_as_thin():
+    x, y, region = _thin_line_and_bar(2)
+    assert side_band(x, y, region, width=1, max_width=2)[17, 20]  # below the 2-px bar
+    assert not side_band(x, y, region, width=1, max_width=1)[17, 20]
+
+
+def test_real_band_max_width_must_not_be_negative():
+    with pytest.raises(ConfigError, match="real_band_max_width"):
+        DataConfig(**SMALL, real_band=1, real_band_max_width=-1)
+
+
+def test_both_data_sources_limit_the_band_to_thin_strokes(tmp_path):
+    roads = {**SMALL, "real_kind": "roads", "width_scale": (2.0, 2.0)}  # wide real strokes
+    local = [LocalData(DataConfig(**roads, real_band=1, real_band_max_width=limit), seed=0,
+                       variant="gan-gl-m") for limit in (2, 0)]
+    base = yaml.safe_load(packaged_config("tiny").read_text())
+    base["variant"] = "gan-gl-m"
+    cfgs = [config_from_dict({**base, "data": {**base.get("data", {}), **roads, "real_band": 1,
+                                               "real_band_max_width": limit}}) for limit in (2, 0)]
+    store = synthesize_store(cfgs[0], tmp_path / "train.zarr", 1)
+    for thin_source, every_source in (local, [StoreData(store, c, 0, 1) for c in cfgs]):
+        smaller = False
+        for step in (1, 3, 5):  # real batches
+            a, b = thin_source.batch(step), every_source.batch(step)
+            np.testing.assert_array_equal(a.x.numpy(), b.x.numpy())
+            assert ((a.region > 0.5) <= (b.region > 0.5)).all()
+            smaller |= bool(((b.region > 0.5) & ~(a.region > 0.5)).any())
+        assert smaller, "the limit removed no band pixel beside wide road strokes"

@@ -255,6 +255,9 @@ class DataConfig:
     this many px of the input's strokes, outside the erased region and away from stroke ends
     (`distpaint.train.side_band`): pixels a real mask's inherent gaps cannot hide, which teach
     G to keep thin lines thin. 0 = the paper (region only)."""
+    real_band_max_width: int = 0
+    """With real_band: the band lies only beside strokes at most this many px wide (0: beside
+    every stroke). Beside wide strokes a partial erasure looks like a true side."""
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -271,8 +274,9 @@ class DataConfig:
             if not low_ok or pair[0] > pair[1]:
                 raise ConfigError(f"data.{name} must be a (low, high) pair with low {floor} and low <= high, "
                                   f"got {list(pair)}")
-        if self.refresh_every < 0 or self.real_band < 0:
-            raise ConfigError("data.refresh_every and data.real_band must be >= 0")
+        if self.refresh_every < 0 or self.real_band < 0 or self.real_band_max_width < 0:
+            raise ConfigError("data.refresh_every, data.real_band and data.real_band_max_width "
+                              "must be >= 0")
         if not isinstance(self.synth, dict) or "width_scale" in self.synth:
             raise ConfigError("data.synth must be a mapping of SynthConfig options (width_scale "
                               "is set by data.width_scale)")

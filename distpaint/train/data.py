@@ -161,7 +161,7 @@ class LocalData:
         regions = [self._region(y, rng) for y in ys_patches]
         xs_patches = [y & ~r for y, r in zip(ys_patches, regions)]
         if real and self.config.real_band:  # the masked CE also covers the known side band
-            regions = [r | side_band(x, y, r, self.config.real_band)
+            regions = [r | side_band(x, y, r, self.config.real_band, self.config.real_band_max_width)
                        for x, y, r in zip(xs_patches, ys_patches, regions)]
         other = None
         if not real:  # complete patches of a different mask (of the same kind when possible)

@@ -14,7 +14,12 @@ within `width` px of the input's strokes, outside the region, and leaves out eve
 an end of the input's centreline (within the local half-width plus `width` + 1 px), where an
 inherent gap may continue the stroke. Off by default (`DataConfig.real_band: 0`, the paper).
 
+`max_width` (`DataConfig.real_band_max_width`) keeps the band beside thin strokes only (at most
+that many px wide): the thickening it targets is of thin lines, while beside a wide stroke a
+partial (side) erasure looks like a true side, so a band there also teaches G not to fill it.
+
     loss_mask = region | side_band(x, y, region, width=1)
+    loss_mask = region | side_band(x, y, region, width=1, max_width=2)   # thin strokes only
 """
 
 from __future__ import annotations
@@ -36,14 +41,21 @@ def centreline_ends(mask: np.ndarray) -> np.ndarray:
     return skel & (neighbours <= 1)
 
 
-def side_band(x: np.ndarray, y: np.ndarray, region: np.ndarray, width: int) -> np.ndarray:
+def side_band(x: np.ndarray, y: np.ndarray, region: np.ndarray, width: int,
+              max_width: int = 0) -> np.ndarray:
     """Background pixels of `y` within `width` px (8-adjacency steps) of `x`'s foreground,
-    outside `region`, and away from the ends of `x`'s centreline. All arrays 2-D bool of one
-    shape (x = y minus the region); returns a new bool array (empty when `width` is 0)."""
+    outside `region`, and away from the ends of `x`'s centreline; with `max_width` > 0, only
+    beside the parts of `x` at most `max_width` px wide (none within `width` + 1 px of a part
+    that a (max_width + 1)-px square fits in). All arrays 2-D bool of one shape (x = y minus
+    the region); returns a new bool array (empty when `width` is 0)."""
     if width <= 0 or not x.any():
         return np.zeros_like(x, dtype=bool)
     near = ndi.binary_dilation(x, structure=_EIGHT, iterations=width)
     band = near & ~y & ~region
+    if max_width > 0:
+        wide = ndi.binary_opening(x, structure=np.ones((max_width + 1, max_width + 1), bool))
+        if wide.any():
+            band &= ~ndi.binary_dilation(wide, structure=_EIGHT, iterations=width + 1)
     ends = centreline_ends(x)
     if ends.any():
         # distance of every pixel to its nearest end, and that end's local half-width

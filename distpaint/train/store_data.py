@@ -118,7 +118,8 @@ class StoreData:
         regions = np.stack([self._region(y, rng) for y in got.patches])
         x = got.patches & ~regions
         if real and self.cfg.data.real_band:  # the masked CE also covers the known side band
-            regions = np.stack([r | side_band(xi, y, r, self.cfg.data.real_band)
+            band, max_width = self.cfg.data.real_band, self.cfg.data.real_band_max_width
+            regions = np.stack([r | side_band(xi, y, r, band, max_width)
                                 for xi, y, r in zip(x, got.patches, regions)])
         other = None
         if not real and self.cfg.uses_global:  # only D_G's positive pairs use the partner patches
