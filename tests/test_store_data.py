@@ -1,22 +1,25 @@
-"""StoreData's input checks: how many training samples each variant needs."""
+"""StoreData's input checks: how many training samples each variant (and D_G's pairing) needs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from distpaint.data.store import MaskStore
 from distpaint.data.synth import synth_array
 from distpaint.errors import InputError
 from distpaint.train.config import config_from_dict, packaged_config
+from distpaint.train.step import StepState, build_models, build_optimizers, train_step
 from distpaint.train.store_data import StoreData
 
 
-def _config(variant: str):
+def _config(variant: str, **loss):
     base = yaml.safe_load(packaged_config("tiny").read_text())
     model = {**base["model"], "generator": "cnn_tiny"} if variant == "cnn" else base["model"]
-    return config_from_dict({**base, "variant": variant, "model": model})
+    return config_from_dict({**base, "variant": variant, "model": model,
+                             "loss": {**base.get("loss", {}), **loss}})
 
 
 @pytest.fixture
@@ -39,3 +42,17 @@ def test_variants_without_d_g_train_from_a_single_sample(one_sample_store, varia
 def test_variants_with_d_g_need_two_samples_and_say_so(one_sample_store, variant):
     with pytest.raises(InputError, match=r"one\.zarr: variant .* needs at least 2 samples \(D_G"):
         StoreData(one_sample_store, _config(variant), 0, 1)
+
+
+def test_d_g_paired_with_itself_trains_from_a_single_sample(one_sample_store):
+    # loss.dg_positive self: D_G's positives are (y, y), so no second mask is needed
+    cfg = _config("gan-gl", dg_positive="self", reward_scope="patch")
+    assert cfg.uses_global and not cfg.needs_partner
+    data = StoreData(one_sample_store, cfg, 0, 1)
+    batch = data.batch(0)
+    assert batch.y_other is None
+    torch.manual_seed(0)
+    models = build_models(cfg)
+    metrics = train_step(models, build_optimizers(models, cfg.optim), batch, None, cfg, 0,
+                         torch.Generator().manual_seed(1), StepState())
+    assert 0 < metrics["reward"] < 1 and np.isfinite(metrics["loss_g"])

@@ -370,6 +370,12 @@ class TrainConfig:
         return self.variant in ("gan-gl", "gan-g", "gan-gl-m")
 
     @property
+    def needs_partner(self) -> bool:
+        """Whether D_G's positive pairs need complete patches of a second mask (uses_global
+        with loss.dg_positive `other`, the paper; with `self` a patch pairs with itself)."""
+        return self.uses_global and self.loss.dg_positive == "other"
+
+    @property
     def uses_real(self) -> bool:
         """Whether odd steps are real batches trained with the masked CE only (REAL_VARIANTS)."""
         return self.variant in REAL_VARIANTS

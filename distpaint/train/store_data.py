@@ -72,10 +72,10 @@ class StoreData:
         names = self.store.names()
         self.real = [n for n in names if n.startswith(REAL_PREFIX)]
         self.synthetic = [n for n in names if not n.startswith(REAL_PREFIX)]
-        # D_G's positive pairs are patches of two different masks; the other variants need one
-        least = 2 if cfg.uses_global else 1
+        # D_G's positive pairs (the paper's) are patches of two different masks; else one will do
+        least = 2 if cfg.needs_partner else 1
         if len(self.synthetic) < least:
-            why = " (D_G compares patches of different masks)" if cfg.uses_global else ""
+            why = " (D_G compares patches of different masks)" if cfg.needs_partner else ""
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs at least {least} "
                              f"sample{'s' if least > 1 else ''}{why}, found {len(self.synthetic)}")
         if cfg.uses_real and not self.real:
@@ -122,7 +122,7 @@ class StoreData:
             regions = np.stack([r | side_band(xi, y, r, band, max_width)
                                 for xi, y, r in zip(x, got.patches, regions)])
         other = None
-        if not real and self.cfg.uses_global:  # only D_G's positive pairs use the partner patches
+        if not real and self.cfg.needs_partner:  # only D_G's (y1, y2) pairs use the partner patches
             other = _tensor(self._partner(got.name, step).batch(step, self.rank, self.world_size).patches)
         return PatchBatch(name=got.name, x=_tensor(x), y=_tensor(got.patches), region=_tensor(regions),
                           ys=got.ys, xs=got.xs, y_other=other, real=real)
