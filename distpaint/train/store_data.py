@@ -75,7 +75,8 @@ class StoreData:
         # D_G's positive pairs (the paper's) are patches of two different masks; else one will do
         least = 2 if cfg.needs_partner else 1
         if len(self.synthetic) < least:
-            why = " (D_G compares patches of different masks)" if cfg.needs_partner else ""
+            why = (" (D_G compares patches of different masks; with loss.dg_positive: self one "
+                   "sample will do)") if cfg.needs_partner else ""
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs at least {least} "
                              f"sample{'s' if least > 1 else ''}{why}, found {len(self.synthetic)}")
         if cfg.uses_real and not self.real:
