@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import tempfile
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
+from distpaint.data.benchset import diagnostic_store
 from distpaint.metrics.methods import model_method
 from distpaint.metrics.topology import cldice_from_counts
 
@@ -110,15 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="whole masks per kind")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if args.smoke_test:
-            data = pathlib.Path(tmp) / "benchset"
-            make_benchset(data, BenchsetConfig(seed=0, kinds=(args.kind,), patches=2, whole_count=1,
-                                               whole_size=512), log=lambda _: None)
-        if data is None:
-            parser.error("--data is required (or --smoke-test)")
-        store = open_benchset(data).store("whole", args.kind)
+    if args.data is None and not args.smoke_test:
+        parser.error("--data is required (or --smoke-test)")
+    with diagnostic_store(args.data, args.kind, smoke_test=args.smoke_test) as (data, store):
         names = store.names()[:args.limit]
         samples = []
         for name in names:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import tempfile
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
+from distpaint.data.benchset import diagnostic_store
 from distpaint.metrics.methods import model_method
 from distpaint.metrics.pixel import DEFAULT_FILL_TOLERANCE
 
@@ -79,15 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tolerance", type=int, default=DEFAULT_FILL_TOLERANCE)
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if args.smoke_test:
-            data = pathlib.Path(tmp) / "benchset"
-            make_benchset(data, BenchsetConfig(seed=0, kinds=(args.kind,), patches=2, whole_count=1,
-                                               whole_size=512), log=lambda _: None)
-        if data is None:
-            parser.error("--data is required (or --smoke-test)")
-        store = open_benchset(data).store("whole", args.kind)
+    if args.data is None and not args.smoke_test:
+        parser.error("--data is required (or --smoke-test)")
+    with diagnostic_store(args.data, args.kind, smoke_test=args.smoke_test) as (data, store):
         names = store.names()[:args.limit]
         print(f"{data} whole/{args.kind}: {len(names)} masks, tolerance {args.tolerance} px")
         print(f"{'model':24s} {'false fill':>10s} | false px at distance 1 / 2 / 3 / >=4 px from the input"

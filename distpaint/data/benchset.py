@@ -48,14 +48,16 @@ From the shell: `distpaint benchset make --out bench_data --seed 0` (`--small` f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +78,7 @@ __all__ = [
     "Benchset",
     "BenchsetConfig",
     "bench_entropy",
+    "diagnostic_store",
     "make_benchset",
     "open_benchset",
     "synth_seed",
@@ -469,3 +472,19 @@ def verify_benchset(path: str | os.PathLike) -> list[str]:
             if not (bench.path / rel).is_dir() or _digest(bench.path / rel) != expected:
                 bad.append(f"{level}/{kind}")
     return bad
+
+
+@contextlib.contextmanager
+def diagnostic_store(data: str | os.PathLike | None, kind: str, *,
+                     smoke_test: bool = False) -> Iterator[tuple[pathlib.Path, MaskStore]]:
+    """(folder, whole-mask store of `kind`) for the diagnostic scripts of bench/: the benchmark
+    set at `data`, or with `smoke_test` a tiny one (one 512-px mask of `kind`) built in a
+    temporary folder that is removed on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if smoke_test:
+            data = pathlib.Path(tmp) / "benchset"
+            make_benchset(data, BenchsetConfig(seed=0, kinds=(kind,), patches=2, whole_count=1,
+                                               whole_size=512), log=lambda _: None)
+        if data is None:
+            raise ConfigError("a benchmark set folder is required (or the smoke test)")
+        yield pathlib.Path(data), open_benchset(data).store("whole", kind)
