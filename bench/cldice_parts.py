@@ -25,14 +25,12 @@ centreline length, and the output's centreline outside the truth by distance to 
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from distpaint.data.benchset import diagnostic_store
+from distpaint.data.benchset import diagnostic_args, diagnostic_store
 from distpaint.metrics.methods import model_method
 from distpaint.metrics.topology import cldice_from_counts
 
@@ -102,15 +100,7 @@ def _row(label: str, per_mask: list[dict[str, np.ndarray]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=pathlib.Path, help="benchmark set folder (distpaint benchset make)")
-    parser.add_argument("--kind", default="roads")
-    parser.add_argument("--models", nargs="*", default=["roads"])
-    parser.add_argument("--limit", type=int, default=None, help="whole masks per kind")
-    parser.add_argument("--smoke-test", action="store_true")
-    args = parser.parse_args(argv)
-    if args.data is None and not args.smoke_test:
-        parser.error("--data is required (or --smoke-test)")
+    args = diagnostic_args(__doc__.split("\n\n")[0], argv, kind="roads", models=["roads"])
     with diagnostic_store(args.data, args.kind, smoke_test=args.smoke_test) as (data, store):
         names = store.names()[:args.limit]
         samples = []

@@ -16,14 +16,12 @@ added component they belong to: an island (touches no input component), one inpu
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from distpaint.data.benchset import diagnostic_store
+from distpaint.data.benchset import diagnostic_args, diagnostic_store
 from distpaint.metrics.methods import model_method
 from distpaint.metrics.pixel import DEFAULT_FILL_TOLERANCE
 
@@ -70,16 +68,8 @@ def _shares(counts: np.ndarray, whole: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=pathlib.Path, help="benchmark set folder (distpaint benchset make)")
-    parser.add_argument("--kind", default="sketch")
-    parser.add_argument("--models", nargs="+", default=["general"])
-    parser.add_argument("--limit", type=int, default=None, help="whole masks per kind")
-    parser.add_argument("--tolerance", type=int, default=DEFAULT_FILL_TOLERANCE)
-    parser.add_argument("--smoke-test", action="store_true")
-    args = parser.parse_args(argv)
-    if args.data is None and not args.smoke_test:
-        parser.error("--data is required (or --smoke-test)")
+    args = diagnostic_args(__doc__.split("\n\n")[0], argv, kind="sketch", models=["general"],
+                           extra=lambda p: p.add_argument("--tolerance", type=int, default=DEFAULT_FILL_TOLERANCE))
     with diagnostic_store(args.data, args.kind, smoke_test=args.smoke_test) as (data, store):
         names = store.names()[:args.limit]
         print(f"{data} whole/{args.kind}: {len(names)} masks, tolerance {args.tolerance} px")

@@ -48,6 +48,7 @@ From the shell: `distpaint benchset make --out bench_data --seed 0` (`--small` f
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -78,6 +79,7 @@ __all__ = [
     "Benchset",
     "BenchsetConfig",
     "bench_entropy",
+    "diagnostic_args",
     "diagnostic_store",
     "make_benchset",
     "open_benchset",
@@ -488,3 +490,22 @@ def diagnostic_store(data: str | os.PathLike | None, kind: str, *,
         if data is None:
             raise ConfigError("a benchmark set folder is required (or the smoke test)")
         yield pathlib.Path(data), open_benchset(data).store("whole", kind)
+
+
+def diagnostic_args(description: str, argv: list[str] | None, *, kind: str, models: Sequence[str],
+                    extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The command line of the diagnostic scripts of bench/: --data, --kind (default `kind`),
+    --models (default `models`), --limit, --smoke-test, plus what `extra` adds; --data is
+    required unless --smoke-test."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=pathlib.Path, help="benchmark set folder (distpaint benchset make)")
+    parser.add_argument("--kind", default=kind)
+    parser.add_argument("--models", nargs="*", default=list(models))
+    parser.add_argument("--limit", type=int, default=None, help="whole masks per kind")
+    parser.add_argument("--smoke-test", action="store_true")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    if args.data is None and not args.smoke_test:
+        parser.error("--data is required (or --smoke-test)")
+    return args
