@@ -1,8 +1,8 @@
 """A real sweep on a local Ray (2 CPUs): `distpaint tune` with 3 trials of 4 steps of the tiny
 recipe, ASHA, every trial training through the distributed trainer. Afterwards: the summary
 table, the plot and the best config exist; every trial's checkpoint holds the config it was
-sampled with; the MLflow store holds the sweep's parent run and exactly 3 children (read back
-with MlflowClient); the best config trains with `distpaint train --config`; re-running the
+sampled with; the MLflow store named by --mlflow-uri holds the sweep's parent run and exactly 3
+children (read back with MlflowClient); the best config trains with `distpaint train --config`; re-running the
 finished sweep restores it without training again, and a changed setting is refused.
 
 Run: .venv/bin/python -m pytest tests/test_tune.py -q -s     (-s prints the sweep's wall time)
@@ -30,7 +30,9 @@ SEARCHED = ("loss.lambda_ce", "loss.lambda_local", "loss.lambda_global")
 
 def _args(storage: Path, *extra: str) -> list[str]:
     return ["tune", "--space", str(SPACE), "--config", "tiny", "--num-samples", str(SAMPLES), "--max-steps", str(STEPS),
-            "--report-every", str(EVERY), "--storage", str(storage), "--name", "t3", "--verbose", "0", *extra]
+            "--report-every", str(EVERY), "--storage", str(storage), "--name", "t3", "--verbose", "0",
+            # a tracking store of its own (as on a cluster): --mlflow-uri is what the sweep logs to
+            "--mlflow-uri", f"sqlite:///{storage / 'tracking.db'}", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def _rows(sweep_dir: Path) -> list[dict]:
 def _mlflow(sweep_dir: Path):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{sweep_dir / 'mlflow.db'}")
+    assert not (sweep_dir / "mlflow.db").exists()  # not the default store: --mlflow-uri's
+    client = MlflowClient(f"sqlite:///{sweep_dir.parent / 'tracking.db'}")
     exp = client.get_experiment_by_name("distpaint-tune")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
