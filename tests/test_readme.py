@@ -20,8 +20,8 @@ What cannot run here is checked for what it promises instead, and says so:
   real `ray start --head`, tests/test_tune.py a sweep with --storage and --mlflow-uri);
 - `mlflow ui ...`: started on a free port, must serve the run's page, then stopped.
 
-Run: .venv/bin/python -m pytest tests/test_readme.py -q -s   (about 7 minutes on 2 cores; -s
-prints each command's wall time)
+Run: .venv/bin/python -m pytest tests/test_readme.py -q -s   (about 5 minutes on 2 idle cores;
+-s prints each command's wall time)
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 recipe, ASHA, every trial training through the distributed trainer. Afterwards: the summary
 table, the plot and the best config exist; every trial's checkpoint holds the config it was
 sampled with; the MLflow store named by --mlflow-uri holds the sweep's parent run and exactly 3
-children (read back with MlflowClient); the best config trains with `distpaint train --config`; re-running the
-finished sweep restores it without training again, and a changed setting is refused.
+children (read back with MlflowClient); the best config trains with `distpaint train --config`;
+re-running the finished sweep restores it without training again, and a changed setting is
+refused.
 
 Run: .venv/bin/python -m pytest tests/test_tune.py -q -s     (-s prints the sweep's wall time)
 """
