@@ -5,6 +5,9 @@ unfinished trial from its run's latest checkpoint (a second worker start at step
 starting over; the sweep then completes every trial and MLflow still holds 1 parent and 2
 children (the resumed trials continue their child runs).
 
+The command is the README's local sweep (tests/test_readme.py only parses it): no --storage and
+no --mlflow-uri, so the sweep lives in ./runs/NAME with its own MLflow store and best_config.yaml.
+
 Run: .venv/bin/python -m pytest tests/test_tune_resume.py -q     (~2-3 min on 2 cores)
 """
 
@@ -26,10 +29,11 @@ SAMPLES, STEPS, EVERY = 2, 8, 2
 pytestmark = pytest.mark.slow
 
 
-def _cmd(storage: Path) -> list[str]:
+def _cmd() -> list[str]:
+    # the defaults: storage ./runs (the subprocess runs in the test's folder), the sweep's own store
     return [str(ROOT / ".venv" / "bin" / "distpaint"), "tune", "--space", str(ROOT / "tune_spaces" / "lambdas.yaml"),
             "--config", "tiny", "--num-samples", str(SAMPLES), "--max-steps", str(STEPS), "--report-every", str(EVERY),
-            "--scheduler", "fifo", "--storage", str(storage), "--name", "r", "--verbose", "0"]
+            "--scheduler", "fifo", "--name", "r", "--verbose", "0"]
 
 
 def _env(tmp_path: Path) -> dict:
@@ -41,10 +45,10 @@ def _env(tmp_path: Path) -> dict:
 
 
 def test_interrupted_sweep_resumes_from_trial_checkpoints(tmp_path):
-    storage = tmp_path / "sweeps"
+    storage = tmp_path / "runs"  # tune's default storage, in the command's working folder
     runs = storage / "r" / "runs"
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(_cmd(storage), stdout=log, stderr=subprocess.STDOUT, env=_env(tmp_path), cwd=tmp_path)
+    proc = subprocess.Popen(_cmd(), stdout=log, stderr=subprocess.STDOUT, env=_env(tmp_path), cwd=tmp_path)
     deadline = time.time() + 400
     try:
         while not (runs.is_dir() and len(list(runs.iterdir())) == SAMPLES
@@ -62,13 +66,14 @@ def test_interrupted_sweep_resumes_from_trial_checkpoints(tmp_path):
         first = list(csv.DictReader(fh))
     assert any(r["status"] == "unfinished" for r in first)
 
-    second = subprocess.run(_cmd(storage), capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path,
+    second = subprocess.run(_cmd(), capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path,
                             timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming sweep" in second.stdout
     with open(storage / "r" / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == SAMPLES and all(r["status"] == "completed" and r["steps"] == str(STEPS) for r in rows)
+    assert (storage / "r" / "best_config.yaml").is_file() and (storage / "r" / "summary.md").is_file()
     starts = [[json.loads(line) for line in (d / "workers" / "starts.jsonl").read_text().splitlines()]
               for d in sorted(runs.iterdir())]
     assert len(starts) == SAMPLES  # the resumed sweep did not start new trials
