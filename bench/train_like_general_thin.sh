@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Same-budget baselines for `general-thin`: continue an 8000-step run of another variant (from
+# `python bench/train_variants.py --recipe same_budget`) through general-thin's three stages with
+# the same recipes, seeds and steps (3000 + 4000 + 4000), only `variant` swapped (and the CNN's
+# generator, `cnn_cpu`); each stage starts from the mean of the previous stage's last 8
+# checkpoints, as general-thin's did. One core, ~85 min for the U-Net or the CNN.
+#
+# Run: bash bench/train_like_general_thin.sh VARIANT START OUT
+#   e.g. bash bench/train_like_general_thin.sh cnn runs/variants8k/cnn/average runs/fair19k/cnn
+# then: python bench/quality.py --data runs/benchset-seed0 --levels whole \
+#         --models cnn19k=runs/fair19k/cnn/s3/average general-thin
+set -euo pipefail
+variant=$1 prev=$2 out=$3
+distpaint=${DISTPAINT:-distpaint}
+python=${PYTHON:-python}
+mkdir -p "$out"
+stage=1
+for recipe in general_thin general_thin_stage2 general_thin_stage3; do
+  "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" <<'PY'
+import sys
+from importlib.resources import files
+
+import yaml
+
+variant, recipe, dest = sys.argv[1:]
+cfg = yaml.safe_load((files("distpaint") / "configs" / f"{recipe}.yaml").read_text())
+cfg["variant"] = variant
+if variant == "cnn":
+    cfg["model"]["generator"] = "cnn_cpu"  # as bench/train_variants.py builds the CNN
+cfg["model"].pop("init_generator", None)  # given with --init: the previous stage
+with open(dest, "w") as fh:
+    fh.write(f"# {recipe}.yaml with variant {variant} (bench/train_like_general_thin.sh)\n")
+    yaml.safe_dump(cfg, fh, sort_keys=False)
+PY
+  "$distpaint" train --config "$out/recipe_s$stage.yaml" --init "$prev" --local --out "$out/s$stage" --threads 1
+  "$distpaint" average "$out/s$stage" --last 8 --out "$out/s$stage/average"
+  prev=$out/s$stage/average
+  stage=$((stage + 1))
+done
+echo "done: $out/s3/average"
