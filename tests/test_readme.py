@@ -23,7 +23,7 @@ What cannot run here is checked for what it promises instead, and says so:
   --mlflow-uri: ./runs/NAME, its own MLflow store, best_config.yaml);
 - `mlflow ui ...`: started on a free port, must serve the run's page, then stopped.
 
-Run: .venv/bin/python -m pytest tests/test_readme.py -q -s   (about 5 minutes on 2 idle cores;
+Run: .venv/bin/python -m pytest tests/test_readme.py -q -s   (about 4 minutes on 2 idle cores;
 -s prints each command's wall time)
 """
 
