@@ -2,8 +2,8 @@
 # Same-budget baselines for `general-thin`: continue an 8000-step run of another variant (from
 # `python bench/train_variants.py --recipe same_budget`) through general-thin's three stages with
 # the same recipes, seeds and steps (3000 + 4000 + 4000), only `variant` swapped (and the CNN's
-# generator, `cnn_cpu`); each stage starts from the mean of the previous stage's last 8
-# checkpoints, as general-thin's did. One core, ~85 min for the U-Net or the CNN.
+# generator, by bench/train_variants.py's variant_config); each stage starts from the mean of the
+# previous stage's last 8 checkpoints, as general-thin's did. One core, ~85 min per variant.
 #
 # Run: bash bench/train_like_general_thin.sh VARIANT START OUT
 #   e.g. bash bench/train_like_general_thin.sh cnn runs/variants8k/cnn/average runs/fair19k/cnn
@@ -16,17 +16,18 @@ python=${PYTHON:-python}
 mkdir -p "$out"
 stage=1
 for recipe in general_thin general_thin_stage2 general_thin_stage3; do
-  "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" <<'PY'
+  "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" "$(dirname "$0")" <<'PY'
 import sys
-from importlib.resources import files
 
 import yaml
 
-variant, recipe, dest = sys.argv[1:]
-cfg = yaml.safe_load((files("distpaint") / "configs" / f"{recipe}.yaml").read_text())
-cfg["variant"] = variant
-if variant == "cnn":
-    cfg["model"]["generator"] = "cnn_cpu"  # as bench/train_variants.py builds the CNN
+variant, recipe, dest, bench = sys.argv[1:]
+sys.path.insert(0, bench)
+from train_variants import variant_config  # the variant swap of the same-budget table
+
+from distpaint.train.config import packaged_config
+
+cfg = variant_config(yaml.safe_load(packaged_config(recipe).read_text()), variant)
 cfg["model"].pop("init_generator", None)  # given with --init: the previous stage
 with open(dest, "w") as fh:
     fh.write(f"# {recipe}.yaml with variant {variant} (bench/train_like_general_thin.sh)\n")
