@@ -151,3 +151,27 @@ def test_init_generator_errors_name_the_source(tmp_path):
     g = build_models(cfg).g
     shipped = load_generator(model_dir("roads")).state_dict()
     assert all(torch.equal(g.state_dict()[k], v) for k, v in shipped.items())
+
+
+def test_init_generator_grows_bottleneck_context_blocks_as_the_identity():
+    """unet_cpu_context from unet_cpu weights (roads): same function at the start, a wider
+    receptive field; other widths are still refused."""
+    from distpaint.infer.predictor import receptive_radius
+
+    cfg = config_from_dict({**CFG, "model": {**CFG["model"], "generator": "unet_cpu_context",
+                                             "init_generator": "roads"}})
+    grown = build_models(cfg).g.eval()
+    shipped = load_generator(model_dir("roads")).eval()
+    x = (torch.rand(2, 1, 128, 96, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+    with torch.no_grad():
+        assert torch.equal(grown(x), shipped(x))
+    assert receptive_radius(grown, 16) > 2 * receptive_radius(shipped, 16)
+    # the blocks learn: one gradient step moves their zero-initialised output conv
+    grown.train()
+    grown(x).square().mean().backward()
+    assert grown.context[0].branch[1].weight.grad.abs().sum() > 0
+    # only the context blocks may be missing: a U-Net of other widths is refused
+    ckpt_cfg = {**CFG["model"], "generator": "unet_cpu", "generator_args": {"widths": [8, 8, 16, 32, 64, 64]},
+                "init_generator": "roads"}
+    with pytest.raises(ConfigError, match="roads holds a UNet.*set model.generator"):
+        build_models(config_from_dict({**CFG, "model": ckpt_cfg}))

@@ -74,7 +74,7 @@ class ConvNormAct(nn.Sequential):
     """conv -> (spectral norm on the conv) -> norm -> activation.
 
     `padding=None` keeps the spatial size for odd kernels ("same" for stride 1, halving for
-    stride 2). The conv has no bias when a norm with its own shift follows.
+    stride 2), dilated or not. The conv has no bias when a norm with its own shift follows.
     """
 
     def __init__(
@@ -85,13 +85,14 @@ class ConvNormAct(nn.Sequential):
         kernel_size: int = 3,
         stride: int = 1,
         padding: int | None = None,
+        dilation: int = 1,
         padding_mode: str = "zeros",
         norm_layer: NormLayer | None = None,
         act_layer: ActLayer | None = None,
         spectral: bool = False,
     ) -> None:
         if padding is None:
-            padding = kernel_size // 2
+            padding = dilation * (kernel_size // 2)
         norm = norm_layer(out_channels) if norm_layer is not None else nn.Identity()
         has_shift = not isinstance(norm, nn.Identity)
         conv = nn.Conv2d(
@@ -100,6 +101,7 @@ class ConvNormAct(nn.Sequential):
             kernel_size,
             stride=stride,
             padding=padding,
+            dilation=dilation,
             padding_mode=padding_mode,
             bias=not has_shift,
         )

@@ -124,11 +124,18 @@ def _init_from(g: nn.Module, source: str) -> None:
     except InputError as exc:
         raise ConfigError(f"model.init_generator: {exc}") from None
     start = load_generator(path)
-    if type(start) is not type(g) or config_to_dict(start.config) != config_to_dict(g.config):
+    have, want = config_to_dict(start.config), config_to_dict(g.config)
+    # a U-Net may grow bottleneck context blocks: they start as the identity (ContextBlock)
+    grows = (type(start) is type(g) and not have.get("context_dilations")
+             and {**want, "context_dilations": have.get("context_dilations", [])} == have)
+    if type(start) is not type(g) or (have != want and not grows):
         raise ConfigError(f"model.init_generator: {path} holds a {type(start).__name__} with "
-                          f"{config_to_dict(start.config)}, not this run's {type(g).__name__} with "
-                          f"{config_to_dict(g.config)}; set model.generator (and generator_args) to match")
-    g.load_state_dict(start.state_dict())
+                          f"{have}, not this run's {type(g).__name__} with {want}; set "
+                          "model.generator (and generator_args) to match")
+    missing, unexpected = g.load_state_dict(start.state_dict(), strict=not grows)
+    if unexpected or any(not key.startswith("context.") for key in missing):
+        raise ConfigError(f"model.init_generator: {path}'s weights do not fit this run's G "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def build_optimizers(models: Models, optim: OptimConfig) -> Optimizers:
