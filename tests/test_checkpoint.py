@@ -14,7 +14,7 @@ from distpaint.train.checkpoint import latest_checkpoint, load_generator, load_t
 from distpaint.train.config import config_from_dict, dump_config, load_config, packaged_config
 from distpaint.train.local import train_local
 from distpaint.train.step import build_models
-from distpaint.weights import model_dir
+from distpaint.weights import model_card, model_dir, shipped_models
 
 torch.set_num_threads(1)
 
@@ -112,6 +112,11 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
         assert load_config(bad).model.generator == "cnn_tiny"
 
 
+def _plain_shipped() -> str:
+    """A shipped model whose G is the plain unet_cpu (the name-resolution path of --init)."""
+    return next(name for name in shipped_models() if model_card(name)["generator"] == "unet_cpu")
+
+
 def _init_cfg(source):
     return config_from_dict({**CFG, "model": {**CFG["model"], "init_generator": str(source)}})
 
@@ -144,24 +149,26 @@ def test_init_generator_errors_name_the_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="empty: not a distpaint checkpoint"):
         build_models(_init_cfg(tmp_path / "empty"))
-    # the shipped roads model is unet_cpu, this run's G is unet_tiny
-    with pytest.raises(ConfigError, match="roads holds a UNet.*set model.generator"):
-        build_models(_init_cfg("roads"))
-    cfg = config_from_dict({**CFG, "model": {**CFG["model"], "generator": "unet_cpu", "init_generator": "roads"}})
+    plain = _plain_shipped()  # this run's G is unet_tiny
+    with pytest.raises(ConfigError, match=f"{plain} holds generator 'unet_cpu'.*set model.generator.*--config .*config.yaml"):
+        build_models(_init_cfg(plain))
+    cfg = config_from_dict({**CFG, "model": {**CFG["model"], "generator": "unet_cpu", "init_generator": plain}})
     g = build_models(cfg).g
-    shipped = load_generator(model_dir("roads")).state_dict()
+    shipped = load_generator(model_dir(plain)).state_dict()
     assert all(torch.equal(g.state_dict()[k], v) for k, v in shipped.items())
 
 
 def test_init_generator_grows_bottleneck_context_blocks_as_the_identity():
-    """unet_cpu_context from unet_cpu weights (roads): same function at the start, a wider
+    """unet_cpu_context from unet_cpu weights (a shipped model): same function at the start, a wider
     receptive field; other widths are still refused."""
     from distpaint.infer.predictor import receptive_radius
 
+    plain = _plain_shipped()
+
     cfg = config_from_dict({**CFG, "model": {**CFG["model"], "generator": "unet_cpu_context",
-                                             "init_generator": "roads"}})
+                                             "init_generator": plain}})
     grown = build_models(cfg).g.eval()
-    shipped = load_generator(model_dir("roads")).eval()
+    shipped = load_generator(model_dir(plain)).eval()
     x = (torch.rand(2, 1, 128, 96, generator=torch.Generator().manual_seed(0)) > 0.9).float()
     with torch.no_grad():
         assert torch.equal(grown(x), shipped(x))
@@ -172,6 +179,6 @@ def test_init_generator_grows_bottleneck_context_blocks_as_the_identity():
     assert grown.context[0].branch[1].weight.grad.abs().sum() > 0
     # only the context blocks may be missing: a U-Net of other widths is refused
     ckpt_cfg = {**CFG["model"], "generator": "unet_cpu", "generator_args": {"widths": [8, 8, 16, 32, 64, 64]},
-                "init_generator": "roads"}
-    with pytest.raises(ConfigError, match="roads holds a UNet.*set model.generator"):
+                "init_generator": plain}
+    with pytest.raises(ConfigError, match=f"{plain} holds generator 'unet_cpu'.*set model.generator.*--config .*config.yaml"):
         build_models(config_from_dict({**CFG, "model": ckpt_cfg}))

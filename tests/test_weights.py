@@ -73,7 +73,7 @@ def test_train_init_fine_tunes_a_shipped_model_from_the_cli(tmp_path):
     recipe = tmp_path / "tune.yaml"
     recipe.write_text(
         "variant: gan-gl\nlog_every: 1\n"
-        "model: {generator: unet_cpu, local_disc: patchgan_tiny, global_disc: siamese_tiny}\n"
+        "model: {generator: unet_cpu_context, local_disc: patchgan_tiny, global_disc: siamese_tiny}\n"
         "data: {kind: roads, mask_size: 128, n_masks: 2, patch_size: 64, batch_size: 2}\n"
         "loss: {global_margin: 16}\n")
     out = tmp_path / "run"

@@ -2,7 +2,7 @@
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
-    distpaint train --config roads --init roads --data my_roads.zarr --num-workers 2  # fine-tune
+    distpaint train --config roads_stage3 --init roads --data my_roads.zarr --num-workers 2  # fine-tune
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 

@@ -116,7 +116,7 @@ def build_models(cfg: TrainConfig, *, fresh: bool = True) -> Models:
 
 def _init_from(g: nn.Module, source: str) -> None:
     """Copy the weights of checkpoint or shipped model `source` into G (same architecture)."""
-    from distpaint.train.checkpoint import load_generator  # lazy: checkpoint imports this module
+    from distpaint.train.checkpoint import load_generator, load_model_file  # lazy: checkpoint imports this module
     from distpaint.weights import checkpoint_or_shipped
 
     try:
@@ -129,9 +129,12 @@ def _init_from(g: nn.Module, source: str) -> None:
     grows = (type(start) is type(g) and not have.get("context_dilations")
              and {**want, "context_dilations": have.get("context_dilations", [])} == have)
     if type(start) is not type(g) or (have != want and not grows):
-        raise ConfigError(f"model.init_generator: {path} holds a {type(start).__name__} with "
-                          f"{have}, not this run's {type(g).__name__} with {want}; set "
-                          "model.generator (and generator_args) to match")
+        name = load_model_file(path)["generator"]["name"]
+        raise ConfigError(f"model.init_generator: {path} holds generator '{name}' "
+                          f"({type(start).__name__} with {have}), not this run's "
+                          f"{type(g).__name__} with {want}; set model.generator (and "
+                          f"generator_args) to match, e.g. train with the recipe it was "
+                          f"trained with: --config {path / 'config.yaml'}")
     missing, unexpected = g.load_state_dict(start.state_dict(), strict=not grows)
     if unexpected or any(not key.startswith("context.") for key in missing):
         raise ConfigError(f"model.init_generator: {path}'s weights do not fit this run's G "
