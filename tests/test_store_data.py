@@ -56,3 +56,8 @@ def test_d_g_paired_with_itself_trains_from_a_single_sample(one_sample_store):
     metrics = train_step(models, build_optimizers(models, cfg.optim), batch, None, cfg, 0,
                          torch.Generator().manual_seed(1), StepState())
     assert 0 < metrics["reward"] < 1 and np.isfinite(metrics["loss_g"])
+
+
+def test_gan_gl_m_without_real_masks_says_which_variant_to_use(one_sample_store):
+    with pytest.raises(InputError, match=r"one\.zarr: variant gan-gl-m needs real masks .*--variant gan-gl"):
+        StoreData(one_sample_store, _config("gan-gl-m", dg_positive="self", reward_scope="patch"), 0, 1)

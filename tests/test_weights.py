@@ -72,18 +72,25 @@ def test_every_shipped_model_loads_runs_and_documents_itself(name):
 def test_train_init_fine_tunes_a_shipped_model_from_the_cli(tmp_path):
     recipe = tmp_path / "tune.yaml"
     recipe.write_text(
-        "variant: gan-gl\nlog_every: 1\n"
+        "variant: gan-gl-m\nlog_every: 1\n"
         "model: {generator: unet_cpu_context, local_disc: patchgan_tiny, global_disc: siamese_tiny}\n"
         "data: {kind: roads, mask_size: 128, n_masks: 2, patch_size: 64, batch_size: 2}\n"
         "loss: {global_margin: 16}\n")
     out = tmp_path / "run"
+    # --variant overrides the recipe's (a GAN-GL-M recipe fine-tuned as GAN-GL)
     result = CliRunner().invoke(app, ["train", "--config", str(recipe), "--local", "--init", "roads",
-                                      "--max-steps", "1", "--out", str(out), "--threads", "1"])
+                                      "--variant", "gan-gl", "--max-steps", "1", "--out", str(out),
+                                      "--threads", "1"])
     assert result.exit_code == 0, result.output
-    tuned = load_generator(next((out / "checkpoints").iterdir())).state_dict()
+    checkpoint = next((out / "checkpoints").iterdir())
+    assert load_config(checkpoint / "config.yaml").variant == "gan-gl"
+    tuned = load_generator(checkpoint).state_dict()
     shipped = load_generator(weights.model_dir("roads")).state_dict()
     drift = max((tuned[k].float() - v.float()).abs().max().item() for k, v in shipped.items() if v.ndim == 4)
     assert 0 < drift < 0.05  # one Adam step at lr 2e-4 moves each weight by ~2e-4
     bad = CliRunner().invoke(app, ["train", "--config", "tiny", "--local", "--init", "roads",
                                    "--max-steps", "1", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "set model.generator" in str(bad.exception)
+    unknown = CliRunner().invoke(app, ["train", "--config", "tiny", "--local", "--variant", "gan-xl",
+                                       "--max-steps", "1", "--out", str(tmp_path / "unknown")])
+    assert unknown.exit_code != 0 and "gan-xl" in str(unknown.exception) and "gan-gl-m" in str(unknown.exception)

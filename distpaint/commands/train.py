@@ -2,7 +2,7 @@
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
-    distpaint train --config roads_stage3 --init roads --data my_roads.zarr --num-workers 2  # fine-tune
+    distpaint train --config roads_stage3 --variant gan-gl --init roads --data my_roads.zarr -n 2  # fine-tune
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
@@ -44,6 +44,10 @@ def train(
     init: str = typer.Option(None, "--init",
                              help="Fine-tune: start G from a shipped model (roads, general) or a checkpoint "
                                   "directory of the same architecture (sets model.init_generator)"),
+    variant: str = typer.Option(None, "--variant",
+                                help="Override the recipe's variant (gan-gl, gan-l, gan-g, unet, cnn, gan-gl-m, "
+                                     "unet-m), e.g. gan-gl to fine-tune a GAN-GL-M recipe on data without real-* "
+                                     "masks"),
     device: str = typer.Option("cpu", "--device", help="torch device of the local run: cpu or cuda"),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads of the local run (0: torch's default)"),
     num_workers: int = typer.Option(2, "--num-workers", "-n", help="Ray: training workers (DDP ranks)"),
@@ -66,6 +70,9 @@ def train(
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
     cfg = _resolve_config(config)
+    if variant is not None:
+        # replace() re-runs the config's checks: an unknown variant is a ConfigError naming the choices
+        cfg = dataclasses.replace(cfg, variant=variant)
     if init is not None:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_generator=init))
     if max_steps is not None and max_steps < 0:

@@ -81,7 +81,7 @@ class StoreData:
                              f"sample{'s' if least > 1 else ''}{why}, found {len(self.synthetic)}")
         if cfg.uses_real and not self.real:
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs real masks (samples named "
-                             f"{REAL_PREFIX}*), found none")
+                             f"{REAL_PREFIX}*), found none; train --variant gan-gl to use only the complete masks")
         self.kinds = {n: self.store.attrs(n).get("kind") for n in self.synthetic}
         self._main = PatchSampler(self.store, self.sampler_config, cfg.seed, names=self.synthetic)
         self._real = (PatchSampler(self.store, self.sampler_config, cfg.seed + 2, names=self.real)
