@@ -58,6 +58,7 @@ def test_d_g_paired_with_itself_trains_from_a_single_sample(one_sample_store):
     assert 0 < metrics["reward"] < 1 and np.isfinite(metrics["loss_g"])
 
 
-def test_gan_gl_m_without_real_masks_says_which_variant_to_use(one_sample_store):
-    with pytest.raises(InputError, match=r"one\.zarr: variant gan-gl-m needs real masks .*--variant gan-gl"):
-        StoreData(one_sample_store, _config("gan-gl-m", dg_positive="self", reward_scope="patch"), 0, 1)
+@pytest.mark.parametrize(("variant", "plain"), [("gan-gl-m", "gan-gl"), ("unet-m", "unet")])
+def test_real_batch_variants_without_real_masks_say_which_variant_to_use(one_sample_store, variant, plain):
+    with pytest.raises(InputError, match=rf"one\.zarr: variant {variant} needs real masks .*--variant {plain} to"):
+        StoreData(one_sample_store, _config(variant, dg_positive="self", reward_scope="patch"), 0, 1)

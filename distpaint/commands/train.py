@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 
 from distpaint.errors import ConfigError
+from distpaint.train.config import VARIANTS
 
 __all__ = ["register"]
 
@@ -45,9 +46,8 @@ def train(
                              help="Fine-tune: start G from a shipped model (roads, general) or a checkpoint "
                                   "directory of the same architecture (sets model.init_generator)"),
     variant: str = typer.Option(None, "--variant",
-                                help="Override the recipe's variant (gan-gl, gan-l, gan-g, unet, cnn, gan-gl-m, "
-                                     "unet-m), e.g. gan-gl to fine-tune a GAN-GL-M recipe on data without real-* "
-                                     "masks"),
+                                help=f"Override the recipe's variant ({', '.join(VARIANTS)}), e.g. gan-gl to "
+                                     "fine-tune a GAN-GL-M recipe on data without real-* masks"),
     device: str = typer.Option("cpu", "--device", help="torch device of the local run: cpu or cuda"),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads of the local run (0: torch's default)"),
     num_workers: int = typer.Option(2, "--num-workers", "-n", help="Ray: training workers (DDP ranks)"),

@@ -80,8 +80,10 @@ class StoreData:
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs at least {least} "
                              f"sample{'s' if least > 1 else ''}{why}, found {len(self.synthetic)}")
         if cfg.uses_real and not self.real:
+            # every real-batch variant is its plain one plus '-m' (gan-gl-m, unet-m)
+            plain = cfg.variant.removesuffix("-m")
             raise InputError(f"{self.store.path}: variant {cfg.variant} needs real masks (samples named "
-                             f"{REAL_PREFIX}*), found none; train --variant gan-gl to use only the complete masks")
+                             f"{REAL_PREFIX}*), found none; train --variant {plain} to use only the complete masks")
         self.kinds = {n: self.store.attrs(n).get("kind") for n in self.synthetic}
         self._main = PatchSampler(self.store, self.sampler_config, cfg.seed, names=self.synthetic)
         self._real = (PatchSampler(self.store, self.sampler_config, cfg.seed + 2, names=self.real)
