@@ -2,7 +2,7 @@
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
-    distpaint train --config roads_stage4 --variant gan-gl --init roads --data my_roads.zarr -n 2  # fine-tune
+    distpaint train --config roads_stage3 --variant gan-gl --init roads --data my_roads.zarr -n 2  # fine-tune
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
