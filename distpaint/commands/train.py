@@ -43,7 +43,7 @@ def train(
     local: bool = typer.Option(False, "--local", help="Train in this process (no Ray)"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the config's)"),
     init: str = typer.Option(None, "--init",
-                             help="Fine-tune: start G from a shipped model (roads, general) or a checkpoint "
+                             help="Fine-tune: start G from a shipped model (see distpaint models) or a checkpoint "
                                   "directory of the same architecture (sets model.init_generator)"),
     variant: str = typer.Option(None, "--variant",
                                 help=f"Override the recipe's variant ({', '.join(VARIANTS)}), e.g. gan-gl to "
