@@ -48,9 +48,9 @@ PHASES = ("data", "g", "d_local", "d_global", "policy_gradient", "actor", "actor
 
 
 def recipe(name: str, **overrides):
-    from distpaint.train.config import config_from_dict, packaged_config
+    from distpaint.train.config import config_from_dict, packaged_config, recipe_data
 
-    data = yaml.safe_load(packaged_config(name).read_text())
+    data = recipe_data(packaged_config(name))
     for key, value in overrides.items():
         if isinstance(value, dict):
             data[key] = {**data.get(key, {}), **value}

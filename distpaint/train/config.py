@@ -5,6 +5,11 @@
 `__post_init__`; a bad file raises `ConfigError` naming the file and the key. Example recipes
 live in `distpaint/configs/` (`cpu_small.yaml`, `paper.yaml`, ...).
 
+A recipe may start from another with `base: NAME` (a file beside it, with or without `.yaml`, or
+else a shipped recipe) and give only what differs: mappings merge key by key at every depth,
+anything else (numbers, strings, lists) replaces the base's value. The loaded config (and so
+every checkpoint's `config.yaml`) is the resolved whole, without `base`.
+
     from distpaint.train.config import load_config, dump_config
     cfg = load_config("distpaint/configs/cpu_small.yaml")
     print(dump_config(cfg))
@@ -36,6 +41,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "recipe_data",
     "dump_config",
     "packaged_config",
     "kinds_of",
@@ -444,9 +450,24 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
+BASE_KEY = "base"
+"""Recipe key naming the recipe this one starts from (see the module docstring)."""
+
+
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML recipe; `ConfigError` for a missing/unparsable file or a bad key."""
-    path = Path(path)
+    """Read a YAML recipe (its `base:` chain merged); `ConfigError` for a missing/unparsable
+    file, a bad base or a bad key."""
+    return config_from_dict(recipe_data(path), str(path))
+
+
+def recipe_data(path: str | Path) -> dict:
+    """The recipe at `path` as a plain nested mapping with its `base:` chain merged in (the
+    base's values overridden by the recipe's, mappings merged at every depth); `ConfigError`
+    naming the file for an unreadable file, a missing base or a cycle of bases."""
+    return _resolve(Path(path), ())
+
+
+def _read_mapping(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -455,7 +476,51 @@ def load_config(path: str | Path) -> TrainConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return config_from_dict(data, str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def _resolve(path: Path, seen: tuple[Path, ...]) -> dict:
+    data = _read_mapping(path)
+    if BASE_KEY not in data:
+        return data
+    name = data.pop(BASE_KEY)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must name a recipe (a file beside this one or a "
+                          f"shipped recipe), got {name!r}")
+    base = _base_path(path, name)
+    chain = (*seen, path.resolve())
+    if base.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, base.resolve()))
+        raise ConfigError(f"{path}: {BASE_KEY} {name!r} makes a cycle of recipes ({cycle})")
+    return _merge(_resolve(base, chain), data)
+
+
+def _base_path(recipe: Path, name: str) -> Path:
+    """The recipe `name` refers to from `recipe`: a file beside `recipe` (as written, then with
+    `.yaml`), else a shipped recipe."""
+    for candidate in (recipe.parent / name, recipe.parent / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    try:
+        return packaged_config(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{recipe}: {BASE_KEY} {name!r} is neither a file beside it nor a "
+                          f"shipped recipe ({exc})") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """`base` with `override`'s values; mappings present in both merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def dump_config(cfg: TrainConfig) -> str:
