@@ -227,3 +227,46 @@ def test_batches_are_deterministic_and_from_one_mask():
     assert a.x.shape == (4, 1, 32, 32) and (a.x <= a.y).all()  # gaps only remove foreground
     cells = {(int(y), int(x)) for y, x in zip(a.ys, a.xs)}
     assert len(cells) == 4  # non-overlapping
+
+
+def _bar(width: int, size: int = 48) -> torch.Tensor:
+    y = torch.zeros(1, 1, size, size)
+    c = size // 2
+    y[..., c - width // 2:c - width // 2 + width, 4:size - 4] = 1
+    return y
+
+
+def test_soft_skeleton_thins_a_bar_to_about_its_centreline():
+    y = _bar(6)
+    skeleton = losses.soft_skeleton(y, 4)
+    assert skeleton.max() <= 1 and skeleton.min() >= 0
+    assert skeleton.sum() < 0.45 * y.sum()  # far thinner than the 6-px bar
+    assert (skeleton * (1 - y)).sum() == 0  # and inside it
+
+
+def test_soft_cldice_charges_a_gap_by_centreline_and_its_gradient_closes_it():
+    y = _bar(4)
+    assert losses.soft_cldice_loss(y, y, 4).item() == pytest.approx(0.0, abs=1e-6)
+    short, long = y.clone(), y.clone()
+    short[..., 20:24], long[..., 12:36] = 0, 0
+    l_short, l_long = (losses.soft_cldice_loss(p, y, 4).item() for p in (short, long))
+    assert 0 < l_short < l_long
+    # a uniform 0.3 everywhere: raising the probability on the bar's centreline lowers the
+    # loss; nothing pushes the bar down
+    p = torch.full_like(y, 0.3, requires_grad=True)
+    losses.soft_cldice_loss(p, y, 4).backward()
+    centreline = losses.soft_skeleton(y, 4) > 0.5
+    assert (p.grad[centreline] < 0).all() and (p.grad[y > 0] <= 0).all()
+
+
+def test_cldice_term_is_off_by_default_and_reported_when_on():
+    cfg, models, opts, data, rec, sampler, state = _setup()
+    assert cfg.loss.lambda_cldice == 0
+    assert "soft_cldice" not in train_step(models, opts, data.batch(0), rec, cfg, 0, sampler, state)
+    cfg, models, opts, data, rec, sampler, state = _setup(lambda_cldice=100.0, cldice_iterations=3)
+    m = train_step(models, opts, data.batch(0), rec, cfg, 0, sampler, state)
+    assert 0 <= m["soft_cldice"] <= 1
+    ce_only = m["loss_g"] - 100.0 * m["soft_cldice"]
+    assert ce_only == pytest.approx(cfg.loss.lambda_ce * m["ce"] + m["lsgan_g"] + m["pg"], rel=1e-4)
+    with pytest.raises(Exception, match="cldice_iterations"):
+        _setup(lambda_cldice=1.0, cldice_iterations=0)

@@ -199,6 +199,14 @@ class LossConfig:
     masked_ce_on: str = "region"
     """GAN-GL-M's masked CE (eq. 11) covers the erased region (background and foreground) or
     only the removed foreground pixels (gaps), which would never penalise false positives."""
+    lambda_cldice: float = 0.0
+    """Weight of a soft-clDice term (Shit et al. 2021; not in the paper, off by default) on G's
+    synthetic batches: 1 - soft clDice of the repaired output (input OR G's probability)
+    against the complete patch, which charges a missed bridge by its centreline length
+    instead of its (small) pixel count."""
+    cldice_iterations: int = 10
+    """Soft-erosion steps of the soft skeleton: structures up to about twice this width (px)
+    thin to centrelines."""
     global_max_size: int = 4096
     """Largest side of the recomposed global view given to D_G."""
     global_margin: int = 256
@@ -206,8 +214,11 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _coerce(self)
-        if min(self.lambda_ce, self.lambda_local, self.lambda_global) < 0:
+        if min(self.lambda_ce, self.lambda_local, self.lambda_global, self.lambda_cldice) < 0:
             raise ConfigError("loss.lambda_* must be >= 0")
+        if isinstance(self.cldice_iterations, bool) or not isinstance(self.cldice_iterations, int) \
+                or not 1 <= self.cldice_iterations <= 64:
+            raise ConfigError(f"loss.cldice_iterations must be an integer from 1 to 64, got {self.cldice_iterations!r}")
         _choice("loss.local_fake", self.local_fake, ("ste", "probs"))
         _choice("loss.baseline", self.baseline, BASELINES)
         _choice("loss.pg_region", self.pg_region, ("candidates", "all"))

@@ -1,5 +1,6 @@
 """Losses of the method (paper section IV): CE (eq. 4), masked CE (eq. 11), LSGAN for D_L
-(eq. 5, 6), the Siamese cross-entropy of D_G (eq. 8) and the REINFORCE term (eq. 9).
+(eq. 5, 6), the Siamese cross-entropy of D_G (eq. 8) and the REINFORCE term (eq. 9); and,
+not in the paper, the soft-clDice loss of Shit et al. (CVPR 2021), an option (`loss.lambda_cldice`).
 
 Shapes: generator logits `(B, 2, H, W)` (channel 1 = foreground), masks `(B, 1, H, W)` float
 in {0, 1}. All losses are *minimised*; the policy-gradient loss is `-(r - b) * log pi(a)`, so
@@ -23,6 +24,8 @@ __all__ = [
     "fake_for_local",
     "action_log_prob",
     "policy_gradient_loss",
+    "soft_skeleton",
+    "soft_cldice_loss",
 ]
 
 
@@ -107,3 +110,38 @@ def policy_gradient_loss(
         raise ValueError(f"unknown reduction {reduction!r}")
     adv = torch.as_tensor(advantage, dtype=logits.dtype, device=logits.device).detach()
     return -(adv * per_patch).mean()
+
+
+def _soft_erode(img: torch.Tensor) -> torch.Tensor:
+    # min over a plus-shaped neighbourhood, as in the soft-clDice reference code
+    return torch.minimum(-F.max_pool2d(-img, (3, 1), 1, (1, 0)), -F.max_pool2d(-img, (1, 3), 1, (0, 1)))
+
+
+def _soft_open(img: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(_soft_erode(img), 3, 1, 1)
+
+
+def soft_skeleton(img: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Differentiable skeleton of probabilities `(B, 1, H, W)` (Shit et al. 2021, algorithm 1):
+    the union over `iterations` erosions of what each opening removes. Structures up to about
+    2 x `iterations` px wide reduce to their centrelines; wider ones keep a thick core."""
+    skeleton = F.relu(img - _soft_open(img))
+    for _ in range(iterations):
+        img = _soft_erode(img)
+        delta = F.relu(img - _soft_open(img))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+def soft_cldice_loss(prob: torch.Tensor, y: torch.Tensor, iterations: int, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft clDice of foreground probabilities `prob` against the complete masks `y` (both
+    `(B, 1, H, W)`), over the whole batch: the harmonic mean of topology precision (share of
+    the predicted soft skeleton inside `y`) and sensitivity (share of `y`'s skeleton inside
+    `prob`). Zero for a perfect prediction; a missed bridge costs sensitivity in proportion
+    to its centreline length, however thin."""
+    skel_pred = soft_skeleton(prob, iterations)
+    with torch.no_grad():  # the target's skeleton: no gradient needed
+        skel_true = soft_skeleton(y, iterations)
+    precision = ((skel_pred * y).sum() + smooth) / (skel_pred.sum() + smooth)
+    sensitivity = ((skel_true * prob).sum() + smooth) / (skel_true.sum() + smooth)
+    return 1 - 2 * precision * sensitivity / (precision + sensitivity)

@@ -351,6 +351,12 @@ def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: 
         ce = losses.ce_loss(logits, batch.y)
         loss_g = loss_cfg.lambda_ce * ce
         metrics["ce"] = ce.item()
+        if loss_cfg.lambda_cldice > 0:
+            # the output users get is input OR prediction: score that, not G's raw map
+            repaired = batch.x + (1 - batch.x) * prob
+            cl = losses.soft_cldice_loss(repaired, batch.y, loss_cfg.cldice_iterations)
+            loss_g = loss_g + loss_cfg.lambda_cldice * cl
+            metrics["soft_cldice"] = cl.item()
         if cfg.uses_local:
             with _frozen(models.d_local):
                 fake = losses.fake_for_local(prob, loss_cfg.local_fake, loss_cfg.threshold)
