@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 PHASES = ("data", "g", "d_local", "d_global", "policy_gradient", "actor", "actor_wait", "sync")
 
