@@ -37,7 +37,7 @@ def _space(tmp_path: Path, text: str) -> Path:
 
 
 def test_shipped_spaces_are_the_planned_ones():
-    assert [p.name for p in SPACES] == ["full.yaml", "lambdas.yaml", "learning_rates.yaml"]
+    assert [p.name for p in SPACES] == ["cldice.yaml", "full.yaml", "lambdas.yaml", "learning_rates.yaml"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
