@@ -216,8 +216,7 @@ class LossConfig:
         _coerce(self)
         if min(self.lambda_ce, self.lambda_local, self.lambda_global, self.lambda_cldice) < 0:
             raise ConfigError("loss.lambda_* must be >= 0")
-        if isinstance(self.cldice_iterations, bool) or not isinstance(self.cldice_iterations, int) \
-                or not 1 <= self.cldice_iterations <= 64:
+        if not 1 <= self.cldice_iterations <= 64:  # _coerce has made it an int
             raise ConfigError(f"loss.cldice_iterations must be an integer from 1 to 64, got {self.cldice_iterations!r}")
         _choice("loss.local_fake", self.local_fake, ("ste", "probs"))
         _choice("loss.baseline", self.baseline, BASELINES)
