@@ -182,3 +182,31 @@ def test_init_generator_grows_bottleneck_context_blocks_as_the_identity():
                 "init_generator": plain}
     with pytest.raises(ConfigError, match=f"{plain} holds generator 'unet_cpu'.*set model.generator.*--config .*config.yaml"):
         build_models(config_from_dict({**CFG, "model": ckpt_cfg}))
+
+
+def _context_shipped() -> str:
+    """A shipped model whose G already has bottleneck context blocks."""
+    return next(name for name in shipped_models()
+                if model_card(name)["generator"] == "unet_cpu_context")
+
+
+@pytest.mark.parametrize("dilations, grows", [([2, 4, 8], True), ([2, 4, 8, 16], True),
+                                              ([4, 2, 8], False), ([2, 4], True), ([2], False)])
+def test_init_generator_grows_more_context_blocks_after_those_it_has(dilations, grows):
+    """A G with context blocks (2, 4) grows more after them as the identity; blocks in another
+    order, or fewer, are another network and are refused (the same (2, 4) simply loads)."""
+    source = _context_shipped()
+    have = load_generator(model_dir(source)).eval()
+    assert list(have.config.context_dilations) == [2, 4]
+    model = {**CFG["model"], "generator": "unet_cpu_context", "init_generator": source,
+             "generator_args": {"context_dilations": dilations}}
+    cfg = config_from_dict({**CFG, "model": model})
+    if not grows:
+        with pytest.raises(ConfigError, match=f"{source} holds generator 'unet_cpu_context'"):
+            build_models(cfg)
+        return
+    grown = build_models(cfg).g.eval()
+    x = (torch.rand(1, 1, 256, 256, generator=torch.Generator().manual_seed(1)) > 0.9).float()
+    with torch.no_grad():
+        assert torch.equal(grown(x), have(x))
+    assert len(grown.context) == len(dilations)

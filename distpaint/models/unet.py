@@ -77,8 +77,8 @@ class UNetConfig:
     context_dilations: tuple[int, ...] = ()
     """Dilations of residual 3x3 conv blocks at the bottleneck (not in the paper; none by
     default). Each widens the receptive radius by `d * 2**L` px at 1/4**L of the pixels'
-    compute; their last conv starts at zero, so a U-Net trained without them (`--init`) starts
-    as the same function (see `ContextBlock`)."""
+    compute; their last conv starts at zero, so a U-Net trained without them, or with the
+    first of them (`--init`), starts as the same function (see `ContextBlock`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))

@@ -125,8 +125,10 @@ def _init_from(g: nn.Module, source: str) -> None:
         raise ConfigError(f"model.init_generator: {exc}") from None
     start = load_generator(path)
     have, want = config_to_dict(start.config), config_to_dict(g.config)
-    # a U-Net may grow bottleneck context blocks: they start as the identity (ContextBlock)
-    grows = (type(start) is type(g) and not have.get("context_dilations")
+    # a U-Net may grow bottleneck context blocks after those it has: the new ones start as the
+    # identity (ContextBlock), so the grown G computes the same function at step 0
+    had, wants = list(have.get("context_dilations") or []), list(want.get("context_dilations") or [])
+    grows = (type(start) is type(g) and len(wants) > len(had) and wants[:len(had)] == had
              and {**want, "context_dilations": have.get("context_dilations", [])} == have)
     if type(start) is not type(g) or (have != want and not grows):
         name = load_model_file(path)["generator"]["name"]
