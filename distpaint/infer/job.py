@@ -214,6 +214,8 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
     if (infer.views, infer.passes) != (1, 1):
         # only when used, so that jobs interrupted before these options existed still resume
         description.update(views=infer.views, passes=infer.passes)
+    if infer.drop_islands:  # likewise: only when used
+        description.update(drop_islands=True)
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
 
