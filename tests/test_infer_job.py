@@ -232,17 +232,20 @@ def test_an_interrupted_job_resumes_to_the_same_bytes(tmp_path):
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
 
 
-def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path):
-    """drop_islands changes the output bytes: shards written with it are not resumed without."""
+@pytest.mark.parametrize("option", [{"drop_islands": True}, {"passes": 2, "bridges_only": True}])
+def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path, option):
+    """These options change the output bytes: shards written with them are not resumed
+    without (nor the other way round)."""
     import dataclasses
 
     mask = _mask((300, 200), seed=11, density=0.05)
     write_mask_file(tmp_path / "m.tif", mask)
-    islands = dataclasses.replace(INFER, drop_islands=True)
+    islands = dataclasses.replace(INFER, **option)
     with pytest.raises(KeyboardInterrupt):
         run_job([tmp_path / "m.tif"], FnFactory("pool16", interrupt_at=12), tmp_path / "run" / "m.tif",
                 islands, JOB)
-    report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", INFER, JOB)
+    plain = dataclasses.replace(INFER, passes=islands.passes)  # the same halo and grid
+    report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", plain, JOB)
     assert report.done[0].resumed_shards == 0
-    run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", INFER, JOB)
+    run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", plain, JOB)
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")

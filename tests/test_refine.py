@@ -20,6 +20,7 @@ from distpaint.data.store import compressors
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
 from distpaint.infer.job import JobConfig, run_job
+from distpaint.infer.bridges import bridges_only
 from distpaint.infer.refine import refine, refinement_of
 from distpaint.infer.tiling import whole_apply
 from distpaint.metrics.methods import model_method
@@ -134,6 +135,8 @@ def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_
     ({"passes": 0}, "--passes must be an integer from 1 to 8, got 0"),
     ({"passes": 9}, "--passes must be an integer from 1 to 8"),
     ({"passes": 1.5}, "--passes must be an integer"),
+    ({"bridges_only": True}, "--bridges-only keeps what later passes bridge: it needs --passes 2"),
+    ({"passes": 2, "bridges_only": 1}, "bridges_only must be true or false, got 1"),
 ])
 def test_bad_settings_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -145,8 +148,9 @@ def test_bad_settings_are_config_errors(kwargs, match):
 def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     method = model_method("r=roads:views=2,passes=2")
     assert method.name == "r" and "views 2, passes 2" in method.description
+    assert "bridges only" in model_method("roads:passes=2,bridges_only=1").description
     with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER, "
-                                          r"threshold=NUMBER in \(0, 1\) or drop_islands=0/1, got 'colour=2'"):
+                                          r"threshold=NUMBER in \(0, 1\), drop_islands=0/1 or bridges_only=0/1, got 'colour=2'"):
         model_method("roads:colour=2")
     for bad in ("threshold=1.5", "threshold=x", "views=2.5", "drop_islands=2"):
         with pytest.raises(ConfigError, match=f"got '{bad}'"):
@@ -176,3 +180,63 @@ def test_cli_refuses_bad_views_with_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--views must be one of 1, 2, 4, 8, got 3" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.png").exists()
+
+
+def _hand_made() -> tuple[np.ndarray, np.ndarray]:
+    """(first, later): the first output holds two bars with a gap and a stub; a later pass
+    adds the bridge of the gap, a spur off the stub, a thickening along a bar, an island and a
+    piece at the window's bottom edge."""
+    first = np.zeros((20, 30), bool)
+    first[5, 2:10] = first[5, 15:25] = True  # two bars, gap at columns 10..14
+    first[12:15, 5] = True                  # a stub
+    later = first.copy()
+    later[5, 10:15] = True                  # bridge: touches both bars
+    later[15:18, 5] = True                  # spur: touches the stub once
+    later[6, 16:24] = True                  # thickening: one long contact with the bar
+    later[10, 20:23] = True                 # island
+    later[17:20, 27] = True                 # reaches the bottom edge, touches nothing
+    return first, later
+
+
+def test_bridges_only_keeps_later_pieces_that_join_the_first_output_twice():
+    """Of the hand-made case only the bridge stays, and the edge piece where that edge is open
+    (the image continues beyond it)."""
+    first, later = _hand_made()
+    want = first.copy()
+    want[5, 10:15] = True
+    np.testing.assert_array_equal(bridges_only(first, later), want)
+    want[17:20, 27] = True
+    np.testing.assert_array_equal(bridges_only(first, later, open_edges=(False, True, False, False)), want)
+    assert not bridges_only(first, first).__xor__(first).any()
+
+
+class _Scripted:
+    """A predictor that answers its calls with given probabilities, in order."""
+
+    align, receptive_halo = 1, 1
+
+    def __init__(self, *outputs: np.ndarray) -> None:
+        self.outputs, self.inputs = list(outputs), []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.inputs.append(batch.copy())
+        return self.outputs.pop(0)
+
+
+def test_bridges_only_passes_keep_the_first_pass_plus_what_joins_it():
+    """Two passes answering the hand-made case above: the result is pass 1's probabilities
+    except on the bridge (pass 2's), and on the piece at the window's edge, which a window
+    cannot judge (the image may continue there)."""
+    first, later = _hand_made()
+    x = np.zeros((1, 1, *first.shape), np.float32)
+    x[0, 0, 5, 2:10] = 1  # the input: one bar; pass 1 adds the other bar and the stub
+    p1 = np.where(first, 0.9, 0.2)[None, None].astype(np.float32)
+    p2 = np.where(later, 0.8, 0.1)[None, None].astype(np.float32)
+    model = _Scripted(p1, p2)
+    predictor = refine(model, passes=2, bridges_only=True)
+    assert predictor.receptive_halo == 2 and refinement_of(predictor) == (1, 2)
+    p = predictor(x)[0, 0]
+    np.testing.assert_array_equal(model.inputs[1][0, 0] > 0.5, first)  # pass 2 saw pass 1's pixels
+    kept = np.zeros_like(first)
+    kept[5, 10:15] = kept[17:20, 27] = True
+    np.testing.assert_array_equal(p, np.where(kept, p2[0, 0], p1[0, 0]))

@@ -3,7 +3,7 @@
     distpaint infer roads.tif --model roads --out roads_fixed.tif
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
-        [--views 1|2|4|8] [--passes P] [--drop-islands] [--keep-input/--no-keep-input] \\
+        [--views 1|2|4|8] [--passes P [--bridges-only]] [--drop-islands] [--keep-input/--no-keep-input] \\
         [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
 
 INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
@@ -117,6 +117,10 @@ def infer(
     passes: int = typer.Option(1, help="Repair iteratively: each pass sees the input plus the "
                                        "previous pass's pixels (x P forward passes; not in the "
                                        "paper)."),
+    bridges_only: bool = typer.Option(False, "--bridges-only",
+                                      help="With --passes 2+: keep of the later passes only "
+                                           "pieces that join the first pass's output at two "
+                                           "or more places (not in the paper; README, Quality)."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Leave out added components that touch no input "
                                            "pixel (not in the paper; README, Quality)."),
@@ -153,7 +157,7 @@ def infer(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
         keep_input=keep_input, skip_empty=skip_empty, views=views, passes=passes,
-        drop_islands=drop_islands)
+        bridges_only=bridges_only, drop_islands=drop_islands)
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

@@ -88,6 +88,10 @@ class InferConfig:
     """Iterative repair: run the model this many times, each pass on the input OR the previous
     pass's pixels above `threshold` (1 to 8; the halo grows with it). Not in the paper: off
     by default, measured in the README's Quality section."""
+    bridges_only: bool = False
+    """With `passes` >= 2: the first pass's output plus only the pieces later passes add that
+    join it at two or more places (`distpaint.infer.bridges`). Not in the paper: off by
+    default, measured in the README's Quality section."""
     keep_input: bool = True
     """Output = input OR model fill: never delete a pixel of the input."""
     drop_islands: bool = False
@@ -114,7 +118,7 @@ class InferConfig:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
         from distpaint.infer.refine import check_refinement
 
-        check_refinement(self.views, self.passes)
+        check_refinement(self.views, self.passes, self.bridges_only)
         if not isinstance(self.drop_islands, bool):
             raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
         if self.readers < 1 or self.prefetch < 0:
@@ -386,14 +390,18 @@ def run_inference(
     empty: the empty-window probe to reuse (default: a new one for this run).
     Returns the run's `InferStats`. Exceptions of reader or writer threads propagate.
     """
-    from distpaint.infer.refine import refinement_of
+    from distpaint.infer.refine import bridges_of, refinement_of
 
-    if refinement_of(predictor) != (config.views, config.passes):
+    if (*refinement_of(predictor), bridges_of(predictor)) != (config.views, config.passes, config.bridges_only):
         # the predictor is refined where it is built (job.load_predictor, model_method), so
         # that its halo and the empty-window probe see the refinement too
-        raise ConfigError(f"views={config.views}, passes={config.passes}: wrap the predictor with "
-                          "distpaint.infer.refine.refine(predictor, views=..., passes=...) "
-                          f"(it applies {refinement_of(predictor)})")
+        def said(views: int, passes: int, bridges: bool) -> str:
+            return f"views={views}, passes={passes}" + (", bridges_only" if bridges else "")
+
+        raise ConfigError(f"{said(config.views, config.passes, config.bridges_only)}: wrap the "
+                          "predictor with distpaint.infer.refine.refine(predictor, views=..., "
+                          "passes=..., bridges_only=...) (it applies "
+                          f"{said(*refinement_of(predictor), bridges_of(predictor))})")
     source = as_source(source)
     shape = tuple(int(n) for n in source.shape)
     grid = make_grid(shape, predictor, config)

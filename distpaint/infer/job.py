@@ -178,7 +178,8 @@ def load_predictor(model: ModelSpec, *, gpu: bool = False, threads: int | None =
         predictor = resolve_model(model, gpu=gpu, threads=threads)
     if infer is None:
         return predictor
-    return refine(predictor, views=infer.views, passes=infer.passes, threshold=infer.threshold)
+    return refine(predictor, views=infer.views, passes=infer.passes, threshold=infer.threshold,
+                  bridges_only=infer.bridges_only)
 
 
 def _model_file(model: str | os.PathLike) -> pathlib.Path:
@@ -214,8 +215,9 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
     if (infer.views, infer.passes) != (1, 1):
         # only when used, so that jobs interrupted before these options existed still resume
         description.update(views=infer.views, passes=infer.passes)
-    if infer.drop_islands:  # likewise: only when used
-        description.update(drop_islands=True)
+    for option in ("drop_islands", "bridges_only"):  # likewise: only when used
+        if getattr(infer, option):
+            description[option] = True
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
 

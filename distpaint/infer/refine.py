@@ -11,6 +11,9 @@ whole-image inference:
 - passes (iterative repair): pass k runs the model on `input OR (pass k-1's probability >
   threshold)`, so a gap the first pass narrowed can be closed by the next. The receptive
   radius of the composition is `passes` times the model's, which is the halo it asks for.
+  With `bridges_only`, the result is the first pass's plus only those pieces the later
+  passes add that join it at two or more places (`distpaint.infer.bridges`; judged per
+  window, exact for pieces that fit in the halo).
 
 Neither is the paper's (it runs G once); both are off by default and measured with
 `bench/quality.py --models plain=roads refined=roads:views=2,passes=2` (figures in the README's
@@ -26,10 +29,11 @@ from collections.abc import Callable
 import numpy as np
 
 from distpaint.errors import ConfigError
+from distpaint.infer.bridges import bridges_only as keep_bridges
 from distpaint.infer.predictor import Predictor
 
-__all__ = ["VIEWS", "PASSES", "AugmentedPredictor", "RepeatedPredictor", "check_refinement",
-           "refine", "refinement_of"]
+__all__ = ["VIEWS", "PASSES", "AugmentedPredictor", "RepeatedPredictor", "bridges_of",
+           "check_refinement", "refine", "refinement_of"]
 
 VIEWS = (1, 2, 4, 8)
 """Allowed numbers of dihedral views."""
@@ -90,22 +94,33 @@ class AugmentedPredictor:
 
 
 class RepeatedPredictor:
-    """`passes` passes of `base`, each on the input OR the previous pass's pixels."""
+    """`passes` passes of `base`, each on the input OR the previous pass's pixels; with
+    `bridges_only`, the first pass's probabilities except where a later pass bridges."""
 
-    def __init__(self, base: Predictor, passes: int, threshold: float) -> None:
-        check_refinement(1, passes)
+    def __init__(self, base: Predictor, passes: int, threshold: float,
+                 bridges_only: bool = False) -> None:
+        check_refinement(1, passes, bridges_only)
         self.base, self.passes, self.threshold = base, passes, float(threshold)
+        self.bridges_only = bool(bridges_only)
         self.align = int(base.align)
         # pass k's pixel depends on pass k-1's pixels within one receptive radius
         self.receptive_halo = int(base.receptive_halo) * passes
         self.refinement = (refinement_of(base)[0], passes)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        probs = np.asarray(self.base(batch))
+        probs = first = np.asarray(self.base(batch))
         for _ in range(self.passes - 1):
             probs = np.asarray(self.base(np.maximum(batch, (probs > self.threshold)
                                                     .astype(batch.dtype))))
-        return probs
+        if not self.bridges_only:
+            return probs
+        out = first.copy()
+        for b in range(batch.shape[0]):
+            given = (batch[b, 0] > 0.5) | (first[b, 0] > self.threshold)
+            # every window edge is open here: the predictor does not know where the image ends
+            kept = keep_bridges(given, probs[b, 0] > self.threshold, open_edges=(True,) * 4) & ~given
+            out[b, 0][kept] = probs[b, 0][kept]
+        return out
 
 
 def refinement_of(predictor: Predictor) -> tuple[int, int]:
@@ -113,21 +128,32 @@ def refinement_of(predictor: Predictor) -> tuple[int, int]:
     return tuple(getattr(predictor, "refinement", (1, 1)))  # type: ignore[return-value]
 
 
-def check_refinement(views: int, passes: int) -> None:
-    """ConfigError unless `views` is one of VIEWS and `passes` one of PASSES."""
+def check_refinement(views: int, passes: int, bridges_only: bool = False) -> None:
+    """ConfigError unless `views` is one of VIEWS, `passes` one of PASSES, and
+    `bridges_only` a bool that is only set with two or more passes."""
     if isinstance(views, bool) or views not in VIEWS:
         raise ConfigError(f"--views must be one of {', '.join(map(str, VIEWS))}, got {views!r}")
     if isinstance(passes, bool) or not isinstance(passes, int) or passes not in PASSES:
         raise ConfigError(f"--passes must be an integer from 1 to {PASSES[-1]}, got {passes!r}")
+    if not isinstance(bridges_only, bool):
+        raise ConfigError(f"bridges_only must be true or false, got {bridges_only!r}")
+    if bridges_only and passes < 2:
+        raise ConfigError("--bridges-only keeps what later passes bridge: it needs --passes 2 or more")
 
 
 def refine(predictor: Predictor, *, views: int = 1, passes: int = 1,
-           threshold: float = 0.5) -> Predictor:
+           threshold: float = 0.5, bridges_only: bool = False) -> Predictor:
     """`predictor` with `views` dihedral views inside each of `passes` passes (the identity
-    for 1 and 1). `threshold` decides the pixels handed from one pass to the next."""
-    check_refinement(views, passes)
+    for 1 and 1). `threshold` decides the pixels handed from one pass to the next;
+    `bridges_only` keeps of the later passes only what bridges (`distpaint.infer.bridges`)."""
+    check_refinement(views, passes, bridges_only)
     if views != 1:
         predictor = AugmentedPredictor(predictor, views)
     if passes != 1:
-        predictor = RepeatedPredictor(predictor, passes, threshold)
+        predictor = RepeatedPredictor(predictor, passes, threshold, bridges_only)
     return predictor
+
+
+def bridges_of(predictor: Predictor) -> bool:
+    """Whether `predictor` keeps only the bridges of its later passes."""
+    return bool(getattr(predictor, "bridges_only", False))

@@ -15,7 +15,7 @@ method plugs in by registering a factory, with no change to the benchmark:
   `whole_apply` does), whole masks by the streaming tiled engine (`run_inference`), which
   equals whole-image inference exactly; output = input OR (probability > threshold). The
   test-time refinements of `distpaint infer` (`--views`, `--passes`) and the model's own
-  threshold and `drop_islands` are options after a colon:
+  threshold, `bridges_only` and `drop_islands` are options after a colon:
   `refined=roads:views=4,passes=2,threshold=0.6,drop_islands=1`.
 
     from distpaint.metrics.methods import get_method, model_method, register_method
@@ -183,12 +183,13 @@ def _model_label(target: str) -> str:
 
 
 _REFINEMENTS = ("views", "passes")
-_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "drop_islands")
+_SWITCHES = ("drop_islands", "bridges_only")
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", *_SWITCHES)
 
 
 def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
-    """(target, {views, passes, threshold, drop_islands}) of
-    `TARGET[:views=V,passes=P,threshold=T,drop_islands=1]` (a path that exists is never split,
+    """(target, {views, passes, threshold, drop_islands, bridges_only}) of
+    `TARGET[:views=V,passes=P,threshold=T,drop_islands=1,bridges_only=1]` (a path that exists is never split,
     even if it holds a colon)."""
     base, colon, options = target.rpartition(":")
     if not colon or pathlib.Path(target).exists():
@@ -202,11 +203,11 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
             number = None
         if key not in _MODEL_OPTIONS or not eq or number is None \
                 or (key == "threshold" and not 0 < number < 1) \
-                or (key == "drop_islands" and number not in (0, 1)):  # views, passes: InferConfig checks
+                or (key in _SWITCHES and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
-                              f"passes=INTEGER, threshold=NUMBER in (0, 1) or drop_islands=0/1, "
-                              f"got {item!r}")
-        parsed[key] = bool(number) if key == "drop_islands" else number
+                              f"passes=INTEGER, threshold=NUMBER in (0, 1), drop_islands=0/1 "
+                              f"or bridges_only=0/1, got {item!r}")
+        parsed[key] = bool(number) if key in _SWITCHES else number
     return base, parsed
 
 
@@ -215,7 +216,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
-    overriding `threshold`) and `drop_islands=1` (`distpaint.infer.islands`).
+    overriding `threshold`), `drop_islands=1` (`distpaint.infer.islands`) and
+    `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`).
     Output = input OR (probability > `threshold`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
@@ -235,7 +237,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     predictor = resolve_model(target, gpu=gpu, threads=threads)
     align = int(predictor.align)
     config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold, **options)
-    predictor = refine(predictor, views=config.views, passes=config.passes, threshold=threshold)
+    predictor = refine(predictor, views=config.views, passes=config.passes, threshold=threshold,
+                       bridges_only=config.bridges_only)
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:
         b, h, w = masks.shape
@@ -263,6 +266,7 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
 
     refined = (f", views {config.views}, passes {config.passes}"
                if (config.views, config.passes) != (1, 1) else "")
+    refined += ", bridges only" if config.bridges_only else ""
     refined += ", islands dropped" if config.drop_islands else ""
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
                          f"tiles of {config.tile} px{refined})",
