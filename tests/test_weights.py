@@ -71,9 +71,11 @@ def test_every_shipped_model_loads_runs_and_documents_itself(name):
 
 def test_train_init_fine_tunes_a_shipped_model_from_the_cli(tmp_path):
     recipe = tmp_path / "tune.yaml"
+    dilations = list(load_generator(weights.model_dir("roads")).config.context_dilations)
     recipe.write_text(
         "variant: gan-gl-m\nlog_every: 1\n"
-        "model: {generator: unet_cpu_context, local_disc: patchgan_tiny, global_disc: siamese_tiny}\n"
+        f"model: {{generator: unet_cpu_context, generator_args: {{context_dilations: {dilations}}}, "
+        "local_disc: patchgan_tiny, global_disc: siamese_tiny}\n"
         "data: {kind: roads, mask_size: 128, n_masks: 2, patch_size: 64, batch_size: 2}\n"
         "loss: {global_margin: 16}\n")
     out = tmp_path / "run"
