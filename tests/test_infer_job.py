@@ -240,11 +240,11 @@ def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path, optio
 
     mask = _mask((300, 200), seed=11, density=0.05)
     write_mask_file(tmp_path / "m.tif", mask)
-    islands = dataclasses.replace(INFER, **option)
+    other = dataclasses.replace(INFER, **option)
     with pytest.raises(KeyboardInterrupt):
         run_job([tmp_path / "m.tif"], FnFactory("pool16", interrupt_at=12), tmp_path / "run" / "m.tif",
-                islands, JOB)
-    plain = dataclasses.replace(INFER, passes=islands.passes)  # the same halo and grid
+                other, JOB)
+    plain = dataclasses.replace(INFER, passes=other.passes)  # the same halo and grid
     report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", plain, JOB)
     assert report.done[0].resumed_shards == 0
     run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", plain, JOB)
