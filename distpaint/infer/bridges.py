@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from distpaint.infer.islands import keep_open_edges
+
 __all__ = ["bridges_only"]
 
 _EIGHT = np.ones((3, 3), bool)
@@ -42,9 +44,5 @@ def bridges_only(first: np.ndarray, later: np.ndarray,
         box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
         ring = ndi.binary_dilation(labels[box] == i, structure=_EIGHT) & first[box]
         keep[i] = ndi.label(ring, structure=_EIGHT)[1] >= 2
-    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
-    for is_open, edge in zip(open_edges, edges, strict=True):
-        if is_open:
-            keep[np.unique(edge)] = True
-    keep[0] = False
+    keep_open_edges(keep, labels, open_edges)
     return first | keep[labels]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["drop_islands"]
+__all__ = ["drop_islands", "keep_open_edges"]
 
 _EIGHT = np.ones((3, 3), bool)
 
@@ -39,9 +39,17 @@ def drop_islands(output: np.ndarray, given: np.ndarray,
     keep = np.zeros(n + 1, bool)
     # components with a pixel next to the input (the dilated input covers its 8-neighbours)
     keep[np.unique(labels[ndi.binary_dilation(given, structure=_EIGHT) & added])] = True
-    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])  # top, bottom, left, right
+    keep_open_edges(keep, labels, open_edges)
+    return given & output | keep[labels]
+
+
+def keep_open_edges(keep: np.ndarray, labels: np.ndarray,
+                    open_edges: tuple[bool, bool, bool, bool]) -> None:
+    """Mark in `keep` (one flag per label, index 0 the background) every component of `labels`
+    that reaches an open edge (top, bottom, left, right): it may continue beyond the window, so
+    the window cannot judge it. Leaves the background unmarked."""
+    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
     for is_open, edge in zip(open_edges, edges, strict=True):
         if is_open:
             keep[np.unique(edge)] = True
     keep[0] = False
-    return given & output | keep[labels]
