@@ -116,6 +116,7 @@ def test_store_in_store_out_with_added_layer_and_provenance(tmp_path):
         np.testing.assert_array_equal(out.array(name, "added")[:], want & ~m)
         attrs = out.attrs(name)
         assert attrs["crs"] == "EPSG:32633" and attrs["inference"]["threshold"] == 0.2
+        assert attrs["inference"]["tile"] == INFER.tile
         assert (tmp_path / "out.previews" / f"{name}.png").is_file()
 
 
@@ -249,3 +250,28 @@ def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path, optio
     assert report.done[0].resumed_shards == 0
     run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", plain, JOB)
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
+
+
+def test_the_default_tile_is_resolved_and_named_so_jobs_resume_across_it(tmp_path):
+    """tile=None is `auto_tile` of the halo (1024 for pool16's 16 px): the output's attributes
+    and the job's key name the resolved tile, so a job started with the default resumes when
+    re-run with that tile spelled out."""
+    import dataclasses
+
+    mask = _mask((2100, 1100), seed=13, density=0.02)  # 3 x 2 tiles of 1024, one shard each
+    write_mask_file(tmp_path / "m.tif", mask)
+    auto = dataclasses.replace(INFER, tile=None)
+    with pytest.raises(KeyboardInterrupt):
+        run_job([tmp_path / "m.tif"], FnFactory("pool16", interrupt_at=4), tmp_path / "run" / "m.tif",
+                auto, JOB)
+    spelled = dataclasses.replace(INFER, tile=1024)
+    report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", spelled, JOB)
+    assert report.done[0].resumed_shards > 0
+    run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", spelled, JOB)
+    assert _files(tmp_path / "run") == _files(tmp_path / "ref")
+    out, _ = _read(tmp_path / "run" / "m.tif")
+    np.testing.assert_array_equal(out != 0, whole_reference(mask, "pool16", threshold=0.2))
+    store = MaskStore.create(tmp_path / "in.zarr")
+    store.write("a", {"mask": mask[:300, :300]}, {})
+    run_job([tmp_path / "in.zarr"], FnFactory("pool16"), tmp_path / "out.zarr", auto, JOB)
+    assert MaskStore.open(tmp_path / "out.zarr").attrs("a")["inference"]["tile"] == 1024

@@ -8,7 +8,14 @@ import pytest
 from scipy import ndimage
 
 from distpaint.errors import ConfigError
-from distpaint.infer.tiling import TileGrid, read_window, round_up, tiled_apply, whole_apply
+from distpaint.infer.tiling import (
+    TileGrid,
+    auto_tile,
+    read_window,
+    round_up,
+    tiled_apply,
+    whole_apply,
+)
 
 SHAPES = [(37, 53), (100, 129), (200, 67), (64, 64)]
 
@@ -114,3 +121,20 @@ def test_tiles_in_a_shard_region():
 def test_invalid_grids_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         TileGrid((100, 100), **kwargs)
+
+
+@pytest.mark.parametrize("halo, align, tile", [
+    (0, 1, 1024), (64, 16, 1024), (160, 16, 1024),  # (1024 + 320)^2 / 1024^2 = 1.72
+    (208, 16, 1536),  # 1024 would cost 1.99x the core, 1536 costs 1.62x
+    (288, 16, 2048),  # the shipped roads model's halo: 1536 would cost 1.89x, 2048 1.64x
+    (576, 16, 2048),  # past the cap (roads with --passes 2): memory, not overhead, decides
+    (64, 48, 1056),   # sides are rounded up to the down-sampling factor
+])
+def test_auto_tile_bounds_the_halo_overhead_up_to_a_cap(halo, align, tile):
+    assert auto_tile(halo, align) == tile
+    assert tile % align == 0
+
+
+def test_auto_tile_refuses_nonsense():
+    with pytest.raises(ConfigError, match="halo must be >= 0"):
+        auto_tile(-1)

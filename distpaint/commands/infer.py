@@ -101,8 +101,10 @@ def infer(
                                    "directory."),
     out: pathlib.Path = typer.Option(..., "--out", "-o",
                                      help="Output file (one input) or folder."),
-    tile: int = typer.Option(1024, help="Tile side in pixels (a multiple of the model's "
-                                        "down-sampling factor, 16)."),
+    tile: int = typer.Option(None, help="Tile side in pixels, a multiple of the model's "
+                                        "down-sampling factor, 16 (default: 1024, or 1536 or "
+                                        "2048 where the halo would cost more than 0.75x the "
+                                        "tile's work)."),
     halo: int = typer.Option(None, help="Context around each tile (default: the model's "
                                         "receptive radius; smaller is refused)."),
     batch: int = typer.Option(None, help="Tiles per forward pass (default 1 on CPU, 8 with "

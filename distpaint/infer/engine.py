@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
 from distpaint.infer.islands import drop_islands
 from distpaint.infer.predictor import Predictor
-from distpaint.infer.tiling import Tile, TileGrid, read_window, round_up
+from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
 
 __all__ = [
     "InferConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "EmptyWindows",
     "as_source",
     "make_grid",
+    "with_tile",
     "output_layout",
     "pixel_uniforms",
     "decide",
@@ -66,14 +67,19 @@ Origin = tuple[int, int]
 class InferConfig:
     """How to tile, batch and binarise."""
 
-    tile: int = 1024
-    """Side of a tile's output core; a multiple of the model's down-sampling factor."""
+    tile: int | None = None
+    """Side of a tile's output core; a multiple of the model's down-sampling factor. None =
+    `distpaint.infer.tiling.auto_tile` of the halo: 1024 for halos up to 160 px, 2048 for the
+    288-px halo of the shipped roads model (the output does not depend on it, only speed and
+    memory do)."""
     halo: int | None = None
     """Context on each side of a tile; None = the model's receptive radius. Smaller than the
     receptive radius is refused (the result would depend on the tiling); rounded up to the
     down-sampling factor."""
-    batch: int = 4
-    """Tiles (of equal window shape) per forward pass."""
+    batch: int = 1
+    """Tiles (of equal window shape) per forward pass. 1 (the CLI's default on CPU) keeps a
+    forward's memory to one window, which matters with `auto_tile`'s 2048-px tiles; GPUs want
+    more (the CLI's --gpu default is 8)."""
     threshold: float = 0.5
     """Foreground where the probability is > threshold (unless `sample`)."""
     sample: bool = False
@@ -106,7 +112,8 @@ class InferConfig:
     """Batches read ahead of the one being predicted."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1:
+        if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(self.tile, int)
+                                      or self.tile < 1):
             raise ConfigError(f"--tile must be a positive integer, got {self.tile!r}")
         if self.halo is not None and (not isinstance(self.halo, int) or self.halo < 0):
             raise ConfigError(f"--halo must be a non-negative integer, got {self.halo!r}")
@@ -187,7 +194,15 @@ def make_grid(shape: tuple[int, int], predictor: Predictor, config: InferConfig)
             f"--halo {halo} is smaller than the model's receptive radius ({need} px): tiles "
             f"would not see enough context; use --halo {need} or more"
         )
-    return TileGrid(shape, tile=config.tile, halo=round_up(halo, align), align=align)
+    halo = round_up(halo, align)
+    tile = auto_tile(halo, align) if config.tile is None else config.tile
+    return TileGrid(shape, tile=tile, halo=halo, align=align)
+
+
+def with_tile(config: InferConfig, predictor: Predictor) -> InferConfig:
+    """`config` with `tile` resolved for `predictor` (`auto_tile` when None), so that job keys,
+    output layouts and attributes name the tile actually used."""
+    return replace(config, tile=make_grid((1, 1), predictor, config).tile)
 
 
 def output_layout(

@@ -49,6 +49,7 @@ from distpaint.infer.engine import (
     make_grid,
     output_layout,
     run_inference,
+    with_tile,
 )
 from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
 from distpaint.infer.predictor import Predictor, resolve_model
@@ -448,7 +449,8 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     units, is_file = plan_units(list(inputs), out)
     predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads,
                                infer=infer)
-    halo = make_grid((1, 1), predictor, infer).halo  # refuses a bad --tile / --halo now
+    infer = with_tile(infer, predictor)  # refuses a bad --tile / --halo now
+    halo = make_grid((1, 1), predictor, infer).halo
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
     out_path = pathlib.Path(out).absolute()

@@ -37,6 +37,7 @@ __all__ = [
     "Tile",
     "TileGrid",
     "round_up",
+    "auto_tile",
     "read_window",
     "whole_apply",
     "tiled_apply",
@@ -49,6 +50,26 @@ Window = tuple[int, int, int, int]
 def round_up(n: int, multiple: int) -> int:
     """The smallest multiple of `multiple` that is >= `n`."""
     return -(-int(n) // int(multiple)) * int(multiple)
+
+
+AUTO_TILES = (1024, 1536, 2048)
+"""Tile sides `auto_tile` chooses from. 2048 caps a CPU forward's memory: a 2048 tile with a
+288-px halo is a 2624^2 window, about 1.8 GB at the peak for the shipped context models."""
+AUTO_OVERHEAD = 1.75
+"""Largest window-to-core pixel ratio `auto_tile` accepts below the cap ((1024 + 2*160)^2 /
+1024^2 = 1.72 for a 160-px halo)."""
+
+
+def auto_tile(halo: int, align: int = 1) -> int:
+    """The default tile side for a model whose windows need `halo` px of context per side: the
+    smallest of `AUTO_TILES` whose window (tile + 2 halo)^2 holds at most `AUTO_OVERHEAD` times
+    the core's pixels, else the largest. A fixed 1024 would spend 2.4x the core's work on a
+    288-px halo's windows; 2048 brings that to 1.6x (whole-mask speed measured in the README's
+    Performance section)."""
+    if halo < 0 or align < 1:
+        raise ConfigError(f"auto tile: halo must be >= 0 and align >= 1, got {halo}, {align}")
+    sides = [round_up(side, align) for side in AUTO_TILES]
+    return next((t for t in sides if ((t + 2 * halo) / t) ** 2 <= AUTO_OVERHEAD), sides[-1])
 
 
 @dataclass(frozen=True)
