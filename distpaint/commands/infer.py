@@ -102,9 +102,9 @@ def infer(
     out: pathlib.Path = typer.Option(..., "--out", "-o",
                                      help="Output file (one input) or folder."),
     tile: int = typer.Option(None, help="Tile side in pixels, a multiple of the model's "
-                                        "down-sampling factor, 16 (default: 1024, or 1536 or "
-                                        "2048 where the halo would cost more than 0.75x the "
-                                        "tile's work)."),
+                                        "down-sampling factor, 16 (default: 1024, or 1536 "
+                                        "where the halo would cost more than 0.75x the tile's "
+                                        "work; memory grows with (tile + 2 halo)^2)."),
     halo: int = typer.Option(None, help="Context around each tile (default: the model's "
                                         "receptive radius; smaller is refused)."),
     batch: int = typer.Option(None, help="Tiles per forward pass (default 1 on CPU, 8 with "

@@ -69,7 +69,7 @@ class InferConfig:
 
     tile: int | None = None
     """Side of a tile's output core; a multiple of the model's down-sampling factor. None =
-    `distpaint.infer.tiling.auto_tile` of the halo: 1024 for halos up to 160 px, 2048 for the
+    `distpaint.infer.tiling.auto_tile` of the halo: 1024 for halos up to 160 px, 1536 for the
     288-px halo of the shipped roads model (the output does not depend on it, only speed and
     memory do)."""
     halo: int | None = None
@@ -78,7 +78,7 @@ class InferConfig:
     down-sampling factor."""
     batch: int = 1
     """Tiles (of equal window shape) per forward pass. 1 (the CLI's default on CPU) keeps a
-    forward's memory to one window, which matters with `auto_tile`'s 2048-px tiles; GPUs want
+    forward's memory to one window, which matters with `auto_tile`'s 1536-px tiles; GPUs want
     more (the CLI's --gpu default is 8)."""
     threshold: float = 0.5
     """Foreground where the probability is > threshold (unless `sample`)."""

@@ -52,9 +52,10 @@ def round_up(n: int, multiple: int) -> int:
     return -(-int(n) // int(multiple)) * int(multiple)
 
 
-AUTO_TILES = (1024, 1536, 2048)
-"""Tile sides `auto_tile` chooses from. 2048 caps a CPU forward's memory: a 2048 tile with a
-288-px halo is a 2624^2 window, about 1.8 GB at the peak for the shipped context models."""
+AUTO_TILES = (1024, 1536)
+"""Tile sides `auto_tile` chooses from. 1536 caps the memory: with the shipped roads model's
+288-px halo, whole-mask inference peaks at 1.64 GB RSS with 1536-px tiles and at 2.15 GB with
+2048 (`bench/infer.py --sections rss`, batch 1), over the 2 GB the pipeline is held to."""
 AUTO_OVERHEAD = 1.75
 """Largest window-to-core pixel ratio `auto_tile` accepts below the cap ((1024 + 2*160)^2 /
 1024^2 = 1.72 for a 160-px halo)."""
@@ -63,9 +64,9 @@ AUTO_OVERHEAD = 1.75
 def auto_tile(halo: int, align: int = 1) -> int:
     """The default tile side for a model whose windows need `halo` px of context per side: the
     smallest of `AUTO_TILES` whose window (tile + 2 halo)^2 holds at most `AUTO_OVERHEAD` times
-    the core's pixels, else the largest. A fixed 1024 would spend 2.4x the core's work on a
-    288-px halo's windows; 2048 brings that to 1.6x (whole-mask speed measured in the README's
-    Performance section)."""
+    the core's pixels, else the largest. A fixed 1024 would spend 2.44x the core's work on the
+    windows of a 288-px halo; 1536 brings that to 1.89x (whole-mask speed measured by
+    `bench/auto_tile.py`, in the README's Performance section)."""
     if halo < 0 or align < 1:
         raise ConfigError(f"auto tile: halo must be >= 0 and align >= 1, got {halo}, {align}")
     sides = [round_up(side, align) for side in AUTO_TILES]
