@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,6 @@ __all__ = [
     "EmptyWindows",
     "as_source",
     "make_grid",
-    "with_tile",
     "output_layout",
     "pixel_uniforms",
     "decide",
@@ -197,12 +196,6 @@ def make_grid(shape: tuple[int, int], predictor: Predictor, config: InferConfig)
     halo = round_up(halo, align)
     tile = auto_tile(halo, align) if config.tile is None else config.tile
     return TileGrid(shape, tile=tile, halo=halo, align=align)
-
-
-def with_tile(config: InferConfig, predictor: Predictor) -> InferConfig:
-    """`config` with `tile` resolved for `predictor` (`auto_tile` when None), so that job keys,
-    output layouts and attributes name the tile actually used."""
-    return replace(config, tile=make_grid((1, 1), predictor, config).tile)
 
 
 def output_layout(

@@ -33,7 +33,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import dask.array as da
@@ -49,7 +49,6 @@ from distpaint.infer.engine import (
     make_grid,
     output_layout,
     run_inference,
-    with_tile,
 )
 from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
 from distpaint.infer.predictor import Predictor, resolve_model
@@ -449,8 +448,9 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     units, is_file = plan_units(list(inputs), out)
     predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads,
                                infer=infer)
-    infer = with_tile(infer, predictor)  # refuses a bad --tile / --halo now
-    halo = make_grid((1, 1), predictor, infer).halo
+    grid = make_grid((1, 1), predictor, infer)  # refuses a bad --tile / --halo now
+    # name the tile actually used (auto_tile's when None) in the job key, layouts and attributes
+    infer, halo = replace(infer, tile=grid.tile), grid.halo
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
     out_path = pathlib.Path(out).absolute()
