@@ -20,6 +20,8 @@ from distpaint.errors import DistpaintError
 # Modules under distpaint.commands, each with `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
     "ingest",
+    "rasterize",
+    "realdata",
     "synth",
     "corrupt",
     "evaluate",
