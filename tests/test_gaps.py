@@ -154,8 +154,34 @@ def test_hit_foreground_really_removes_foreground(kind):
             _, gaps = corrupt(mask, GapConfig(kind=kind, hit_foreground=hit), np.random.default_rng(seed))
             removed[hit].append(gaps.sum() / mask.sum())
     assert min(removed[True]) > 0  # every corruption removed structure
-    if kind != "skeleton":  # skeleton cuts always sit on the structure
+    if kind not in ("skeleton", "cut"):  # these always sit on the centreline
         assert np.mean(removed[True]) > 1.5 * np.mean(removed[False])
+
+
+def test_cuts_follow_the_judging_protocol():
+    """About 60 cuts per Mpx, discs of radius 4-11 px centred on the centreline, 30% ellipses."""
+    mask = np.zeros((1024, 1024), bool)
+    mask[32::64, :] = True  # 16 horizontal 1-px lines: any cut breaks one
+    areas, counts = [], []
+    for seed in range(8):
+        _, gaps = corrupt(mask, GapConfig(kind="cut"), np.random.default_rng(seed))
+        region = gap_region(mask, GapConfig(kind="cut"), np.random.default_rng(seed))
+        labels, n = ndi.label(region)
+        counts.append(n)
+        for i, box in enumerate(ndi.find_objects(labels), start=1):
+            piece = labels[box] == i
+            assert (piece & mask[box]).any()  # centred on the structure
+            rows = np.flatnonzero(piece.any(1)) + box[0].start
+            assert min(abs(rows.mean() - 32 - 64 * k) for k in range(16)) <= 3  # around a line
+            areas.append(np.count_nonzero(piece))
+        assert gaps.any()
+    per_mpx = np.mean(counts) / (1024 * 1024 / 1e6)
+    assert 45 <= per_mpx <= 75  # overlapping cuts merge, so a little under 61
+    areas = np.array(areas)
+    assert areas.min() >= np.pi * 4 * 2 * 0.8  # smallest: an ellipse 4 x 2
+    assert areas.max() <= np.pi * 11 * 11 * 1.15 * 2  # largest: a disc of 11 (two may merge)
+    discs = areas > np.pi * 11 * 5.5 * 1.1  # larger than any ellipse can be
+    assert discs.any()
 
 
 @settings(max_examples=25, deadline=None)

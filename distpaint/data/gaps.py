@@ -8,6 +8,10 @@ Kinds (`GAP_KINDS`):
   to +-180 degrees and resized to 32-63 px;
 - `skeleton`: short cuts across the structure's centreline, like real under-segmentation
   breaking a thin structure: a stretch 1-3x the local width long, covering the full width;
+- `cut`: discs and ellipses centred on centreline pixels, the damage of the independent
+  judging protocol (`shared/JUDGING.md`): about 60 per Mpx, radius 4-11 px, 30% ellipses with
+  axes r and max(2, r // 2) at a random angle. On real road maps at 0.5-1 m/px that is a few
+  cuts per km of road: the realistic density, far lighter than `mix`;
 - `mix`: the union of the kinds in `GapConfig.mix_kinds`.
 
 Counts are given per 256x256 area (the paper's patch size) and scale with the mask's area and
@@ -54,7 +58,8 @@ __all__ = [
     "sample_entropy",
 ]
 
-GAP_KINDS = ("square", "brush", "blob", "skeleton", "mix")
+GAP_KINDS = ("square", "brush", "blob", "skeleton", "cut", "mix")
+# drawn in this order: `cut` last, so configs without it draw exactly what they drew before it
 _BASIC_KINDS = GAP_KINDS[:-1]
 
 REFERENCE_AREA = 256 * 256
@@ -114,6 +119,14 @@ class GapConfig:
     skeleton_max_width: int = 31
     """Widest structure a cut is sized for, px; wider ones are cut over this width only."""
 
+    cut_count: Range = (3, 5)
+    """Cuts per 256x256 area (4 on average: ~61 per Mpx, the judging protocol's 60)."""
+    cut_radius: Range = (4, 11)
+    """Radius of a cut, px (an ellipse's long semi-axis)."""
+    cut_ellipse_share: float = 0.3
+    """Share of cuts that are ellipses with semi-axes r and max(2, r // 2) at a uniform angle;
+    the others are discs of radius r."""
+
     mix_kinds: tuple[str, ...] = ("square", "brush", "blob", "skeleton")
     """Kinds whose union makes `mix` (the paper's mix is square, brush and blob)."""
 
@@ -141,6 +154,8 @@ class GapConfig:
             raise ConfigError(f"gaps: blob_library_size must be >= 1, got {self.blob_library_size}")
         if self.skeleton_max_width < 1:
             raise ConfigError(f"gaps: skeleton_max_width must be >= 1, got {self.skeleton_max_width}")
+        if not (isinstance(self.cut_ellipse_share, (int, float)) and 0 <= self.cut_ellipse_share <= 1):
+            raise ConfigError(f"gaps: cut_ellipse_share must be in [0, 1], got {self.cut_ellipse_share!r}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -155,6 +170,7 @@ class GapConfig:
             "brush": (self.brush_vertices[1] - 1) * self.brush_length[1] + self.brush_width[1] / 2,
             "blob": self.blob_size[1] * math.sqrt(2) / 2,
             "skeleton": half + self.skeleton_length[1] * self.skeleton_max_width / 2 + 1,
+            "cut": self.cut_radius[1] + 1,
         }
         return int(math.ceil(max(reach[k] for k in self.kinds))) + 2
 
@@ -379,7 +395,41 @@ def _skeleton_cuts(region, centres: _Centres, rng, config: GapConfig, area: floa
         _draw_capsule(region, a, b, float(length) / 2)
 
 
-_DRAW = {"square": _squares, "brush": _brush, "blob": _blobs, "skeleton": _skeleton_cuts}
+def _draw_ellipse(region: np.ndarray, r: int, c: int, a: float, b: float, angle: float) -> None:
+    """OR into `region` the pixels of the ellipse centred on (r, c) with semi-axes `a` (along
+    `angle`, radians from the x axis) and `b`; a disc when a == b."""
+    half = int(math.ceil(max(a, b)))
+    y0, y1 = max(r - half, 0), min(r + half + 1, region.shape[0])
+    x0, x1 = max(c - half, 0), min(c + half + 1, region.shape[1])
+    if y0 >= y1 or x0 >= x1:
+        return
+    dy = np.arange(y0 - r, y1 - r, dtype=np.float32)[:, None]
+    dx = np.arange(x0 - c, x1 - c, dtype=np.float32)[None, :]
+    cos, sin = math.cos(angle), math.sin(angle)
+    u, v = dx * cos + dy * sin, -dx * sin + dy * cos
+    region[y0:y1, x0:x1] |= (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
+def _cuts(region, centres: _Centres, rng, config: GapConfig, area: float) -> None:
+    """The judging protocol's damage: discs (and a share of ellipses) centred on centreline
+    pixels, so every cut removes structure whatever the mask's density."""
+    n = _count(rng, config.cut_count, config, area)
+    if n == 0:
+        return
+    _, rows, cols = _skeleton_pixels(centres.mask, centres.core)
+    if rows.size == 0:
+        return
+    pick = rng.choice(rows.size, size=n, replace=rows.size < n)
+    radii = rng.integers(config.cut_radius[0], config.cut_radius[1] + 1, n)
+    ellipse = rng.random(n) < config.cut_ellipse_share
+    angles = rng.uniform(0.0, np.pi, n)
+    for r, c, radius, is_ellipse, angle in zip(rows[pick], cols[pick], radii, ellipse, angles):
+        minor = max(2, int(radius) // 2) if is_ellipse else int(radius)
+        _draw_ellipse(region, int(r), int(c), float(radius), float(minor), float(angle))
+
+
+_DRAW = {"square": _squares, "brush": _brush, "blob": _blobs, "skeleton": _skeleton_cuts,
+         "cut": _cuts}
 
 
 # --------------------------------------------------------------------------- public API
