@@ -149,9 +149,13 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     method = model_method("r=roads:views=2,passes=2")
     assert method.name == "r" and "views 2, passes 2" in method.description
     assert "bridges only" in model_method("roads:passes=2,bridges_only=1").description
+    assert "bridging pieces only" in model_method("roads:keep=bridges").description
     with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER, "
-                                          r"threshold=NUMBER in \(0, 1\), drop_islands=0/1 or bridges_only=0/1, got 'colour=2'"):
+                                          r"threshold=NUMBER in \(0, 1\), keep=POLICY, drop_islands=0/1 or "
+                                          r"bridges_only=0/1, got 'colour=2'"):
         model_method("roads:colour=2")
+    with pytest.raises(ConfigError, match="--keep must be one of"):
+        model_method("roads:keep=most")
     for bad in ("threshold=1.5", "threshold=x", "views=2.5", "drop_islands=2"):
         with pytest.raises(ConfigError, match=f"got '{bad}'"):
             model_method(f"roads:{bad}")

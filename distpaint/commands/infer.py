@@ -3,8 +3,8 @@
     distpaint infer roads.tif --model roads --out roads_fixed.tif
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
-        [--views 1|2|4|8] [--passes P [--bridges-only]] [--drop-islands] [--keep-input/--no-keep-input] \\
-        [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
+        [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep bridges|attached|all] [--drop-islands] \\
+        [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
 
 INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
 mask gets the repaired mask in its own format (a GeoTIFF keeps its CRS and transform), the
@@ -123,6 +123,11 @@ def infer(
                                       help="With --passes 2+: keep of the later passes only "
                                            "pieces that join the first pass's output at two "
                                            "or more places (not in the paper; README, Quality)."),
+    keep: str = typer.Option(None, "--keep",
+                             help="Which added pieces to keep: bridges (only pieces that "
+                                  "join the input at two or more places or fill a small "
+                                  "hole: no spurs, thickening or islands), attached (drop "
+                                  "islands) or all (the model's raw output)."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Leave out added components that touch no input "
                                            "pixel (not in the paper; README, Quality)."),
@@ -159,7 +164,8 @@ def infer(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
         keep_input=keep_input, skip_empty=skip_empty, views=views, passes=passes,
-        bridges_only=bridges_only, drop_islands=drop_islands)
+        bridges_only=bridges_only, drop_islands=drop_islands,
+        **({} if keep is None else {"keep": keep}))
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

@@ -14,8 +14,8 @@ bounded by the read-ahead, one batch and the shards being assembled, whatever th
   this is exact for any model. A trained inpainter maps empty context to background, so the
   cached answer is "nothing" and a skipped tile costs only its read.
 - keep-input: output = input OR model fill, so inference never deletes a user's pixel.
-- drop-islands (option, off by default): added components touching no input pixel are left
-  out, judged on each tile's window (`distpaint.infer.islands`).
+- keep (which added pieces to keep, `distpaint.infer.keep`): all of them, those attached to
+  the input (`--drop-islands`), or only those that bridge; judged on each tile's window.
 - sampling: the uniform number of pixel (y, x) is a hash of (seed, y, x), so the sampled mask
   is the same whatever the tiling, batching or thread timing.
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
-from distpaint.infer.islands import drop_islands
+from distpaint.infer.keep import check_keep, keep_added
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
 
@@ -103,6 +103,10 @@ class InferConfig:
     """Remove added components that touch no input pixel (`distpaint.infer.islands`; exact
     for islands that fit in the halo). Not in the paper: off by default, measured in the
     README's Quality section."""
+    keep: str = "all"
+    """Which added pieces to keep (`distpaint.infer.keep`): `bridges` (only pieces joining the
+    input at two or more places or filling a small hole: never a spur, a thickened edge or an
+    island), `attached` (drop islands) or `all` (the model's raw output)."""
     skip_empty: bool = True
     """Do not run the model on tiles whose window holds no foreground."""
     readers: int = 2
@@ -127,10 +131,17 @@ class InferConfig:
         check_refinement(self.views, self.passes, self.bridges_only)
         if not isinstance(self.drop_islands, bool):
             raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
+        check_keep(self.keep)
         if self.readers < 1 or self.prefetch < 0:
             raise ConfigError(
                 f"readers ({self.readers}) must be >= 1 and prefetch ({self.prefetch}) >= 0"
             )
+
+
+    @property
+    def pieces(self) -> str:
+        """The keep policy in effect: `keep`, or `attached` where only `drop_islands` asks."""
+        return "attached" if self.keep == "all" and self.drop_islands else self.keep
 
 
 @dataclass
@@ -483,8 +494,8 @@ class _Pipeline:
         if self.config.skip_empty and not window.any():
             self.stats.skipped += 1
             probs = self.empty.probs(tile.window_shape)
-            if probs is not None and self.config.drop_islands:
-                probs = self.without_islands(tile, probs, window)
+            if probs is not None and self.config.pieces != "all":
+                probs = self.kept_only(tile, probs, window)
             self.submit(tile, None if probs is None else probs[tile.core_in_window], given, False)
             self.tick(1)
             return
@@ -508,14 +519,15 @@ class _Pipeline:
         self.stats.predicted += len(items)
         for (tile, window), p in zip(items, probs[:, 0]):
             core = tile.core_in_window
-            if self.config.drop_islands:
-                p = self.without_islands(tile, p, window)
+            if self.config.pieces != "all":
+                p = self.kept_only(tile, p, window)
             self.submit(tile, p[core], window[core], True)
         self.tick(len(items))
 
-    def without_islands(self, tile: Tile, probs: np.ndarray, window: np.ndarray) -> np.ndarray:
-        """The window's probabilities with those of islands (`drop_islands`) set to 0, so that
-        `decide` leaves them out; edges of the window inside the image are open."""
+    def kept_only(self, tile: Tile, probs: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """The window's probabilities with those of the added pieces the keep policy drops
+        set to 0, so that `decide` leaves them out; edges of the window inside the image are
+        open."""
         (wy0, wy1, wx0, wx1), (h, w) = tile.window, self.grid.shape
         # only the window's part inside the image: fill the model paints on the zero padding
         # past the image's end is never written and must not join islands to other fill
@@ -523,7 +535,8 @@ class _Pipeline:
         inside = slice(0, iy1 - wy0), slice(0, ix1 - wx0)
         given = window[inside].astype(bool)
         output = decide(probs[inside], given, (wy0, iy1, wx0, ix1), self.config)  # as tiles will
-        kept = drop_islands(output, given, open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
+        kept = keep_added(output, given, self.config.pieces,
+                          open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
         probs = probs.copy()
         probs[inside][output & ~kept] = 0
         return probs

@@ -218,6 +218,8 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
     for option in ("drop_islands", "bridges_only"):  # likewise: only when used
         if getattr(infer, option):
             description[option] = True
+    if infer.keep != "all":
+        description["keep"] = infer.keep
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
 

@@ -184,7 +184,7 @@ def _model_label(target: str) -> str:
 
 _REFINEMENTS = ("views", "passes")
 _SWITCHES = ("drop_islands", "bridges_only")
-_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", *_SWITCHES)
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "keep", *_SWITCHES)
 
 
 def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
@@ -197,6 +197,9 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
     parsed: dict[str, Any] = {}
     for item in options.split(","):
         key, eq, value = (part.strip() for part in item.partition("="))
+        if key == "keep" and eq:  # a policy name; InferConfig checks it
+            parsed[key] = value
+            continue
         try:
             number = float(value) if key == "threshold" else int(value)
         except ValueError:
@@ -205,8 +208,8 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
                 or (key == "threshold" and not 0 < number < 1) \
                 or (key in _SWITCHES and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
-                              f"passes=INTEGER, threshold=NUMBER in (0, 1), drop_islands=0/1 "
-                              f"or bridges_only=0/1, got {item!r}")
+                              f"passes=INTEGER, threshold=NUMBER in (0, 1), keep=POLICY, "
+                              f"drop_islands=0/1 or bridges_only=0/1, got {item!r}")
         parsed[key] = bool(number) if key in _SWITCHES else number
     return base, parsed
 
@@ -216,12 +219,13 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
-    overriding `threshold`), `drop_islands=1` (`distpaint.infer.islands`) and
+    overriding `threshold`), `keep=POLICY` (`distpaint.infer.keep`), `drop_islands=1`
+    (`distpaint.infer.islands`) and
     `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`).
     Output = input OR (probability > `threshold`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
-    from distpaint.infer.islands import drop_islands
+    from distpaint.infer.keep import keep_added
     from distpaint.infer.predictor import resolve_model
     from distpaint.infer.refine import refine
     from distpaint.infer.tiling import round_up
@@ -246,8 +250,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
         x[:, 0, :h, :w] = masks
         probs = np.asarray(predictor(x))[:, 0, :h, :w]
         out = [decide(p, m.astype(bool), (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
-        if config.drop_islands:  # the whole image: no open edges
-            out = [drop_islands(o, m.astype(bool)) for o, m in zip(out, masks, strict=True)]
+        if config.pieces != "all":  # the whole image: no open edges
+            out = [keep_added(o, m.astype(bool), config.pieces) for o, m in zip(out, masks, strict=True)]
         return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
@@ -267,7 +271,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     refined = (f", views {config.views}, passes {config.passes}"
                if (config.views, config.passes) != (1, 1) else "")
     refined += ", bridges only" if config.bridges_only else ""
-    refined += ", islands dropped" if config.drop_islands else ""
+    refined += ", islands dropped" if config.pieces == "attached" else ""
+    refined += ", bridging pieces only" if config.pieces == "bridges" else ""
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
                          f"tiles of {config.tile} px{refined})",
                   repair=lambda mask: repair_batch(np.asarray(mask, bool)[None])[0],

@@ -1,0 +1,104 @@
+"""Which added pieces a repair keeps (`distpaint infer --keep`): do no harm by default.
+
+A blind inpainter paints more than the gaps: on real masks it lengthens natural dead ends into
+spurs, thickens thin lines along their length, fills the corners of junctions and paints
+islands. None of these joins anything, and each lowers clDice or adds pieces. The policy
+decides, per 8-connected piece of added pixels (output & ~input), whether to keep it:
+
+- `all`: every piece (the model's raw output, as the paper does it);
+- `attached`: pieces touching the input (islands dropped; `distpaint.infer.islands`);
+- `bridges`: pieces that join the input at two or more separate places (a closed gap, a closed
+  loop), or that fill most of a small hole of the input (a cut inside a wide line). Spurs,
+  thickening, corner fill and islands touch the input at most once and are dropped, so the
+  repair never adds a component and only paints where it reconnects.
+
+"Separate places" are the 8-connected pieces of the input pixels next to the added piece: a
+bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A hole is
+a 4-connected background component of the input that does not reach the window's edge; a piece
+fills it when it lies inside it and covers at least `HOLE_FILL_SHARE` of it (a filled cut
+covers all of its hole; a spur into a city block covers a sliver of it).
+
+Tiled inference decides each tile from its window: a piece that reaches an open edge of the
+window (one inside the image) may continue beyond it and is kept, since it cannot be judged
+there. Pieces that fit in the halo are judged exactly, whatever the tiling.
+
+    kept = keep_added(output, given, "bridges", open_edges=(top, bottom, left, right))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from distpaint.errors import ConfigError
+from distpaint.infer.islands import drop_islands, keep_open_edges
+
+__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "check_keep", "keep_added", "bridging_pieces"]
+
+KEEP_POLICIES = ("bridges", "attached", "all")
+"""The policies, safest first."""
+HOLE_FILL_SHARE = 0.5
+"""A piece inside a hole of the input is kept when it covers at least this share of the hole."""
+
+_EIGHT = np.ones((3, 3), bool)
+_FOUR = ndi.generate_binary_structure(2, 1)
+
+
+def check_keep(keep: str) -> str:
+    """`keep` if it is one of KEEP_POLICIES, else a ConfigError naming the choices."""
+    if keep not in KEEP_POLICIES:
+        raise ConfigError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got {keep!r}")
+    return keep
+
+
+def keep_added(output: np.ndarray, given: np.ndarray, keep: str,
+               open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
+    """`output` with only the added pieces (output & ~given) that policy `keep` keeps, OR the
+    given pixels it covers. `open_edges` (top, bottom, left, right) are the window's edges
+    inside the image. Both arrays are 2-D bool of one shape; returns a new bool array."""
+    check_keep(keep)
+    if keep == "all":
+        return output.copy()
+    if keep == "attached":
+        return drop_islands(output, given, open_edges)
+    return given & output | bridging_pieces(output & ~given, given, open_edges)
+
+
+def bridging_pieces(added: np.ndarray, given: np.ndarray,
+                    open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
+    """The pixels of the 8-connected pieces of `added` (disjoint from `given`) that touch
+    `given` at two or more separate places, fill at least `HOLE_FILL_SHARE` of a hole of
+    `given`, or reach an open edge of the window."""
+    labels, n = ndi.label(added, structure=_EIGHT)
+    if n == 0:
+        return np.zeros_like(added, dtype=bool)
+    keep = np.zeros(n + 1, bool)
+    holes, hole_area = _holes(given)
+    # a loop over the pieces, each in its bounding box plus one pixel: pieces are few and small
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        piece = labels[box] == i
+        ring = ndi.binary_dilation(piece, structure=_EIGHT) & given[box]
+        if ndi.label(ring, structure=_EIGHT)[1] >= 2:
+            keep[i] = True
+            continue
+        inside = np.unique(holes[box][piece])
+        if inside.size == 1 and inside[0] > 0:
+            keep[i] = np.count_nonzero(piece) >= HOLE_FILL_SHARE * hole_area[inside[0]]
+    keep_open_edges(keep, labels, open_edges)
+    return keep[labels]
+
+
+def _holes(given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, areas): the 4-connected background components of `given` that do not reach the
+    window's edge (its holes, dual to 8-connected foreground), labelled 1..k, 0 elsewhere, and
+    the area of each label (index 0 unused)."""
+    labels, n = ndi.label(~given, structure=_FOUR)
+    if n == 0:
+        return labels, np.zeros(1, np.int64)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.zeros(n + 1, bool)
+    outside[edge] = True
+    outside[0] = True
+    labels = np.where(outside[labels], 0, labels)
+    return labels, np.bincount(labels.ravel(), minlength=n + 1)
