@@ -237,7 +237,8 @@ def _close(a: float, b: float, key: str, rel: float) -> None:
 EXACT = ("mse", "mse_gaps", "pixel_diff", "pixel_diff_input", "rel_pixel_diff",
          "components_pred", "components_truth", "components_input", "component_diff",
          "rel_component_diff", "betti0_error", "betti1_error", "holes_pred", "holes_truth",
-         "holes_input", "added_pixels", "false_fill", "hull_area_pred", "hull_area_truth")
+         "holes_input", "added_pixels", "false_fill", "hull_area_pred", "hull_area_truth",
+         "components_added", "input_removed", "islands", "island_pixels")
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -1,8 +1,8 @@
 """Evaluate a repaired mask against the truth: every metric in one tiled pass.
 
 `evaluate(pred, truth, input=None, gaps=None)` returns {metric: value} for the metrics in
-`METRICS` (pixel, components, topology, false fill, traits; see `pixel`, `topology` and
-`traits` for the definitions). It reads each tile of each mask once, skeletonises each mask
+`METRICS` (pixel, components, topology, false fill, harm, traits; see `pixel`, `topology`,
+`harm` and `traits` for the definitions). It reads each tile of each mask once, skeletonises each mask
 once per tile, and merges exact per-tile summaries, so a 20000x20000 pair from a mask store
 is evaluated in bounded memory. `evaluate_store` runs it over every sample of a store.
 
@@ -11,8 +11,9 @@ Inputs and what they enable:
 - pred and truth (required): MSE, pixel difference, components, Betti errors, clDice, traits.
 - input (the corrupted mask) and/or gaps (the gap mask M): one is derived from the other when
   missing, because the corruption removes exactly M from the truth (M = truth & ~input,
-  input = truth & ~M). With them: MSE in the gaps, skeleton recall in the gaps, false fill and
-  the relative improvements of the input -> pred change (identity 0, truth 1).
+  input = truth & ~M). With them: MSE in the gaps, skeleton recall in the gaps, false fill,
+  the relative improvements of the input -> pred change (identity 0, truth 1) and the harm
+  metrics (spurs, thickening, islands, erased input, the per-mask `no_harm` verdict).
 
 Usage::
 
@@ -32,6 +33,13 @@ from typing import Any
 import numpy as np
 
 from distpaint.errors import ConfigError, InputError
+from distpaint.metrics.harm import (
+    DEFAULT_HARM_TOLERANCE,
+    TileAdded,
+    harm_tile,
+    merge_added,
+    no_harm,
+)
 from distpaint.metrics.pixel import (
     DEFAULT_FILL_TOLERANCE,
     false_fill_counts,
@@ -71,6 +79,9 @@ class EvalConfig:
     `tiles.IN_MEMORY_PIXELS` only; smaller ones are one tile)."""
     fill_tolerance: int = DEFAULT_FILL_TOLERANCE
     """Added pixels within this distance of a gap pixel are not false fill."""
+    harm_tolerance: int = DEFAULT_HARM_TOLERANCE
+    """Added pixels within this distance of a gap pixel are repair, not harm (spur_length,
+    thickening; see `harm`)."""
     traits: bool = True
     """Compute the root traits (length, tips, branches, hull area)."""
     tile: int | None = None
@@ -86,6 +97,11 @@ class EvalConfig:
                 f"fill_tolerance must be between 0 and halo ({self.halo}), got "
                 f"{self.fill_tolerance}"
             )
+        if not 0 <= self.harm_tolerance < self.halo:
+            raise ConfigError(
+                f"harm_tolerance must be between 0 and halo - 1 ({self.halo - 1}), got "
+                f"{self.harm_tolerance}"
+            )
         if self.tile is not None and self.tile < 16:
             raise ConfigError(f"tile must be at least 16 pixels, got {self.tile}")
         if self.workers is not None and self.workers < 1:
@@ -100,7 +116,7 @@ class MetricInfo:
     key: str
     """Key in the result dict and the JSON."""
     group: str
-    """Table section: pixel, components, topology, fill, traits."""
+    """Table section: pixel, components, topology, fill, harm, traits."""
     better: str
     """'lower', 'higher', 'zero' (signed, 0 is perfect) or '' (a plain count)."""
     doc: str
@@ -161,6 +177,24 @@ METRICS: tuple[MetricInfo, ...] = (
     _m("added_pixels", "fill", "", "pixels added by the method: pred & ~input", "input"),
     _m("false_fill", "fill", "lower",
        "share of added pixels farther than the tolerance from every gap", "input"),
+    _m("cldice_input", "harm", "", "clDice of the input against the truth", "input"),
+    _m("cldice_gain", "harm", "higher", "cldice - cldice_input (< 0: the repair did harm)",
+       "input"),
+    _m("components_added", "harm", "lower",
+       "components(pred) - components(input): > 0 pieces added, < 0 pieces joined", "input"),
+    _m("input_removed", "harm", "lower", "input pixels erased by the repair: input & ~pred",
+       "input"),
+    _m("islands", "harm", "lower", "added 8-connected pieces touching no input pixel", "input"),
+    _m("island_pixels", "harm", "lower", "pixels of the islands", "input"),
+    _m("spur_length", "harm", "lower",
+       "skeleton pixels of pred added away from the gaps in attached pieces (spurs)", "input"),
+    _m("thickening", "harm", "lower",
+       "added pixels away from the gaps 8-adjacent to the input, not on a spur", "input"),
+    _m("thickening_share", "harm", "lower", "thickening / added_pixels (0 if none added)",
+       "input"),
+    _m("no_harm", "harm", "higher",
+       "1 if cldice >= cldice_input, components <= input's and no input pixel erased; "
+       "mean = share of masks without harm", "input"),
     *_trait_metrics(),
 )
 """Every metric `evaluate` can report, in report order."""
@@ -180,6 +214,7 @@ class _TileResult:
     counts: dict[str, int] = field(default_factory=dict)
     components: dict[str, TileComponents] = field(default_factory=dict)
     traits: dict[str, TileTraits] = field(default_factory=dict)
+    added: TileAdded | None = None
 
 
 def _kernel(windows: dict[str, np.ndarray], tile: Tile, config: EvalConfig) -> _TileResult:
@@ -200,8 +235,13 @@ def _kernel(windows: dict[str, np.ndarray], tile: Tile, config: EvalConfig) -> _
                           s_truth_gaps=nz(st & gc), s_truth_gaps_pred=nz(st & gc & c(pred)))
         res.counts["added"], res.counts["added_outside"] = false_fill_counts(
             c(pred), c(inp), gaps, tile, config.fill_tolerance)
-        if config.traits:
-            skel["input"] = skeleton_window(inp)
+        skel["input"] = skeleton_window(inp)
+        si = c(skel["input"])
+        res.counts.update(s_input=nz(si), s_input_in_truth=nz(si & c(truth)),
+                          s_truth_in_input=nz(st & c(inp)))
+        harm_counts, res.added = harm_tile(pred, inp, gaps, skel["pred"], tile,
+                                           config.harm_tolerance)
+        res.counts.update(harm_counts)
     for key, window in (("pred", pred), ("truth", truth), ("input", inp)):
         if window is None:
             continue
@@ -256,9 +296,31 @@ def _finish(grid: list[list[_TileResult]], shape: tuple[int, int], with_input: b
             added_pixels=n["added"],
             false_fill=float(n["added_outside"] / n["added"]) if n["added"] else 0.0,
         )
+        out.update(_harm_values(grid, n, out, cl.cldice))
     if with_traits:
         out.update(_trait_values(grid, keys))
     return {m.key: out[m.key] for m in METRICS if m.key in out}
+
+
+def _harm_values(grid: list[list[_TileResult]], n: dict[str, int], out: dict[str, float],
+                 cl_pred: float) -> dict[str, float]:
+    cl_in = cldice_from_counts(n["s_input"], n["s_input_in_truth"], n["s_truth"],
+                               n["s_truth_in_input"]).cldice
+    islands, island_pixels, spur = merge_added([[r.added for r in row] for row in grid])
+    added_comps = out["components_pred"] - out["components_input"]
+    return {
+        "cldice_input": cl_in,
+        "cldice_gain": cl_pred - cl_in,
+        "components_added": added_comps,
+        "input_removed": n["input_removed"],
+        "islands": islands,
+        "island_pixels": island_pixels,
+        "spur_length": spur,
+        "thickening": n["thickening"],
+        "thickening_share": float(n["thickening"] / n["added"]) if n["added"] else 0.0,
+        "no_harm": no_harm(cl_pred, cl_in, out["components_pred"], out["components_input"],
+                           n["input_removed"]),
+    }
 
 
 def _trait_values(grid: list[list[_TileResult]], keys: Sequence[str]) -> dict[str, float]:
