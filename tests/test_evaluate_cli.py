@@ -67,8 +67,10 @@ def test_baselines_evaluate_and_compare_round_trip(ref_store, tmp_path):
     direct = evaluate(pred, ref.array("s2", "truth")[:], ref.array("s2")[:])
     for key, value in doc["samples"]["s2"].items():
         assert (value is None and math.isnan(direct[key])) or value == pytest.approx(direct[key])
+    assert "no harm on 4 of 4 samples (100%)" in out.output  # linking only bridges the gaps
     ident = read_samples(tmp_path / "id.json")
     assert all(s["rel_pixel_diff"] == 0.0 for s in ident.values())
+    assert all(s["no_harm"] == 1.0 and s["cldice_gain"] == 0.0 for s in ident.values())
     linked = read_samples(tmp_path / "link.json")
     assert all(s["component_diff"] == 0 for s in linked.values())  # every gap bridged
     out = invoke("compare", tmp_path / "link.json", tmp_path / "id.json",
@@ -85,6 +87,22 @@ def test_single_mode_with_files_and_store_references(ref_store, tmp_path):
     (metrics,) = read_samples(tmp_path / "one.json").values()
     assert metrics["rel_pixel_diff"] == 1.0 and metrics["cldice"] == 1.0
     assert metrics["false_fill"] == 0.0
+    assert metrics["no_harm"] == 1.0 and metrics["spur_length"] == 0
+    # a spur 20 px long down from the side of the horizontal bar (rows 41-43): shown, counted
+    spur = truth.copy()
+    spur[44:64, 40] = True  # 9 to 22 px from the gap (x = 26..31)
+    np.save(tmp_path / "spur.npy", spur)
+    out = invoke("evaluate", "--pred", tmp_path / "spur.npy", "--truth", tmp_path / "truth.npy",
+                 "--input", tmp_path / "input.npy", "--json", tmp_path / "spur.json",
+                 "--no-traits")
+    assert "spur_length" in out.output and "no_harm" in out.output and "harm" in out.output
+    (metrics,) = read_samples(tmp_path / "spur.json").values()
+    assert metrics["spur_length"] == 20 and metrics["islands"] == 0
+    invoke("evaluate", "--pred", tmp_path / "spur.npy", "--truth", tmp_path / "truth.npy",
+           "--input", tmp_path / "input.npy", "--json", tmp_path / "far.json", "--no-traits",
+           "--harm-tolerance", "30")
+    (metrics,) = read_samples(tmp_path / "far.json").values()
+    assert metrics["spur_length"] == 0  # within 30 px of the gap: repair, not harm
     # the same sample by store references, gaps given instead of the input
     invoke("evaluate", "--pred", f"{ref_store}::s1", "--truth", f"{ref_store}::s1::truth",
            "--gaps", f"{ref_store}::s1::gaps", "--json", tmp_path / "ref.json")

@@ -15,6 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from distpaint.data.benchset import BenchsetConfig, make_benchset
 from distpaint.errors import ConfigError
@@ -28,12 +29,15 @@ from distpaint.metrics.methods import (
     resolve_methods,
 )
 from distpaint.metrics.quality import (
+    HARM_METRICS,
     TABLE_METRICS,
     QualityConfig,
     figure,
     markdown,
+    no_harm_share,
     payload,
     run_quality,
+    tables,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -85,11 +89,17 @@ def test_smoke_run_of_bench_quality(tmp_path):
                 assert agg["added_pixels"]["mean"] > 0  # both baselines fill something
                 assert cell[method]["repair_seconds"] > 0
             assert "samples" not in cell["identity"]  # --json prints aggregates only
+            # harm: the identity never harms; no baseline erases input pixels
+            assert cell["identity"]["no_harm"]["share"] == 1.0
+            assert all(cell[m]["aggregate"]["input_removed"]["mean"] == 0 for m in cell)
+            assert all(0 <= cell[m]["no_harm"]["share"] <= 1 for m in cell)
         tests = doc["ttest"]["tests"][level]["roads"]
         assert {t["metric"] for t in tests} >= set(TABLE_METRICS)
+    assert doc["harm_metrics"] == list(HARM_METRICS)
     full = json.loads((out / "quality.json").read_text())
     assert len(full["results"]["patch"]["roads"]["linking"]["samples"]) == 6
     assert "| identity |" in (out / "quality.md").read_text()
+    assert "**whole level: harm**" in (out / "quality.md").read_text()
     for level in ("patch", "whole"):
         image = iio.imread(out / f"quality_{level}.png")
         assert image.ndim == 3 and image.shape[0] > 2 * 512  # two kinds, 512-px panels
@@ -132,9 +142,10 @@ def test_truth_scores_one_and_identity_zero_through_the_harness(bench):
     for level in ("patch", "whole"):
         for kind in ("roads", "sketch"):
             cells = result.cells[level][kind]
+            store = bench.store(level, kind)
             for name, cell in cells.items():
                 assert len(cell.samples) == (6 if level == "patch" else 1)
-                for metrics in cell.samples.values():
+                for sample, metrics in cell.samples.items():
                     want = 1.0 if name == "truth" else 0.0
                     assert metrics["rel_pixel_diff"] == want
                     assert math.isnan(metrics["rel_component_diff"]) or \
@@ -142,8 +153,20 @@ def test_truth_scores_one_and_identity_zero_through_the_harness(bench):
                     assert metrics["skeleton_recall_gaps"] == want
                     assert metrics["mse_gaps"] == 1.0 - want
                     assert metrics["false_fill"] == 0.0
+                    # neither the identity nor the truth harms
+                    assert metrics["no_harm"] == 1.0
+                    assert metrics["spur_length"] == metrics["thickening"] == 0
+                    assert metrics["input_removed"] == 0
+                    # restoring a piece the gaps erased whole is an island (a blind repair
+                    # cannot know of it), so the truth has exactly those
+                    truth, inp = (np.asarray(store.array(sample, layer)[...], bool)
+                                  for layer in ("truth", "mask"))
+                    labels, n = ndimage.label(truth, structure=np.ones((3, 3), bool))
+                    erased = n - len(np.unique(labels[inp]))
+                    assert metrics["islands"] == (erased if name == "truth" else 0)
                     if name == "truth":
                         assert metrics["mse"] == 0.0 and metrics["cldice"] == 1.0
+                        assert metrics["cldice_gain"] >= 0.0
             if level == "patch":
                 by_metric = {t.metric: t for t in result.ttests[level][kind]}
                 assert by_metric["rel_pixel_diff"].n == 6
@@ -154,7 +177,41 @@ def test_truth_scores_one_and_identity_zero_through_the_harness(bench):
     assert doc["benchset"]["digest"] == bench.digest
     text = markdown(result)
     assert "**patch level, roads** (N = 6)" in text and "| truth | 0 (0) |" in text
+    assert "| roads | truth | 100% (6/6) |" in text and "| sketch | identity | 100% (1/1) |" in text
+    assert doc["results"]["patch"]["roads"]["truth"]["no_harm"] == {"share": 1.0, "masks": 6, "n": 6}
+    assert any("harm" in str(t.title) for t in tables(result))
     assert figure(result, "whole").shape[1] > 4 * 512  # input, truth and two methods
+
+
+def test_no_harm_share_counts_the_masks_without_harm(bench):
+    """A method that paints an island on every second mask and returns the others unchanged:
+    the share without harm is the unchanged ones."""
+    harmed: dict[bytes, bool] = {}
+
+    def island_on_every_second(mask: np.ndarray) -> np.ndarray:
+        out = mask.copy()
+        harm = len(harmed) % 2 == 1
+        if harm:  # a 3x3 island where the input is empty 2 px around
+            free = ~ndimage.binary_dilation(mask, iterations=3)
+            y, x = np.argwhere(free[2:-2, 2:-2])[0] + 2
+            out[y - 1 : y + 2, x - 1 : x + 2] = True
+        harmed[mask.tobytes()] = harm
+        return out
+
+    method = Method("odd", "islands on every second mask", repair=island_on_every_second)
+    result = run_quality(bench, [method], QualityConfig(levels=("patch",), kinds=("roads",)),
+                         log=lambda _: None)
+    cell = result.cells["patch"]["roads"]["odd"]
+    store = bench.store("patch", "roads")
+    expected = {n: 0.0 if harmed[np.asarray(store.array(n, "mask")[...], bool).tobytes()] else 1.0
+                for n in cell.samples}
+    assert {n: m["no_harm"] for n, m in cell.samples.items()} == expected
+    assert {n: m["islands"] for n, m in cell.samples.items()} == {
+        n: int(v == 0.0) for n, v in expected.items()}
+    ok = int(sum(expected.values()))
+    assert ok == 3 and len(expected) == 6
+    assert no_harm_share(cell) == {"share": 0.5, "masks": 3, "n": 6}
+    assert "| roads | odd | 50% (3/6) |" in markdown(result)
 
 
 def test_limit_kinds_and_bad_configs(bench):

@@ -6,7 +6,9 @@
 
 P, T, I, M are mask files (.png, .tif, .npy, .zarr, or a node of a .zarr store such as
 `corrupted.zarr/s1/gaps`) or store references `STORE::SAMPLE[::LAYER]` (layer default
-`mask`). With --input (or --gaps) the relative improvements input -> pred are reported.
+`mask`). With --input (or --gaps) the relative improvements input -> pred are reported, and
+the harm metrics (`distpaint.metrics.harm`: spurs, thickening, islands, erased input pixels,
+the `no_harm` verdict; batch mode prints on how many samples no harm was done).
 
 Batch mode evaluates every sample of the reference store REF (a corrupted store: layers
 `mask` = input, `gaps`, `truth`; or a plain store: `mask` = truth) against the sample of the
@@ -88,9 +90,9 @@ def _binary(raw: da.Array, what: str) -> da.Array:
 
 
 def _config(halo: int, tile: int | None, workers: int | None, fill_tolerance: int,
-            traits: bool) -> EvalConfig:
+            traits: bool, harm_tolerance: int = EvalConfig.harm_tolerance) -> EvalConfig:
     return EvalConfig(halo=halo, fill_tolerance=fill_tolerance, traits=traits, tile=tile,
-                      workers=workers)
+                      workers=workers, harm_tolerance=harm_tolerance)
 
 
 def _single(pred: str, truth: str, inp: str | None, gaps: str | None, config: EvalConfig,
@@ -114,14 +116,19 @@ def _single(pred: str, truth: str, inp: str | None, gaps: str | None, config: Ev
 def _batch(pred_store: pathlib.Path, truth_store: pathlib.Path, names: list[str] | None,
            config: EvalConfig, json_out: pathlib.Path | None) -> None:
     def progress(name: str, metrics: dict) -> None:
+        harm = f", no_harm {metrics['no_harm']:.0f}" if "no_harm" in metrics else ""
         _console.print(f"{name}: pixel_diff {metrics['pixel_diff']}, cldice "
-                       f"{metrics['cldice']:.4f}, component_diff {metrics['component_diff']}",
-                       highlight=False)
+                       f"{metrics['cldice']:.4f}, component_diff {metrics['component_diff']}"
+                       f"{harm}", highlight=False)
 
     result = evaluate_store(pred_store, truth_store, names, config, progress)
     summary = aggregate(result.samples)
     _console.print(aggregate_table(summary, title=f"{pred_store} vs {truth_store} "
                                                   f"(N = {len(result.samples)})"))
+    if "no_harm" in summary and summary["no_harm"].n:
+        s = summary["no_harm"]
+        _console.print(f"no harm on {round(s.mean * s.n)} of {s.n} samples "
+                       f"({100 * s.mean:.0f}%)", highlight=False)
     if json_out is not None:
         inputs = {"pred_store": str(pred_store), "truth_store": str(truth_store)}
         write_json(json_out, build_payload(result.samples, result.seconds, result.config,
@@ -142,11 +149,12 @@ def evaluate_command(
     tile: int | None = typer.Option(None, help="Tile side in px (default: whole mask when small)."),
     workers: int | None = typer.Option(None, help="Threads (default: one per core)."),
     fill_tolerance: int = typer.Option(EvalConfig.fill_tolerance, help="Px around gaps where added pixels are not false fill."),
+    harm_tolerance: int = typer.Option(EvalConfig.harm_tolerance, help="Px around gaps where added pixels are repair, not harm (spurs, thickening)."),
     traits: bool = typer.Option(True, "--traits/--no-traits", help="Compute root traits (length, tips, branches, hull)."),
 ) -> None:
-    """Score a repaired mask (or a store of them) against the truth: pixel, topology, fill and
-    trait metrics, blind and tiled."""
-    config = _config(halo, tile, workers, fill_tolerance, traits)
+    """Score a repaired mask (or a store of them) against the truth: pixel, topology, fill,
+    harm and trait metrics, blind and tiled."""
+    config = _config(halo, tile, workers, fill_tolerance, traits, harm_tolerance)
     single, batch = pred is not None or truth is not None, pred_store is not None or truth_store is not None
     if single == batch:
         raise ConfigError("give either --pred and --truth, or --pred-store and --truth-store")

@@ -5,7 +5,9 @@ on every sample of the benchmark sets (`distpaint.data.benchset`) at patch level
 whole-mask level, blind, with `distpaint.metrics.evaluate`, and returns a `QualityResult`:
 per (level, kind, method) the per-sample metrics, their mean (std), the repair and scoring
 times, and the paired two-tailed t-tests between two chosen methods. `tables`, `markdown`
-and `payload` present it; `figure` draws example repairs.
+and `payload` present it; `figure` draws example repairs. Besides the Table I columns they
+report the harm metrics (`distpaint.metrics.harm`: spurs, thickening, islands, erased input)
+and the share of masks each method did no harm to, per level, kind and method.
 
 - Patch level: patches are read into memory in groups, repaired with `Method.repair_many`
   (batched for models) and scored one by one, groups spread over `workers` threads.
@@ -45,6 +47,7 @@ from distpaint.metrics.stats import Summary, TTest, aggregate, compare_results
 
 __all__ = [
     "FORMAT",
+    "HARM_METRICS",
     "TABLE_METRICS",
     "TTEST_METRICS",
     "Cell",
@@ -52,6 +55,7 @@ __all__ = [
     "QualityResult",
     "figure",
     "markdown",
+    "no_harm_share",
     "payload",
     "run_quality",
     "tables",
@@ -62,12 +66,20 @@ FORMAT = "distpaint-quality"
 TABLE_METRICS = ("mse", "mse_gaps", "rel_pixel_diff", "rel_component_diff", "cldice",
                  "false_fill")
 """Columns of the Table I style tables (the paper's plus clDice and false fill)."""
-TTEST_METRICS = (*TABLE_METRICS, "skeleton_recall_gaps", "component_diff")
+HARM_METRICS = ("no_harm", "cldice_gain", "components_added", "input_removed", "islands",
+                "spur_length", "thickening_share")
+"""Columns of the harm tables (`distpaint.metrics.harm`); no_harm is shown as the share of
+masks without harm."""
+TTEST_METRICS = (*TABLE_METRICS, "skeleton_recall_gaps", "component_diff", "spur_length",
+                 "thickening_share", "islands")
 """Metrics of the paired t-tests."""
 _LABELS = {"mse": "MSE ↓", "mse_gaps": "MSE gaps ↓", "rel_pixel_diff": "rel. pixel diff ↑",
            "rel_component_diff": "rel. comp. diff ↑", "cldice": "clDice ↑",
            "false_fill": "false fill ↓", "skeleton_recall_gaps": "skel. recall gaps ↑",
-           "component_diff": "comp. diff ↓"}
+           "component_diff": "comp. diff ↓", "no_harm": "no harm ↑",
+           "cldice_gain": "clDice gain ↑", "components_added": "comps added ↓",
+           "input_removed": "input removed ↓", "islands": "islands ↓",
+           "spur_length": "spur px ↓", "thickening_share": "thickening share ↓"}
 
 
 @dataclass
@@ -315,6 +327,28 @@ def _cell_text(s: Summary | None) -> str:
     return f"{_short(s.mean)} ({_short(s.std)})"
 
 
+def no_harm_share(cell: Cell) -> dict[str, Any]:
+    """{"share", "masks", "n"}: the share of samples the method did no harm to (mean of
+    `no_harm`), how many, out of how many scored (share None when none)."""
+    values = [m["no_harm"] for m in cell.samples.values()
+              if "no_harm" in m and not math.isnan(m["no_harm"])]
+    ok = int(sum(v == 1.0 for v in values))
+    return {"share": ok / len(values) if values else None, "masks": ok, "n": len(values)}
+
+
+def _share_text(cell: Cell) -> str:
+    share = no_harm_share(cell)
+    if not share["n"]:
+        return "n/a"
+    return f"{100 * share['share']:.0f}% ({share['masks']}/{share['n']})"
+
+
+def _harm_cells(cell: Cell) -> list[str]:
+    summary = cell.summary
+    return [_share_text(cell) if k == "no_harm" else _cell_text(summary.get(k))
+            for k in HARM_METRICS]
+
+
 def _short(v: float) -> str:
     if v == 0:
         return "0"
@@ -341,6 +375,13 @@ def tables(result: QualityResult) -> list[Any]:
                 table.add_row(method, *(_cell_text(summary.get(k)) for k in TABLE_METRICS),
                               f"{speed:.1f}")
             out.append(table)
+        table = Table(title=f"{level} level: harm, mean (std); no harm = share of masks")
+        for column in ("kind", "method", *(_LABELS[k] for k in HARM_METRICS)):
+            table.add_column(column, justify="left" if column in ("kind", "method") else "right")
+        for kind, by_method in kinds.items():
+            for method, cell in by_method.items():
+                table.add_row(kind, method, *_harm_cells(cell))
+        out.append(table)
     for level, kinds in result.ttests.items():
         if not kinds:
             continue
@@ -374,6 +415,13 @@ def markdown(result: QualityResult) -> str:
                                                           for k in TABLE_METRICS)
                              + f" | {speed:.1f} |")
             lines.append("")
+        lines += [f"**{level} level: harm** (mean (std); no harm = share of masks)", "",
+                  "| kind | method | " + " | ".join(_LABELS[k] for k in HARM_METRICS) + " |",
+                  "|---|---|" + "---:|" * len(HARM_METRICS)]
+        for kind, by_method in kinds.items():
+            for method, cell in by_method.items():
+                lines.append(f"| {kind} | {method} | " + " | ".join(_harm_cells(cell)) + " |")
+        lines.append("")
     for level, kinds in result.ttests.items():
         if not kinds:
             continue
@@ -406,6 +454,7 @@ def payload(result: QualityResult, *, samples: bool = True) -> dict:
                     "eval_seconds": round(cell.eval_seconds, 3),
                     "repair_mpx_per_s": round(cell.megapixels / cell.repair_seconds, 3)
                     if cell.repair_seconds else None,
+                    "no_harm": no_harm_share(cell),
                 }
                 if samples:
                     entry["samples"] = cell.samples
@@ -420,6 +469,7 @@ def payload(result: QualityResult, *, samples: bool = True) -> dict:
         "methods": result.methods,
         "config": config,
         "table_metrics": list(TABLE_METRICS),
+        "harm_metrics": list(HARM_METRICS),
         "results": results,
         "ttest": {"a": result.config.ttest[0], "b": result.config.ttest[1], "tests": ttests}
         if result.config.ttest else None,
