@@ -134,6 +134,20 @@ def test_geojson_in_degrees_is_reprojected_to_utm(tmp_path):
     assert _components(store.array("deg")[:]) == 1
 
 
+def test_web_mercator_is_reprojected_to_true_metres(tmp_path):
+    """EPSG:3857 is in "metres" stretched by 1/cos(latitude): 1000 of them at 51.5 N are ~623 m."""
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame(geometry=[shapely.LineString([(-15000, 6712000), (-14000, 6712000)])],
+                             crs="EPSG:3857")
+    frame.to_file(tmp_path / "merc.geojson", driver="GeoJSON")
+    store = MaskStore.create(tmp_path / "o.zarr")
+    result = rasterize_file(tmp_path / "merc.geojson", store,
+                            RasterizeConfig(resolution=1.0, rule=WidthRule(width=2.0)))
+    assert store.attrs("merc")["vector"]["reprojected_from"] == "EPSG:3857"
+    assert 620 <= result.shape[1] <= 628
+
+
 def _osm_frame():
     import geopandas as gpd
 

@@ -73,3 +73,56 @@ def test_gap_density_range_scales_the_damage():
     heavy = _data(kind="roads", gap_density=(2.0, 2.0))
     removed = [sum(float(((b.y - b.x)).sum()) for b in map(d.batch, range(8))) for d in (light, heavy)]
     assert removed[1] > 3 * removed[0]
+
+
+def _store_with(path, masks):
+    from distpaint.data.store import MaskStore
+
+    store = MaskStore.create(path)
+    for name, mask in masks.items():
+        store.write(name, {"mask": mask})
+    return path
+
+
+def _lines(shape, step, offset):
+    mask = np.zeros(shape, bool)
+    mask[offset::step, :] = True
+    return mask
+
+
+def test_store_masks_feed_a_share_of_the_steps(tmp_path):
+    """data.store: batches cut from the store's complete masks on store_share of the steps,
+    their partners from another stored mask; share 0 draws exactly the synthetic batches."""
+    masks = {"a": _lines((256, 256), 16, 3), "b": _lines((256, 256), 12, 5),
+             "tiny": _lines((40, 300), 8, 1)}  # too small for 4 patches of 64: left out
+    path = str(_store_with(tmp_path / "real.zarr", masks))
+    base = dict(kind="roads", mask_size=256, n_masks=2, patch_size=64, batch_size=4)
+    data = LocalData(DataConfig(**base, store=path, store_share=0.5), seed=3)
+    assert sorted(data.stored) == ["store-a", "store-b"]
+    assert {"store-a", "store-b"} <= set(data.pool_for(0))  # the recomposer holds them too
+    names = [data.batch(step).name for step in range(40)]
+    from_store = [n for n in names if n.startswith("store-")]
+    assert 10 <= len(from_store) <= 30  # about half
+    step = names.index(from_store[0])
+    batch = data.batch(step)
+    whole = masks[batch.name.removeprefix("store-")]
+    for y, ys, xs in zip(batch.y[:, 0].numpy().astype(bool), batch.ys, batch.xs):
+        np.testing.assert_array_equal(y, whole[ys:ys + 64, xs:xs + 64])  # real pixels
+    assert batch.x.sum() < batch.y.sum()  # with gaps
+    other = batch.y_other[:, 0].numpy().astype(bool)
+    partner = masks["b" if batch.name == "store-a" else "a"]
+    # horizontal lines: a patch of the partner equals its rows r..r+64 at any column
+    assert all(any(np.array_equal(o, partner[r:r + 64, :64]) for r in range(193)) for o in other)
+    plain = LocalData(DataConfig(**base), seed=3)
+    none = LocalData(DataConfig(**base, store=path, store_share=0.0), seed=3)
+    for step in range(6):
+        torch.testing.assert_close(none.batch(step).x, plain.batch(step).x)
+
+
+def test_store_needs_two_usable_masks(tmp_path):
+    path = str(_store_with(tmp_path / "one.zarr", {"a": _lines((256, 256), 16, 3)}))
+    with pytest.raises(Exception, match="at least 2 masks"):
+        LocalData(DataConfig(kind="roads", mask_size=256, n_masks=2, patch_size=64, batch_size=4,
+                             store=path), seed=0)
+    with pytest.raises(ConfigError, match="store_share"):
+        DataConfig(store_share=1.5)

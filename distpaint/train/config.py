@@ -274,6 +274,14 @@ class DataConfig:
     real_band_max_width: int = 0
     """With real_band: the band lies only beside strokes at most this many px wide (0: beside
     every stroke). Beside wide strokes a partial erasure looks like a true side."""
+    store: str = ""
+    """A mask store of complete real masks (e.g. `runs/real/train/roads.zarr`, written by
+    `distpaint realdata build` or `distpaint rasterize`/`ingest`): on a share `store_share` of
+    the (non-'real') steps the batch is cut from one of its masks, with artificial gaps, instead
+    of a synthetic mask, so G learns real dead ends, widths and junctions. Masks too small for
+    a batch of non-overlapping patches are left out. "" = synthetic masks only."""
+    store_share: float = 0.5
+    """With `store`: the share of steps whose batch comes from the store."""
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -290,6 +298,8 @@ class DataConfig:
             if not low_ok or pair[0] > pair[1]:
                 raise ConfigError(f"data.{name} must be a (low, high) pair with low {floor} and low <= high, "
                                   f"got {list(pair)}")
+        if not 0.0 <= self.store_share <= 1.0:
+            raise ConfigError(f"data.store_share must be in [0, 1], got {self.store_share}")
         if self.refresh_every < 0 or self.real_band < 0 or self.real_band_max_width < 0:
             raise ConfigError("data.refresh_every, data.real_band and data.real_band_max_width "
                               "must be >= 0")

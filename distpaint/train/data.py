@@ -11,6 +11,11 @@ shifted grid (cells with foreground preferred), erases a random gap region from 
 patches of another mask of the same kind for D_G's positive pairs. A batch is a pure function
 of (seed, step), so a resumed run sees exactly the batches of an uninterrupted one.
 
+With `DataConfig.store`, complete real masks are read once from that mask store (named
+`store-<sample>`) and a share `store_share` of the other steps cut their batch from one of them
+(D_G's partner patches from another one), with the same artificial gaps: the supervised
+branch then sees real geometry (dead ends, widths, junctions), not only synthetic masks.
+
 GAN-GL-M: odd steps are "real" batches from a second pool whose masks carry inherent gaps
 (simulated with `DataConfig.real_gaps`): the target is the gappy mask and only the masked CE
 on the artificial gap region trains G (with `DataConfig.real_band`, also on the known
@@ -31,7 +36,7 @@ import torch
 
 from distpaint.data.gaps import GapConfig, corrupt, gap_region
 from distpaint.data.synth import SynthConfig, synth_array
-from distpaint.errors import ConfigError
+from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import REAL_VARIANTS, DataConfig, kinds_of
 from distpaint.train.side_band import side_band
 from distpaint.train.step import PatchBatch
@@ -61,6 +66,25 @@ def grid_cells(mask: np.ndarray, patch: int, count: int, min_foreground: float,
     return oy + (pick // nx) * patch, ox + (pick % nx) * patch
 
 
+def _stored_masks(config: DataConfig) -> dict[str, np.ndarray]:
+    """The masks of `config.store` that hold a batch of non-overlapping patches, in memory
+    (real training masks are a few Mpx each), as {"store-<sample>": mask}."""
+    from distpaint.data.store import MaskStore
+
+    store = MaskStore.open(config.store)
+    p, need = config.patch_size, config.batch_size
+    masks = {}
+    for name in store.names():
+        h, w = store.shape(name)
+        if (h // p) * (w // p) >= need:
+            masks[f"store-{name}"] = np.asarray(store.array(name)[...], dtype=bool)
+    if len(masks) < 2:
+        raise InputError(f"{config.store}: data.store needs at least 2 masks that hold "
+                         f"{need} patches of {p} px (D_G pairs patches of two masks), found "
+                         f"{len(masks)} of {len(store.names())}")
+    return masks
+
+
 def _tensor(stack: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(stack).astype(np.float32))[:, None]  # (m, 1, P, P)
 
@@ -79,6 +103,7 @@ class LocalData:
         except TypeError as exc:
             raise ConfigError(f"data.synth: {exc}") from None
         self._cache: tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+        self.stored = _stored_masks(config) if config.store else {}
 
     def generation(self, step: int) -> int:
         """Index of the mask pool used at `step`."""
@@ -118,9 +143,9 @@ class LocalData:
         return masks, real
 
     def pool_for(self, step: int) -> dict[str, np.ndarray]:
-        """The whole synthetic masks `{name: (H, W) bool}` batches of `step` are drawn from
-        (what a recomposer must hold at that step)."""
-        return self._pools(self.generation(step))[0]
+        """The whole masks `{name: (H, W) bool}` batches of `step` are drawn from, synthetic
+        and stored (what a recomposer must hold at that step)."""
+        return {**self._pools(self.generation(step))[0], **self.stored}
 
     def real_pool_for(self, step: int) -> dict[str, np.ndarray]:
         """GAN-GL-M and unet-m only: the 'real' masks (with inherent gaps) of `step`'s pool; empty for
@@ -155,6 +180,10 @@ class LocalData:
         real = self.is_real_step(step)
         masks, real_masks = self._pools(self.generation(step))
         pool = real_masks if real else masks
+        # its own stream: runs without a store draw exactly the batches they drew before
+        if not real and self.stored and \
+                np.random.default_rng([self.seed, step, 17]).random() < self.config.store_share:
+            pool = self.stored
         names = sorted(pool)
         i = int(rng.integers(len(names)))
         ys_patches, ys, xs = self._patches(pool[names[i]], rng)

@@ -60,13 +60,17 @@ def read_gis(path: str | pathlib.Path, *, layer: str | None = None) -> VectorLin
 
 
 def to_metric(frame: Any, source: str) -> tuple[Any, dict]:
-    """`frame` in a metric CRS: geographic and non-metre CRSs are reprojected to the
-    estimated UTM zone. Returns (frame, provenance for the sample attrs)."""
+    """`frame` in a metric CRS: geographic and non-metre CRSs, and Mercator projections (in
+    metres, but stretched by 1/cos(latitude): Web Mercator's "metre" is 0.62 m in London) are
+    reprojected to the estimated UTM zone. Returns (frame, provenance for the sample attrs)."""
     crs = frame.crs
     if crs is None:
         return frame, {}
     unit = (crs.axis_info[0].unit_name if crs.axis_info else "").lower()
-    if crs.is_projected and unit in ("metre", "meter"):
+    operation = crs.coordinate_operation
+    method = (operation.method_name or "").lower() if operation is not None else ""
+    mercator = "mercator" in method and "transverse" not in method  # UTM is transverse: fine
+    if crs.is_projected and unit in ("metre", "meter") and not mercator:
         return frame, {}
     try:
         target = frame.estimate_utm_crs()
