@@ -48,6 +48,22 @@ def test_bridges_keep_what_joins_and_drop_what_does_not():
     np.testing.assert_array_equal(keep_added(output, given, "all"), output)
 
 
+def test_bridges_need_a_dead_end_false_bridges_between_lines_go():
+    """Two parallel 3-px roads: a rung painted between their sides joins two places but no
+    dead end (a false bridge, like a fill between carriageways); a cut at a T junction leaves
+    one dead end (the branch's) and its fill stays."""
+    given = np.zeros((60, 80), bool)
+    given[10:13, 0:80] = given[30:33, 0:80] = True        # two parallel roads
+    given[33:50, 40:43] = True                             # a branch down from the lower one ...
+    given[33:37, 40:43] = False                            # ... cut at the junction
+    output = given.copy()
+    output[13:30, 20:23] = True                            # a rung between the two roads
+    output[33:37, 40:43] = True                            # the cut at the junction filled
+    kept = keep_added(output, given, "bridges")
+    assert not kept[13:30, 20:23].any()
+    assert kept[33:37, 40:43].all()
+
+
 def test_a_piece_closing_a_loop_is_a_bridge():
     given = np.zeros((30, 30), bool)
     given[5, 5:25] = given[5:25, 5] = given[24, 5:25] = True

@@ -126,3 +126,18 @@ def test_store_needs_two_usable_masks(tmp_path):
                              store=path), seed=0)
     with pytest.raises(ConfigError, match="store_share"):
         DataConfig(store_share=1.5)
+
+
+def test_several_stores_partner_within_their_store(tmp_path):
+    a = str(_store_with(tmp_path / "a.zarr", {"x": _lines((256, 256), 16, 3), "y": _lines((256, 256), 16, 9)}))
+    b = str(_store_with(tmp_path / "b.zarr", {"x": _lines((256, 256), 10, 1), "z": _lines((256, 256), 10, 6)}))
+    data = LocalData(DataConfig(kind="roads", mask_size=256, n_masks=2, patch_size=64,
+                                batch_size=4, store=f"{a}, {b}", store_share=1.0), seed=1)
+    assert sorted(data.stored) == ["store-0:x", "store-0:y", "store-1:x", "store-1:z"]
+    stores = [data.batch(step).name.split(":")[0] for step in range(40)]
+    assert 10 <= stores.count("store-0") <= 30  # each store about as often
+    for step in range(8):
+        batch = data.batch(step)
+        spacing = 16 if batch.name.startswith("store-0:") else 10
+        rows = np.flatnonzero(batch.y_other[0, 0].numpy().any(1))
+        assert set(np.diff(rows)) == {spacing}  # the partner's lines: the same store's spacing

@@ -8,12 +8,17 @@ decides, per 8-connected piece of added pixels (output & ~input), whether to kee
 - `all`: every piece (the model's raw output, as the paper does it);
 - `attached`: pieces touching the input (islands dropped; `distpaint.infer.islands`);
 - `bridges`: pieces that join the input at two or more separate places (a closed gap, a closed
-  loop), or that fill most of a small hole of the input (a cut inside a wide line). Spurs,
-  thickening, corner fill and islands touch the input at most once and are dropped, so the
-  repair never adds a component and only paints where it reconnects.
+  loop) next to a dead end of the input, or that fill most of a small hole of the input (a cut
+  inside a wide line). Spurs, thickening and islands touch the input at most once, and corner
+  fill and false bridges between neighbouring lines touch their sides, not a dead end: all are
+  dropped, so the repair never adds a component and only paints where it reconnects.
 
 "Separate places" are the 8-connected pieces of the input pixels next to the added piece: a
-bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A hole is
+bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A dead
+end is an end point of the input's skeleton (`skimage.morphology.skeletonize`, computed around
+the piece); the piece is next to it when it comes within the line's half width (the input's
+distance to background there) plus `DEAD_END_REACH` px: a cut across a line leaves a dead end on
+each side, a cut at a junction one on the branch's side. A hole is
 a 4-connected background component of the input that does not reach the window's edge; a piece
 fills it when it lies inside it and covers at least `HOLE_FILL_SHARE` of it (a filled cut
 covers all of its hole; a spur into a city block covers a sliver of it).
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.morphology import skeletonize
 
 from distpaint.errors import ConfigError
 from distpaint.infer.islands import drop_islands, keep_open_edges
@@ -39,6 +45,11 @@ KEEP_POLICIES = ("bridges", "attached", "all")
 """The policies, safest first."""
 HOLE_FILL_SHARE = 0.5
 """A piece inside a hole of the input is kept when it covers at least this share of the hole."""
+DEAD_END_REACH = 2.0
+"""A bridge must come within a line's half width plus this many px of a dead end."""
+_CONTEXT = 48
+"""Pixels of input around a piece its dead ends are found in: a line cut by the edge of that
+context ends there, farther from the piece than any dead end that counts."""
 
 _EIGHT = np.ones((3, 3), bool)
 _FOUR = ndi.generate_binary_structure(2, 1)
@@ -80,13 +91,35 @@ def bridging_pieces(added: np.ndarray, given: np.ndarray,
         piece = labels[box] == i
         ring = ndi.binary_dilation(piece, structure=_EIGHT) & given[box]
         if ndi.label(ring, structure=_EIGHT)[1] >= 2:
-            keep[i] = True
-            continue
+            keep[i] = _near_dead_end(piece, given, box)
+            if keep[i]:
+                continue
         inside = np.unique(holes[box][piece])
         if inside.size == 1 and inside[0] > 0:
             keep[i] = np.count_nonzero(piece) >= HOLE_FILL_SHARE * hole_area[inside[0]]
     keep_open_edges(keep, labels, open_edges)
     return keep[labels]
+
+
+def _near_dead_end(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
+    """Whether `piece` (a mask of the window's `box`) comes within a line's half width plus
+    DEAD_END_REACH px of an end point of the input's skeleton (module docstring)."""
+    y0, x0 = box[0].start, box[1].start
+    h, w = given.shape
+    ctx = (slice(max(y0 - _CONTEXT, 0), min(box[0].stop + _CONTEXT, h)),
+           slice(max(x0 - _CONTEXT, 0), min(box[1].stop + _CONTEXT, w)))
+    local = given[ctx]
+    skeleton = skeletonize(local)
+    neighbours = ndi.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant")
+    ends = skeleton & (neighbours == 2)  # itself and one neighbour
+    if not ends.any():
+        return False
+    inside = np.zeros(local.shape, bool)
+    inside[y0 - ctx[0].start: y0 - ctx[0].start + piece.shape[0],
+           x0 - ctx[1].start: x0 - ctx[1].start + piece.shape[1]] = piece
+    to_piece = ndi.distance_transform_edt(~inside)
+    half_width = ndi.distance_transform_edt(local)
+    return bool(np.any(to_piece[ends] <= half_width[ends] + DEAD_END_REACH))
 
 
 def _holes(given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -275,8 +275,8 @@ class DataConfig:
     """With real_band: the band lies only beside strokes at most this many px wide (0: beside
     every stroke). Beside wide strokes a partial erasure looks like a true side."""
     store: str = ""
-    """A mask store of complete real masks (e.g. `runs/real/train/roads.zarr`, written by
-    `distpaint realdata build` or `distpaint rasterize`/`ingest`): on a share `store_share` of
+    """Mask stores of complete real masks, comma-separated (e.g. `runs/real/train/roads.zarr`,
+    written by `distpaint realdata build` or `distpaint rasterize`/`ingest`): on a share `store_share` of
     the (non-'real') steps the batch is cut from one of its masks, with artificial gaps, instead
     of a synthetic mask, so G learns real dead ends, widths and junctions. Masks too small for
     a batch of non-overlapping patches are left out. "" = synthetic masks only."""

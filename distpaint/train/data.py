@@ -11,8 +11,9 @@ shifted grid (cells with foreground preferred), erases a random gap region from 
 patches of another mask of the same kind for D_G's positive pairs. A batch is a pure function
 of (seed, step), so a resumed run sees exactly the batches of an uninterrupted one.
 
-With `DataConfig.store`, complete real masks are read once from that mask store (named
-`store-<sample>`) and a share `store_share` of the other steps cut their batch from one of them
+With `DataConfig.store`, complete real masks are read once from those mask stores (named
+`store-<sample>`, or `store-<i>:<sample>` with several) and a share `store_share` of the other
+steps cut their batch from one of them (each store as often as the others)
 (D_G's partner patches from another one), with the same artificial gaps: the supervised
 branch then sees real geometry (dead ends, widths, junctions), not only synthetic masks.
 
@@ -67,22 +68,33 @@ def grid_cells(mask: np.ndarray, patch: int, count: int, min_foreground: float,
 
 
 def _stored_masks(config: DataConfig) -> dict[str, np.ndarray]:
-    """The masks of `config.store` that hold a batch of non-overlapping patches, in memory
-    (real training masks are a few Mpx each), as {"store-<sample>": mask}."""
+    """The masks of the stores of `config.store` (comma-separated) that hold a batch of
+    non-overlapping patches, in memory (real training masks are a few Mpx each), as
+    {"store-<sample>": mask} (with one store) or {"store-<i>:<sample>": mask}."""
     from distpaint.data.store import MaskStore
 
-    store = MaskStore.open(config.store)
+    paths = [p.strip() for p in config.store.split(",") if p.strip()]
     p, need = config.patch_size, config.batch_size
-    masks = {}
-    for name in store.names():
-        h, w = store.shape(name)
-        if (h // p) * (w // p) >= need:
-            masks[f"store-{name}"] = np.asarray(store.array(name)[...], dtype=bool)
+    masks, total = {}, 0
+    for i, path in enumerate(paths):
+        store = MaskStore.open(path)
+        prefix = "store-" if len(paths) == 1 else f"store-{i}:"  # ':' is never in a sample name
+        for name in store.names():
+            total += 1
+            h, w = store.shape(name)
+            if (h // p) * (w // p) >= need:
+                masks[f"{prefix}{name}"] = np.asarray(store.array(name)[...], dtype=bool)
     if len(masks) < 2:
         raise InputError(f"{config.store}: data.store needs at least 2 masks that hold "
                          f"{need} patches of {p} px (D_G pairs patches of two masks), found "
-                         f"{len(masks)} of {len(store.names())}")
+                         f"{len(masks)} of {total}")
     return masks
+
+
+def _kind_of(name: str) -> str:
+    """What D_G's partner must share with a pool mask: its kind (`roads-3`), or its store
+    (`store-1:berlin`, `store-berlin`)."""
+    return name.split(":")[0] if ":" in name else name.split("-")[0]
 
 
 def _tensor(stack: list[np.ndarray]) -> torch.Tensor:
@@ -185,7 +197,13 @@ class LocalData:
                 np.random.default_rng([self.seed, step, 17]).random() < self.config.store_share:
             pool = self.stored
         names = sorted(pool)
-        i = int(rng.integers(len(names)))
+        if pool is self.stored:  # each store as often, whatever its number of masks
+            groups = sorted({_kind_of(n) for n in names})
+            group = groups[int(rng.integers(len(groups)))]
+            members = [k for k, n in enumerate(names) if _kind_of(n) == group]
+            i = members[int(rng.integers(len(members)))]
+        else:
+            i = int(rng.integers(len(names)))
         ys_patches, ys, xs = self._patches(pool[names[i]], rng)
         regions = [self._region(y, rng) for y in ys_patches]
         xs_patches = [y & ~r for y, r in zip(ys_patches, regions)]
@@ -194,8 +212,8 @@ class LocalData:
                        for x, y, r in zip(xs_patches, ys_patches, regions)]
         other = None
         if not real:  # complete patches of a different mask (of the same kind when possible)
-            kind = names[i].split("-")[0]
-            partners = [n for n in names if n != names[i] and n.split("-")[0] == kind]
+            kind = _kind_of(names[i])
+            partners = [n for n in names if n != names[i] and _kind_of(n) == kind]
             partners = partners or [n for n in names if n != names[i]]
             other = _tensor(self._patches(pool[partners[int(rng.integers(len(partners)))]], rng)[0])
         return PatchBatch(name=names[i], x=_tensor(xs_patches), y=_tensor(ys_patches),
