@@ -1,5 +1,8 @@
-"""Quality report: repair methods scored on the benchmark sets, Table I style, per kind and level.
+"""Quality report: repair methods scored on the real benchmark and the synthetic benchmark sets,
+Table I style and with the harm tables, per kind and level; real sets first.
 
+    python bench/quality.py --real runs/real [--real-levels val test] [--real-kinds roads ...]
+        [--no-synthetic] ...                  # the real benchmark (distpaint realdata build)
     python bench/quality.py [--json] [--data runs/benchset-seed0] [--seed 0] [--out runs/quality]
         [--methods identity closing linking] [--models NAME_OR_CHECKPOINT ...]
         [--levels patch whole] [--kinds roads ...] [--limit N] [--ttest closing linking]
@@ -13,6 +16,11 @@ then evaluates every method on every patch (256 x 256, Table I) and every whole 
 tables), `quality_patch.png` and `quality_whole.png` (example repairs: added pixels red,
 removed blue, truth still missing grey). Prints the tables; with --json, prints the results
 without per-sample values as one JSON object (tables go to stderr).
+
+With --real, the real benchmark (`distpaint realdata fetch` then `distpaint realdata build`:
+real road networks, rivers and drawings with the judging protocol's cut gaps, and with mix
+gaps at the -mix levels) is scored first into OUT/real/ (the same files), then the synthetic
+sets unless --no-synthetic. Models are chosen on the real `val` level; `test` is for reporting.
 
 Methods are registered in `distpaint.metrics.methods` (identity, closing, linking, with
 options as `closing:radius=5`); `--models` adds trained generators, by shipped name or
@@ -34,6 +42,9 @@ import time
 from rich.console import Console
 
 from distpaint.data.benchset import LEVELS, BenchsetConfig, make_benchset, open_benchset
+from distpaint.data.real.build import LEVELS as REAL_LEVELS
+from distpaint.data.real.build import open_real
+from distpaint.data.real.catalogue import KINDS as REAL_KINDS
 from distpaint.data.synth import KINDS
 from distpaint.errors import DistpaintError
 from distpaint.metrics.figures import write_png
@@ -61,9 +72,28 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.5, help="models: p > threshold")
     parser.add_argument("--gpu", action="store_true", help="models: run on CUDA")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--real", type=pathlib.Path, default=None,
+                        help="real benchmark folder (distpaint realdata build), scored first")
+    parser.add_argument("--real-levels", nargs="+", default=["val"], choices=REAL_LEVELS)
+    parser.add_argument("--real-kinds", nargs="+", default=None, choices=REAL_KINDS)
+    parser.add_argument("--no-synthetic", action="store_true",
+                        help="with --real: skip the synthetic benchmark sets")
     parser.add_argument("--smoke-test", action="store_true",
                         help="tiny benchmark set (6 patches, one 512 px mask per kind)")
     return parser.parse_args(argv)
+
+
+def _score(bench, methods, config: QualityConfig, out: pathlib.Path, log) -> tuple:
+    """Run one benchmark into `out` (quality.json, quality.md, a figure per level)."""
+    result = run_quality(bench, methods, config, log=log)
+    write_json(out / "quality.json", payload(result))
+    (out / "quality.md").write_text(markdown(result) + "\n")
+    figures = {}
+    for level in config.levels:
+        path = out / f"quality_{level}.png"
+        write_png(path, figure(result, level))
+        figures[level] = str(path)
+    return result, figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,44 +101,48 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.json, width=150)
     log = (lambda line: console.print(line, highlight=False))
     tic = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="distpaint-quality-smoke-") as tmp:
-        if args.smoke_test:
-            data = args.data or pathlib.Path(tmp) / "benchset"
-            bench_config = BenchsetConfig.small(args.seed, args.kinds or KINDS)
-        else:
-            data = args.data or pathlib.Path(f"runs/benchset-seed{args.seed}")
-            bench_config = BenchsetConfig(seed=args.seed)
-        if (data / "manifest.json").is_file():
-            bench = open_benchset(data)
-        else:
-            log(f"building the benchmark sets into {data} ...")
-            bench = make_benchset(data, bench_config, log=log)
-        methods = resolve_methods(args.methods, args.models, threshold=args.threshold,
-                                  gpu=args.gpu)
-        names = [m.name for m in methods]
-        ttest = args.ttest or (("closing", "linking") if {"closing", "linking"} <= set(names)
-                               else None)
-        config = QualityConfig(levels=tuple(args.levels), kinds=tuple(args.kinds) if args.kinds else None,
-                               limit=args.limit, traits=args.traits, workers=args.workers,
-                               ttest=tuple(ttest) if ttest else None)
-        result = run_quality(bench, methods, config, log=log)
-        out = args.out
-        write_json(out / "quality.json", payload(result))
-        (out / "quality.md").write_text(markdown(result) + "\n")
-        figures = {}
-        for level in config.levels:
-            path = out / f"quality_{level}.png"
-            write_png(path, figure(result, level))
-            figures[level] = str(path)
-    for table in tables(result):
-        console.print(table)
-    log(f"wrote {out}/quality.json, quality.md, {', '.join(os.path.basename(f) for f in figures.values())} "
-        f"in {time.perf_counter() - tic:.1f} s")
+    methods = resolve_methods(args.methods, args.models, threshold=args.threshold, gpu=args.gpu)
+    names = [m.name for m in methods]
+    ttest = args.ttest or (("closing", "linking") if {"closing", "linking"} <= set(names) else None)
+    common = dict(limit=args.limit, traits=args.traits, workers=args.workers,
+                  ttest=tuple(ttest) if ttest else None)
+    runs = []  # (label, result, out, figures), real first
+    if args.real is not None:
+        real = open_real(args.real)
+        config = QualityConfig(levels=tuple(args.real_levels),
+                               kinds=tuple(args.real_kinds) if args.real_kinds else None, **common)
+        runs.append(("real", *_score(real, methods, config, args.out / "real", log), args.out / "real"))
+    if args.real is None or not args.no_synthetic:
+        with tempfile.TemporaryDirectory(prefix="distpaint-quality-smoke-") as tmp:
+            if args.smoke_test:
+                data = args.data or pathlib.Path(tmp) / "benchset"
+                bench_config = BenchsetConfig.small(args.seed, args.kinds or KINDS)
+            else:
+                data = args.data or pathlib.Path(f"runs/benchset-seed{args.seed}")
+                bench_config = BenchsetConfig(seed=args.seed)
+            if (data / "manifest.json").is_file():
+                bench = open_benchset(data)
+            else:
+                log(f"building the benchmark sets into {data} ...")
+                bench = make_benchset(data, bench_config, log=log)
+            config = QualityConfig(levels=tuple(args.levels),
+                                   kinds=tuple(args.kinds) if args.kinds else None, **common)
+            runs.append(("synthetic", *_score(bench, methods, config, args.out, log), args.out))
+    for label, result, figures, out in runs:
+        console.print(f"[bold]{label} benchmark[/] ({result.bench['path']})", highlight=False)
+        for table in tables(result):
+            console.print(table)
+        log(f"wrote {out}/quality.json, quality.md, "
+            f"{', '.join(os.path.basename(f) for f in figures.values())}")
+    log(f"done in {time.perf_counter() - tic:.1f} s")
     if args.json:
-        doc = payload(result, samples=False)
-        doc["outputs"] = {"json": str(out / "quality.json"), "markdown": str(out / "quality.md"),
-                          "figures": figures}
-        print(json.dumps(doc))
+        docs = {}
+        for label, result, figures, out in runs:
+            doc = payload(result, samples=False)
+            doc["outputs"] = {"json": str(out / "quality.json"), "markdown": str(out / "quality.md"),
+                              "figures": figures}
+            docs[label] = doc
+        print(json.dumps(docs["synthetic"] if list(docs) == ["synthetic"] else docs))
     return 0
 
 

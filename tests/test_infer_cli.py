@@ -56,8 +56,14 @@ def test_cli_repairs_a_png_with_progress_and_report(tmp_path, ckpt):
     assert "roads.png" in proc.stdout and "1 mask(s)" in proc.stdout
     predictor = resolve_model(ckpt)
     probs = whole_apply(mask, lambda x: predictor(x[None, None])[0, 0], predictor.align)
-    want = (probs > np.float32(0.4878)) | mask
-    assert 0 < (want & ~mask).sum() < mask.size / 2
+    raw = (probs > np.float32(0.4878)) | mask
+    assert 0 < (raw & ~mask).sum() < mask.size / 2
+    # the default keeps only the bridging pieces (one tile: the whole image, so the tiled rule
+    # equals the whole-image one)
+    from distpaint.infer.keep import keep_added
+
+    want = keep_added(raw, mask, "bridges")
+    assert (want & ~mask).sum() < (raw & ~mask).sum()
     out = np.asarray(read_raw(tmp_path / "fixed.png")[0].compute())
     np.testing.assert_array_equal(out == 255, want)
     added = np.asarray(read_raw(tmp_path / "fixed.added.png")[0].compute())
@@ -65,15 +71,20 @@ def test_cli_repairs_a_png_with_progress_and_report(tmp_path, ckpt):
     assert (tmp_path / "fixed.preview.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "fixed.added.png", "fixed.png", "fixed.preview.png", "roads.png"]
-    # --drop-islands: the same repair without its added components touching no input (one tile:
-    # the whole image, so the tiled rule equals the whole-image one)
+    # --drop-islands (= --keep attached): the raw repair without its added components touching
+    # no input; --keep all: the raw repair
     from distpaint.infer.islands import drop_islands
 
     proc = _cli("roads.png", "--model", ckpt, "--out", "sub/kept.png", "--threshold", "0.4878",
                 "--drop-islands", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     kept = np.asarray(read_raw(tmp_path / "sub" / "kept.png")[0].compute()) == 255
-    np.testing.assert_array_equal(kept, drop_islands(want, mask))
+    np.testing.assert_array_equal(kept, drop_islands(raw, mask))
+    proc = _cli("roads.png", "--model", ckpt, "--out", "sub/all.png", "--threshold", "0.4878",
+                "--keep", "all", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    every = np.asarray(read_raw(tmp_path / "sub" / "all.png")[0].compute()) == 255
+    np.testing.assert_array_equal(every, raw)
 
 
 def test_cli_errors_are_one_line_exit_2_and_bad_archive_files_exit_1(tmp_path, ckpt):

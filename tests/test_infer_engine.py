@@ -56,7 +56,7 @@ def test_engine_equals_function_on_whole_image(tmp_path, name, shape, tile):
     image = _image(shape, seed=tile)
     targets = _targets(tmp_path / "out.zarr", shape, tile, shards=2 * tile)
     stats = run_inference(_source("zarr", image, tmp_path), FnPredictor(name), targets,
-                          InferConfig(tile=tile, batch=3))
+                          InferConfig(keep="all", tile=tile, batch=3))
     want = whole_reference(image, name)
     np.testing.assert_array_equal(targets["mask"][:], want)
     np.testing.assert_array_equal(targets["added"][:], want & ~image)
@@ -71,7 +71,7 @@ def test_engine_equals_function_on_whole_image(tmp_path, name, shape, tile):
 def test_sources_settings_and_batches_are_exact(tmp_path, kind, keep_input, skip_empty, batch):
     image = _image((150, 170), seed=3, density=0.08)
     targets = _targets(tmp_path / "out.zarr", image.shape, 32, shards=64)
-    config = InferConfig(tile=32, batch=batch, threshold=0.3, keep_input=keep_input,
+    config = InferConfig(keep="all", tile=32, batch=batch, threshold=0.3, keep_input=keep_input,
                          skip_empty=skip_empty)
     run_inference(_source(kind, image, tmp_path), FnPredictor("pool16"), targets, config)
     want = whole_reference(image, "pool16", threshold=0.3, keep_input=keep_input)
@@ -86,20 +86,20 @@ def test_tiles_without_foreground_never_reach_the_model(tmp_path):
     busy = sum(read_window(image, t, image.shape).any() for t in grid.tiles())
     predictor = FnPredictor("pool16")
     stats = run_inference(image, predictor, _targets(tmp_path / "o.zarr", image.shape, 48),
-                          InferConfig(tile=48, batch=2))
+                          InferConfig(keep="all", tile=48, batch=2))
     assert stats.predicted == busy < len(grid) and stats.skipped == len(grid) - busy
     # the model saw the busy windows plus one all-background probe per skipped window shape
     probes = len(predictor.windows) - busy
     assert 1 <= probes <= 9
     off = run_inference(image, FnPredictor("pool16"), _targets(tmp_path / "p.zarr", image.shape, 48),
-                        InferConfig(tile=48, batch=2, skip_empty=False))
+                        InferConfig(keep="all", tile=48, batch=2, skip_empty=False))
     assert off.predicted == len(grid) and off.skipped == 0
 
 
 def test_skipping_is_exact_for_a_model_that_fires_on_empty_input(tmp_path):
     image = _image((256, 320), seed=2)
     targets = _targets(tmp_path / "o.zarr", image.shape, 32)
-    stats = run_inference(image, FnPredictor("fires_on_empty"), targets, InferConfig(tile=32))
+    stats = run_inference(image, FnPredictor("fires_on_empty"), targets, InferConfig(keep="all", tile=32))
     want = whole_reference(image, "fires_on_empty")
     assert stats.skipped > 0 and (want & ~image)[:, 250:].any()  # skipped tiles got pixels
     np.testing.assert_array_equal(targets["mask"][:], want)
@@ -112,7 +112,7 @@ def test_sampling_is_keyed_by_pixel_position_and_tiling_invariant(tmp_path):
     for tile in (16, 48, 144):
         targets = _targets(tmp_path / f"o{tile}.zarr", image.shape, tile)
         run_inference(image, FnPredictor("pool16"), targets,
-                      InferConfig(tile=tile, sample=True, seed=7, batch=2))
+                      InferConfig(keep="all", tile=tile, sample=True, seed=7, batch=2))
         np.testing.assert_array_equal(targets["mask"][:], want)
     other = (pixel_uniforms(8, 0, 130, 0, 150) < probs) | image
     assert (other != want).any()
@@ -122,16 +122,16 @@ def test_a_halo_below_the_receptive_field_is_refused(tmp_path):
     image = _image((64, 64))
     with pytest.raises(ConfigError, match="--halo 0 is smaller than the model's receptive radius"):
         run_inference(image, FnPredictor("pool16"), _targets(tmp_path / "o.zarr", (64, 64), 16),
-                      InferConfig(tile=16, halo=0))
+                      InferConfig(keep="all", tile=16, halo=0))
     with pytest.raises(ConfigError, match="--tile 24"):
         run_inference(image, FnPredictor("pool16"), _targets(tmp_path / "p.zarr", (64, 64), 16),
-                      InferConfig(tile=24))
+                      InferConfig(keep="all", tile=24))
 
 
 def test_shards_in_separate_runs_write_the_same_bytes(tmp_path):
     """A run split by shards (a resumed job, or Ray actors) writes what one run writes."""
     image = _image((200, 260), seed=5, density=0.1)
-    config = InferConfig(tile=32, batch=3)
+    config = InferConfig(keep="all", tile=32, batch=3)
     whole = _targets(tmp_path / "one.zarr", image.shape, 32, shards=64)
     one = run_inference(image, FnPredictor("pool16"), whole, config)
     split = _targets(tmp_path / "two.zarr", image.shape, 32, shards=64)
@@ -168,7 +168,7 @@ def test_real_generator_tiled_from_zarr_equals_whole_image_2048(tmp_path, tiny_c
     source[:] = image
     targets = _targets(tmp_path / "out.zarr", image.shape, 512, shards=1024)
     stats = run_inference(source, predictor, targets,
-                          InferConfig(tile=512, batch=2, threshold=threshold, keep_input=False,
+                          InferConfig(keep="all", tile=512, batch=2, threshold=threshold, keep_input=False,
                                       skip_empty=False))
     want = probs > np.float32(threshold)
     assert 0.1 < want.mean() < 0.9 and stats.predicted == 16

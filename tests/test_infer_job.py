@@ -26,7 +26,7 @@ from distpaint.infer.preview import COLOURS
 from infer_models import FnFactory, whole_reference
 
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 4600000.0)
-INFER = InferConfig(tile=32, threshold=0.2, batch=2)
+INFER = InferConfig(keep="all", tile=32, threshold=0.2, batch=2)
 JOB = JobConfig(shard=64, preview_size=64)
 
 
@@ -126,7 +126,7 @@ def test_folders_globs_and_output_names(tmp_path):
     write_mask_file(tmp_path / "in" / "sub" / "b.tif", _mask(seed=5))
     write_mask_file(tmp_path / "c.npy", _mask(seed=6))
     report = run_job([tmp_path / "in", str(tmp_path / "*.npy")], FnFactory("dilate3"),
-                     tmp_path / "out", InferConfig(tile=32), JOB)
+                     tmp_path / "out", InferConfig(keep="all", tile=32), JOB)
     assert len(report.done) == 3 and not report.failed
     names = {str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.*")}
     assert names == {"a.png", "a.added.png", "a.preview.png", "sub/b.tif", "sub/b.added.tif",
@@ -158,7 +158,7 @@ def test_inputs_are_never_overwritten_and_outputs_need_overwrite(tmp_path):
     run_job([tmp_path / "m.png"], FnFactory("pool16"), tmp_path / "o.png", INFER, JOB)
     with pytest.raises(InputError, match="output exists: .*o.png.*--overwrite"):
         run_job([tmp_path / "m.png"], FnFactory("pool16"), tmp_path / "o.png", INFER, JOB)
-    run_job([tmp_path / "m.png"], FnFactory("dilate3"), tmp_path / "o.png", InferConfig(tile=32),
+    run_job([tmp_path / "m.png"], FnFactory("dilate3"), tmp_path / "o.png", InferConfig(keep="all", tile=32),
             JobConfig(shard=64, overwrite=True))
     out, _ = _read(tmp_path / "o.png")
     np.testing.assert_array_equal(out != 0, whole_reference(_mask(), "dilate3"))
@@ -191,10 +191,10 @@ def test_model_and_option_errors(tmp_path):
     with pytest.raises(InputError, match="not a distpaint checkpoint"):
         run_job([tmp_path / "m.png"], tmp_path / "notackpt", tmp_path / "o", INFER, JOB)
     with pytest.raises(ConfigError, match="--tile 40"):
-        run_job([tmp_path / "m.png"], FnFactory("pool16"), tmp_path / "o", InferConfig(tile=40), JOB)
+        run_job([tmp_path / "m.png"], FnFactory("pool16"), tmp_path / "o", InferConfig(keep="all", tile=40), JOB)
     with pytest.raises(ConfigError, match="--halo 0"):
         run_job([tmp_path / "m.png"], FnFactory("pool16"), tmp_path / "o",
-                InferConfig(tile=32, halo=0), JOB)
+                InferConfig(keep="all", tile=32, halo=0), JOB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "notackpt"]
 
 

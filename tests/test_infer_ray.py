@@ -57,7 +57,7 @@ def test_ray_actor_pool_equals_the_function_on_whole_images(tmp_path, ray_local)
     write_mask_file(tmp_path / "files" / "f.png", masks["f.png"])
     np.save(tmp_path / "files" / "grey.npy", np.random.default_rng(0).random((40, 40)))
     # with test-time refinements: the actors build the refined predictor from the settings
-    infer = InferConfig(tile=32, threshold=0.2, batch=2, views=2, passes=2)
+    infer = InferConfig(keep="all", tile=32, threshold=0.2, batch=2, views=2, passes=2)
     report = run_job([tmp_path / "arch.zarr", tmp_path / "files"], FnFactory("fires_on_empty"),
                      tmp_path / "out", infer, JobConfig(ray=True, shard=64, workers=2))
     assert len(report.done) == 3

@@ -57,7 +57,7 @@ def test_tiled_drop_islands_equals_the_whole_image(tmp_path, shape, tile, sample
     image = rng.random(shape) < 0.03
     image[:, int(shape[1] * 0.6):] = False  # empty tiles: the skip path must drop islands too
     targets = _targets(tmp_path / "o.zarr", shape, tile)
-    config = InferConfig(tile=tile, batch=2, drop_islands=True, sample=sample, seed=3)
+    config = InferConfig(keep="all", tile=tile, batch=2, drop_islands=True, sample=sample, seed=3)
     run_inference(image, FnPredictor("islands"), targets, config)
     if sample:
         probs = whole_apply(image.astype(np.float32), islands, 16)
@@ -73,4 +73,4 @@ def test_tiled_drop_islands_equals_the_whole_image(tmp_path, shape, tile, sample
 
 def test_drop_islands_must_be_a_bool():
     with pytest.raises(ConfigError, match="drop_islands must be true or false"):
-        InferConfig(drop_islands=1)
+        InferConfig(keep="all", drop_islands=1)

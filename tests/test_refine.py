@@ -84,7 +84,7 @@ def test_tiled_refinement_equals_the_refined_function_on_the_whole_image(
     rng = np.random.default_rng(tile)
     image = rng.random(shape) < 0.15
     image[:, int(shape[1] * 0.6):] = False  # empty tiles: skipped, answered by the probe
-    config = InferConfig(tile=tile, batch=3, threshold=0.2, views=views, passes=passes)
+    config = InferConfig(keep="all", tile=tile, batch=3, threshold=0.2, views=views, passes=passes)
     predictor = refine(FnPredictor(name), views=views, passes=passes, threshold=0.2)
     targets = _targets(tmp_path / "out.zarr", shape, tile, shards=2 * tile)
     stats = run_inference(image, predictor, targets, config)
@@ -104,7 +104,7 @@ def test_tiled_refinement_equals_the_refined_function_on_the_whole_image(
 def test_the_engine_refuses_a_predictor_without_the_configured_refinement():
     with pytest.raises(ConfigError, match="views=4, passes=1: wrap the predictor"):
         run_inference(np.zeros((32, 32), bool), FnPredictor("dilate3"), {},
-                      InferConfig(tile=32, views=4))
+                      InferConfig(keep="all", tile=32, views=4))
 
 
 def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_plain_one(
@@ -114,8 +114,8 @@ def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_
     mask = np.random.default_rng(5).random((300, 200)) < 0.15
     write_mask_file(tmp_path / "m.png", mask)
     job = JobConfig(shard=64, preview_size=64)
-    plain = InferConfig(tile=32, threshold=0.2)
-    refined = InferConfig(tile=32, threshold=0.2, views=2, passes=2)
+    plain = InferConfig(keep="all", tile=32, threshold=0.2)
+    refined = InferConfig(keep="all", tile=32, threshold=0.2, views=2, passes=2)
     with pytest.raises(KeyboardInterrupt):  # a plain job killed half-way...
         run_job([tmp_path / "m.png"], FnFactory("fires_on_empty", interrupt_at=12),
                 tmp_path / "o.png", plain, job)
@@ -140,7 +140,7 @@ def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_
 ])
 def test_bad_settings_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        InferConfig(**kwargs)
+        InferConfig(keep="all", **kwargs)
     with pytest.raises(ConfigError, match=match):
         refine(FnPredictor("dilate3"), **kwargs)
 

@@ -124,13 +124,14 @@ def infer(
                                            "pieces that join the first pass's output at two "
                                            "or more places (not in the paper; README, Quality)."),
     keep: str = typer.Option(None, "--keep",
-                             help="Which added pieces to keep: bridges (only pieces that "
-                                  "join the input at two or more places or fill a small "
-                                  "hole: no spurs, thickening or islands), attached (drop "
-                                  "islands) or all (the model's raw output)."),
+                             help="Which added pieces to keep: bridges (default: only pieces "
+                                  "that join the input at two or more places next to a dead "
+                                  "end, or fill a small hole: no spurs, thickening, corner "
+                                  "fill or islands), attached (drop islands) or all (the "
+                                  "model's raw output, as in the paper)."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
-                                      help="Leave out added components that touch no input "
-                                           "pixel (not in the paper; README, Quality)."),
+                                      help="Same as --keep attached: leave out only the added "
+                                           "components that touch no input pixel."),
     keep_input: bool = typer.Option(True, "--keep-input/--no-keep-input",
                                     help="Output = input OR model fill (never delete a pixel)."),
     skip_empty: bool = typer.Option(True, "--skip-empty/--no-skip-empty",
@@ -164,8 +165,8 @@ def infer(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
         keep_input=keep_input, skip_empty=skip_empty, views=views, passes=passes,
-        bridges_only=bridges_only, drop_islands=drop_islands,
-        **({} if keep is None else {"keep": keep}))
+        bridges_only=bridges_only,
+        keep=keep if keep is not None else "attached" if drop_islands else "bridges")
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

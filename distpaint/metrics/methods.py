@@ -235,6 +235,8 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
         label, body = "", spec
     target, options = _model_options(spec, body)
     threshold = options.pop("threshold", threshold)
+    if options.pop("drop_islands", False) and "keep" not in options:
+        options["keep"] = "attached"  # drop_islands=1 is keep=attached
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")

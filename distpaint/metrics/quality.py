@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from distpaint.data.benchset import LEVELS, Benchset
+from distpaint.data.real.build import LEVELS as REAL_LEVELS
+from distpaint.data.real.build import RealBenchset
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError
 from distpaint.metrics.evaluation import EvalConfig, evaluate
@@ -63,14 +65,15 @@ __all__ = [
 
 FORMAT = "distpaint-quality"
 """Value of the "format" key of the result JSON."""
-TABLE_METRICS = ("mse", "mse_gaps", "rel_pixel_diff", "rel_component_diff", "cldice",
-                 "false_fill")
-"""Columns of the Table I style tables (the paper's plus clDice and false fill)."""
+TABLE_METRICS = ("mse", "mse_gaps", "rel_pixel_diff", "rel_component_diff",
+                 "skeleton_recall_gaps", "cldice", "false_fill")
+"""Columns of the Table I style tables (the paper's plus skeleton recall in the gaps, clDice
+and false fill: the judging protocol's scores)."""
 HARM_METRICS = ("no_harm", "cldice_gain", "components_added", "input_removed", "islands",
                 "spur_length", "thickening_share")
 """Columns of the harm tables (`distpaint.metrics.harm`); no_harm is shown as the share of
 masks without harm."""
-TTEST_METRICS = (*TABLE_METRICS, "skeleton_recall_gaps", "component_diff", "spur_length",
+TTEST_METRICS = (*TABLE_METRICS, "component_diff", "spur_length",
                  "thickening_share", "islands")
 """Metrics of the paired t-tests."""
 _LABELS = {"mse": "MSE ↓", "mse_gaps": "MSE gaps ↓", "rel_pixel_diff": "rel. pixel diff ↑",
@@ -87,7 +90,8 @@ class QualityConfig:
     """What to evaluate and how."""
 
     levels: tuple[str, ...] = LEVELS
-    """Levels to evaluate ('patch', 'whole')."""
+    """Levels to evaluate: 'patch', 'whole' of a synthetic benchmark set; 'val', 'test',
+    'val-mix', 'test-mix' of the real benchmark (whole masks)."""
     kinds: tuple[str, ...] | None = None
     """Kinds to evaluate; None: every kind of the set."""
     limit: int | None = None
@@ -105,8 +109,9 @@ class QualityConfig:
 
     def __post_init__(self) -> None:
         self.levels = tuple(self.levels)
-        if not self.levels or any(level not in LEVELS for level in self.levels):
-            raise ConfigError(f"levels must be among {', '.join(LEVELS)}, got {list(self.levels)}")
+        known = (*LEVELS, *REAL_LEVELS)
+        if not self.levels or any(level not in known for level in self.levels):
+            raise ConfigError(f"levels must be among {', '.join(known)}, got {list(self.levels)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         if self.workers < 1 or self.batch < 1 or self.crop < 16:
@@ -281,7 +286,7 @@ def evaluate_wholes(store: MaskStore, methods: Sequence[Method], config: Quality
 
 
 # ---- the run -------------------------------------------------------------------------------
-def run_quality(bench: Benchset, methods: Sequence[Method], config: QualityConfig | None = None,
+def run_quality(bench: Benchset | RealBenchset, methods: Sequence[Method], config: QualityConfig | None = None,
                 log: Callable[[str], None] = print) -> QualityResult:
     """Evaluate `methods` on `bench` (see the module docstring)."""
     config = config or QualityConfig()
