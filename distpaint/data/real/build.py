@@ -273,8 +273,10 @@ def _levels_of(split: str) -> tuple[str, ...]:
 
 
 def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealConfig | None = None,
-               log: Callable[[str], None] = print) -> RealBenchset:
-    """Write the real benchmark into `out` from the packages fetched into `cache`."""
+               log: Callable[[str], None] = print,
+               catalogue: Sequence[Source] = SOURCES) -> RealBenchset:
+    """Write the real benchmark into `out` from the packages fetched into `cache` (the sources
+    of `catalogue`, by default the whole catalogue)."""
     config = config or RealConfig()
     cache, out = pathlib.Path(cache).expanduser(), pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,7 +284,7 @@ def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealCon
     stats: dict[str, dict[str, dict]] = {}
     for split in config.splits:
         for kind in config.kinds:
-            todo = [s for s in SOURCES if s.split == split and s.kind == kind]
+            todo = [s for s in catalogue if s.split == split and s.kind == kind]
             if not todo:
                 continue
             tic = time.perf_counter()
@@ -302,7 +304,7 @@ def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealCon
                 stats.setdefault(level, {})[kind] = {"samples": counts[level]}
             log(f"{split}/{kind}: " + ", ".join(f"{lv} {n}" for lv, n in counts.items())
                 + f" sample(s) in {time.perf_counter() - tic:.0f} s")
-    packages = sorted({s.package for s in SOURCES if s.split in config.splits and s.kind in config.kinds})
+    packages = sorted({s.package for s in catalogue if s.split in config.splits and s.kind in config.kinds})
     manifest = {
         "format": FORMAT, "version": VERSION, "config": dataclasses.asdict(config),
         "stores": stores, "sets": stats,
