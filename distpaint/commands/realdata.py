@@ -1,7 +1,7 @@
 """`distpaint realdata`: fetch real line data from the package registries and build the real
 benchmark (training masks, damaged validation and test masks) from it.
 
-    distpaint realdata fetch --cache ~/.cache/distpaint/real          # ~400 MB of downloads
+    distpaint realdata fetch --cache ~/.cache/distpaint/real [--kind drawings]   # ~400 MB
     distpaint realdata build --cache ~/.cache/distpaint/real --out runs/real [--seed 0]
         [--kind roads --kind rivers --kind drawings] [--split train --split val --split test]
     distpaint realdata list                                           # sources and splits
@@ -25,7 +25,7 @@ from rich.table import Table
 
 from distpaint.data.real.build import RealConfig, build_real
 from distpaint.data.real.catalogue import KINDS, SOURCES, SPLITS
-from distpaint.data.real.packages import fetch
+from distpaint.data.real.packages import PACKAGES, fetch
 from distpaint.errors import InputError
 
 __all__ = ["realdata_app", "register"]
@@ -39,9 +39,16 @@ _DEFAULT_CACHE = pathlib.Path("~/.cache/distpaint/real")
 @realdata_app.command("fetch")
 def fetch_command(
     cache: pathlib.Path = typer.Option(_DEFAULT_CACHE, "--cache", help="Download cache folder."),
+    kind: list[str] = typer.Option(None, "--kind",
+                                   help=f"Only the packages these kinds need ({', '.join(KINDS)})."),
 ) -> None:
     """Download the pinned packages and extract the files the real benchmark reads."""
-    results = fetch(cache, log=lambda line: _console.print(line, highlight=False))
+    unknown = sorted(set(kind or ()) - set(KINDS))
+    if unknown:
+        raise InputError(f"--kind {', '.join(unknown)}: unknown; kinds are {', '.join(KINDS)}")
+    needed = {s.package for s in SOURCES if not kind or s.kind in kind}
+    chosen = [p for p in PACKAGES if p.key in needed]
+    results = fetch(cache, chosen, log=lambda line: _console.print(line, highlight=False))
     table = Table(title=f"real data in {cache.expanduser()}")
     for column in ("package", "version", "status", "files", "licence"):
         table.add_column(column)
