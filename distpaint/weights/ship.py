@@ -1,30 +1,35 @@
 """Ship a trained checkpoint as a named model in distpaint/weights/ (a maintainer's tool).
 
-    python -m distpaint.weights.ship RUN_OR_CHECKPOINT --name roads --kinds roads \\
-        --description "Road networks from satellite segmentations" \\
-        --command "distpaint train --config roads --local --out runs/roads" \\
-        [--scores quality.json --scores-key roads] [--threshold 0.5]
+    python -m distpaint.weights.ship runs/roads_real/average --name roads --recipe roads_real \\
+        --kinds roads --description "Road maps ..." \\
+        --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads_real \\
+        [--threshold 0.5] [--keep bridges] [--retire-as roads-synthetic]
 
 Copies the generator (`model.pt`, inference only: no optimiser or discriminator state) and the
-training recipe (`config.yaml`) of the newest checkpoint of a run directory (or of the given
-checkpoint directory), measures its parameters and its CPU speed on 2 threads, and writes
-the model card `card.json` with the exact command, seed, steps and the benchmark scores taken
-from a bench/quality.py JSON file. Refuses a generator file over 25 MB (the package limit).
+training recipe (`config.yaml`) of a checkpoint (an averaged one from `distpaint average`, a
+checkpoint directory, or a run's newest), and writes the model card `card.json` from the run
+itself, never by hand: the shipped recipe it trained (checked: its resolved config must equal
+the checkpoint's, starting weights and step budget aside), seed, steps, the averaged
+checkpoints, the command chain (the starting model's own chain when it started from a shipped
+model, then this stage's `distpaint train` and `distpaint average`), its parameters and CPU
+speed on 2 threads, the inference defaults it was chosen with, and the scores of the method in
+`bench/quality.py` result files. Refuses a generator file over 25 MB (the package limit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from distpaint.errors import InputError
-from distpaint.weights import WEIGHTS_DIR
+from distpaint.weights import WEIGHTS_DIR, model_card, shipped_models
 
-__all__ = ["ship", "cpu_speed"]
+__all__ = ["ship", "cpu_speed", "card_scores"]
 
 MAX_BYTES = 25 * 2**20
 """Largest generator file shipped in the package."""
@@ -49,9 +54,78 @@ def cpu_speed(checkpoint: Path, size: int = 1024, threads: int = 2, repeats: int
     return size * size / best / 1e6
 
 
-def ship(source: Path, name: str, *, kinds: list[str], description: str, command: str,
-         scores: dict | None = None, threshold: float = 0.5) -> Path:
-    """Install `source` (a run directory or a checkpoint) as shipped model `name`."""
+def _run_record(ckpt: Path) -> tuple[Path, list[int]]:
+    """(run directory, steps) that `ckpt` comes from: an averaged checkpoint names its sources
+    in metrics.json (`distpaint average`), a plain one is `RUN/checkpoints/step_*`."""
+    record = ckpt / "metrics.json"
+    if record.is_file():
+        doc = json.loads(record.read_text())
+        if "averaged_from" in doc:
+            sources = [Path(p) for p in doc["averaged_from"]]
+            return sources[0].parent.parent, [int(s) for s in doc["steps"]]
+    return ckpt.parent.parent, [int(ckpt.name.removeprefix("step_"))]
+
+
+def _check_recipe(recipe: str, cfg, ckpt: Path) -> None:
+    """InputError unless the shipped recipe `recipe` resolves to the checkpoint's config (the
+    starting weights and the step budget aside): a card must name a recipe in the package."""
+    from distpaint.train.config import config_to_dict, load_config, packaged_config
+
+    packaged = config_to_dict(load_config(packaged_config(recipe)))
+    trained = config_to_dict(cfg)
+    for doc in (packaged, trained):
+        doc.pop("max_steps")
+        doc["model"].pop("init_generator")
+    if packaged != trained:
+        diff = sorted(k for k in trained if trained[k] != packaged.get(k))
+        raise InputError(f"{ckpt}: its config differs from the shipped recipe {recipe!r} in "
+                         f"{', '.join(diff)}; ship only runs of a recipe in distpaint/configs/")
+
+
+def _lineage(init: str) -> tuple[str, str, dict | None]:
+    """(the command chain that made the starting weights, the path its last stage wrote, the
+    starting model's card) when a run started from a shipped model (`--init NAME`); the chain
+    names that model's own recipes, so a card's command rebuilds it from scratch."""
+    if not init or init not in shipped_models():
+        return "", init, None
+    card = model_card(init)
+    chain = card.get("command", "")
+    outs = re.findall(r"--out (\S+)", chain)
+    return chain, outs[-1] if outs else init, card
+
+
+def card_scores(paths: list[Path], method: str) -> dict:
+    """Figures of `method` in `bench/quality.py` result files (real or synthetic): per level and
+    kind the means of the judged metrics and the share of masks without harm."""
+    keys = ("rel_component_diff", "skeleton_recall_gaps", "false_fill", "cldice", "cldice_gain",
+            "components_added", "mse_gaps")
+    scores: dict = {}
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        scores.setdefault("benchmarks", []).append(
+            {"file": str(path), "path": doc["benchset"]["path"], "digest": doc["benchset"]["digest"]})
+        for level, kinds in doc["results"].items():
+            for kind, methods in kinds.items():
+                if method not in methods:
+                    continue
+                cell = methods[method]
+                means = {k: round(cell["aggregate"][k]["mean"], 4) for k in keys
+                         if k in cell["aggregate"] and cell["aggregate"][k]["mean"] is not None}
+                if cell.get("no_harm"):
+                    means["no_harm_share"] = cell["no_harm"]["share"]
+                scores[f"{level}/{kind}"] = {**means, "masks": cell["aggregate"]["cldice"]["n"]}
+    if len(scores) <= 1:
+        raise InputError(f"method {method!r} is in none of {', '.join(map(str, paths))}")
+    return scores
+
+
+def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description: str,
+         scores: dict | None = None, threshold: float = 0.5, keep: str = "bridges",
+         retire_as: str | None = None) -> Path:
+    """Install `source` (a run directory, a checkpoint or an averaged checkpoint) as shipped
+    model `name`, its card written from the run: recipe (checked against the package), seed,
+    steps, the command chain, speed and `scores`. With `retire_as`, the model now named `name`
+    is kept under that name (its card says so) instead of being replaced."""
     import torch
 
     from distpaint.models.layers import count_parameters
@@ -63,6 +137,13 @@ def ship(source: Path, name: str, *, kinds: list[str], description: str, command
     if (ckpt / "model.pt").stat().st_size > MAX_BYTES:
         raise InputError(f"{ckpt}/model.pt is over {MAX_BYTES >> 20} MB: too large to ship")
     cfg = load_config_of(ckpt)
+    _check_recipe(recipe, cfg, ckpt)
+    run, steps = _run_record(ckpt)
+    chain, init_path, base_card = _lineage(cfg.model.init_generator)
+    init = f" --init {init_path}" if init_path else ""
+    stage = f"distpaint train --config {recipe}{init} --local --out {run} --threads 1"
+    if len(steps) > 1:
+        stage += f" && distpaint average {run} --last {len(steps)} --out {ckpt}"
     g = load_generator(ckpt)
     blob = torch.load(ckpt / "model.pt", weights_only=True)
     card = {
@@ -72,16 +153,26 @@ def ship(source: Path, name: str, *, kinds: list[str], description: str, command
         "generator": blob["generator"]["name"],
         "params": count_parameters(g),
         "variant": cfg.variant,
-        "steps": int(blob.get("step", 0)),
+        "recipe": recipe,
         "seed": cfg.seed,
-        "command": command,
+        "steps_this_stage": int(blob.get("step", 0)),
+        "averaged_steps": steps,
+        "steps_total": int(blob.get("step", 0)) + int((base_card or {}).get("steps_total",
+                                                                            (base_card or {}).get("steps", 0))),
+        "base_model": None if base_card is None else {
+            "name": base_card.get("name"), "recipe": base_card.get("recipe"),
+            "steps_total": base_card.get("steps_total", base_card.get("steps"))},
+        "command": f"{chain} && {stage}" if chain else stage,
         "config": "config.yaml",
+        "inference": {"threshold": threshold, "keep": keep},
         "threshold": threshold,
         "mpx_per_s_cpu2": round(cpu_speed(ckpt), 3),
         "scores": scores or {},
         "source_checkpoint": str(ckpt),
     }
     target = WEIGHTS_DIR / name
+    if retire_as and target.exists():
+        _retire(target, retire_as)
     with tempfile.TemporaryDirectory(dir=WEIGHTS_DIR) as tmp:
         staged = Path(tmp) / name
         staged.mkdir()
@@ -94,24 +185,39 @@ def ship(source: Path, name: str, *, kinds: list[str], description: str, command
     return target
 
 
+def _retire(target: Path, new_name: str) -> None:
+    """Keep the model at `target` under `new_name`, its card saying it was retired and by what."""
+    dest = WEIGHTS_DIR / new_name
+    if dest.exists():
+        raise InputError(f"{dest}: a model of that name exists already")
+    card_path = target / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card["retired_name"] = card.get("name", target.name)
+    card["name"] = new_name
+    card["description"] = (f"Retired {target.name!r} (trained on synthetic masks only), kept for "
+                           f"comparison: {card.get('description', '')}")
+    shutil.copytree(target, dest)
+    (dest / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("--name", required=True)
+    parser.add_argument("--recipe", required=True, help="the shipped recipe the run trained")
     parser.add_argument("--kinds", nargs="+", required=True)
     parser.add_argument("--description", required=True)
-    parser.add_argument("--command", required=True, help="the exact command that trained it")
-    parser.add_argument("--scores", type=Path, help="JSON file of scores (e.g. from bench/quality.py)")
-    parser.add_argument("--scores-key", nargs="*", default=[], help="path of keys into the scores JSON")
+    parser.add_argument("--scores", type=Path, nargs="*", default=[],
+                        help="bench/quality.py result files (real and synthetic)")
+    parser.add_argument("--scores-method", help="the method's name in those files")
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--keep", default="bridges")
+    parser.add_argument("--retire-as", help="keep the model now named NAME under this name")
     args = parser.parse_args()
-    scores = None
-    if args.scores:
-        scores = json.loads(args.scores.read_text())
-        for key in args.scores_key:
-            scores = scores[key]
-    target = ship(args.source, args.name, kinds=args.kinds, description=args.description,
-                  command=args.command, scores=scores, threshold=args.threshold)
+    scores = card_scores(args.scores, args.scores_method) if args.scores else None
+    target = ship(args.source, args.name, recipe=args.recipe, kinds=args.kinds,
+                  description=args.description, scores=scores, threshold=args.threshold,
+                  keep=args.keep, retire_as=args.retire_as)
     print(json.dumps(json.loads((target / "card.json").read_text()), indent=2))
 
 
