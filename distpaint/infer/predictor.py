@@ -121,9 +121,11 @@ class TorchPredictor:
         self.device = torch.device("cuda" if gpu else "cpu")
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.module = module.eval().to(self.device, self.dtype).to(memory_format=self.memory_format)
         self.align = int(align or getattr(module, "size_multiple", 1))
-        radius = receptive_radius(module, self.align) if receptive_halo is None else receptive_halo
+        # measured where the module is (the CPU, as loaded): its probe is a CPU tensor, and
+        # `.to` below moves the module in place
+        radius = receptive_radius(module.eval(), self.align) if receptive_halo is None else receptive_halo
+        self.module = module.eval().to(self.device, self.dtype).to(memory_format=self.memory_format)
         self.receptive_halo = round_up(radius, self.align)
         self.autocast = bool(gpu and bf16)
 
