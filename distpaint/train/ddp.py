@@ -37,6 +37,7 @@ Torch only (torch.distributed); tests: tests/test_ddp.py.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from typing import Any, Callable
 
 import torch
@@ -48,6 +49,13 @@ from distpaint.train.step import Models
 
 __all__ = ["DDPNet", "wrap_models", "unwrap", "sync_buffers", "state_digest"]
 
+
+
+# torch 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers; the project accepts
+# torch >= 2.4 (GPU images often carry an older one), so pass whichever this torch knows
+_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                   if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters
+                   else {"broadcast_buffers": False})
 
 class _Method(nn.Module):
     """Makes `module.<name>` the forward of a module DDP can wrap."""
@@ -75,7 +83,7 @@ class DDPNet(nn.Module):
         # not a registered child: parameters, state_dict and train()/eval() are the module's
         # forward_sync_buffers=False: no re-broadcast of rank 0's buffers at every forward
         # (the former broadcast_buffers=False; see the module docstring)
-        object.__setattr__(self, "ddp", DDP(target, device_ids=device_ids, forward_sync_buffers=False))
+        object.__setattr__(self, "ddp", DDP(target, device_ids=device_ids, **_NO_BUFFER_SYNC))
 
     def _synced(self) -> bool:
         return torch.is_grad_enabled() and any(p.requires_grad for p in self.module.parameters())
