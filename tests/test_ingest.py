@@ -396,3 +396,115 @@ def test_failed_ingest_leaves_no_store_it_created(tmp_path):
     with pytest.raises(InputError):
         ingest_files([grey], new)
     assert MaskStore.open(new).names() == ["good"]
+
+
+# ---- sources as infer takes them, names that keep non-ASCII, values and sizes refused -------
+def test_sample_names_keep_non_ascii_information():
+    assert sample_name("mäsk 道路.png") == "mask_u9053u8def"
+    assert sample_name("道路.tif") == "u9053u8def" and sample_name("道.png") != sample_name("路.png")
+    assert sample_name("ﬁeld Ｒｏａｄ.npy") == "field_Road"  # ligature, full-width: NFKD
+    assert sample_name("straße.png") == "strau00dfe"  # no decomposition: code point
+    assert sample_name("café.png", prefix="p_") == "p_cafe"
+    assert sample_name("dir/My Road (1).tif") == "My_Road_1"  # ASCII rule unchanged
+
+
+def test_names_that_collide_after_transliteration_are_refused_before_writing(tmp_path):
+    one = _write("png", tmp_path / "mask.png", _mask())
+    two = _write("png", tmp_path / "mäsk.png", _mask(seed=1))
+    with pytest.raises(InputError, match=r"mask\.png and .*mäsk\.png would both become sample "
+                                         r"'mask'"):
+        ingest_files([one, two], tmp_path / "s.zarr")
+    assert not (tmp_path / "s.zarr").exists()
+    report = ingest_files([two, _write("png", tmp_path / "道路.png", _mask(seed=2))],
+                          tmp_path / "s.zarr")
+    assert [r.name for r in report.ingested] == ["mask", "u9053u8def"]
+
+
+def test_cli_ingests_a_folder_and_a_quoted_glob(tmp_path):
+    scans = tmp_path / "scans"
+    (scans / "deep").mkdir(parents=True)
+    (scans / ".hidden").mkdir()
+    _write("png", scans / "a.png", _mask(seed=1))
+    _write("tiff-tiled", scans / "deep" / "b.tif", _mask(seed=2))
+    _write("png", scans / ".hidden" / "c.png", _mask(seed=3))
+    (scans / "notes.txt").write_text("not a mask")
+    result = CliRunner().invoke(app, _ingest_args(str(scans), "--out", str(tmp_path / "f.zarr")))
+    assert result.exit_code == 0, result.output
+    store = MaskStore.open(tmp_path / "f.zarr")
+    assert store.names() == ["a", "b"]  # recursive, hidden skipped, only mask files
+    np.testing.assert_array_equal(store.array("b")[:], _mask(seed=2))
+    # a glob the shell did not expand (CliRunner passes it as it is, like a quoted one)
+    result = CliRunner().invoke(app, _ingest_args(str(scans / "**" / "*.tif"), str(scans / "*.png"),
+                                                  "--out", str(tmp_path / "g.zarr")))
+    assert result.exit_code == 0, result.output
+    assert MaskStore.open(tmp_path / "g.zarr").names() == ["a", "b"]
+    with pytest.raises(InputError, match=r"\*\.npy: no file matches this pattern"):
+        ingest_files([str(scans / "*.npy")], tmp_path / "h.zarr")
+    assert not (tmp_path / "h.zarr").exists()
+
+
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_nan_and_inf_are_refused_with_their_count(tmp_path, threshold):
+    values = _mask((300, 300)).astype(np.float64)
+    values[0, :4] = np.nan
+    values[1, :2] = [np.inf, -np.inf]
+    np.save(tmp_path / "f.npy", values)
+    with pytest.raises(InputError, match=r"f\.npy: 6 NaN/inf values among 90,000 pixels of "
+                                         r"float64; a mask needs finite values"):
+        read_mask_file(tmp_path / "f.npy", threshold)
+    fixed = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
+    np.save(tmp_path / "ok.npy", fixed)
+    mask, _ = read_mask_file(tmp_path / "ok.npy", threshold)
+    np.testing.assert_array_equal(mask.compute(), fixed > (threshold or 0))
+
+
+def test_png_pixel_limit_is_explicit_and_can_be_raised(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from distpaint.data import files
+
+    assert files.max_image_pixels() == 2**34 == files.DEFAULT_MAX_IMAGE_PIXELS
+    src = _write("png", tmp_path / "big.png", _mask((300, 400)))
+    monkeypatch.setenv("DISTPAINT_MAX_IMAGE_PIXELS", "100000")
+    with pytest.raises(InputError, match=r"big\.png: 120,000 pixels \(300x400\) exceeds the "
+                                         r"limit of 100,000 pixels .*DISTPAINT_MAX_IMAGE_PIXELS=N"):
+        read_mask_file(src)
+    monkeypatch.setenv("DISTPAINT_MAX_IMAGE_PIXELS", "120000")
+    assert read_mask_file(src)[0].shape == (300, 400)
+    monkeypatch.setenv("DISTPAINT_MAX_IMAGE_PIXELS", "-5")
+    with pytest.raises(ConfigError, match="DISTPAINT_MAX_IMAGE_PIXELS='-5'"):
+        read_mask_file(src)
+    # Pillow's own guard is set to the same limit while reading (never switched off), its
+    # warning made an error, both reported as an InputError
+    default = Image.MAX_IMAGE_PIXELS
+    for limit in (100_000, 50_000):  # warning (limit < size <= 2 limit) and error (> 2 limit)
+        with pytest.raises(InputError, match=f"big\\.png: its size exceeds the limit of {limit:,}"):
+            with files._pixel_limit(src, limit):
+                assert Image.MAX_IMAGE_PIXELS == limit
+                Image.open(src).load()
+    assert Image.MAX_IMAGE_PIXELS == default
+
+
+def test_truncated_tiffs_are_refused_with_their_sizes(tmp_path):
+    for kind, name in (("tiff-tiled", "t.tif"), ("tiff-plain", "p.tiff"), ("geotiff", "g.tif")):
+        src = _write(kind, tmp_path / name, _mask())
+        data = src.read_bytes()
+        src.write_bytes(data[: len(data) // 2])
+        with pytest.raises(InputError, match=rf"{name}: truncated TIFF: the file has "
+                                             rf"{len(data) // 2:,} bytes, its image data runs to "
+                                             r"byte [\d,]+"):
+            read_mask_file(src)
+
+
+def test_broken_zarr_metadata_names_the_file(tmp_path):
+    store = MaskStore.create(tmp_path / "s.zarr")
+    store.write("a", {"mask": _mask()})
+    (tmp_path / "s.zarr" / "a" / "zarr.json").write_text("[1, 2")
+    with pytest.raises(InputError, match=r"s\.zarr/a/zarr\.json: broken Zarr metadata \(not "
+                                         r"valid JSON: .*\)"):
+        ingest_files([tmp_path / "s.zarr"], tmp_path / "t.zarr")
+    assert not (tmp_path / "t.zarr").exists()
+    (tmp_path / "s.zarr" / "a" / "zarr.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"s\.zarr/a/zarr\.json: broken Zarr metadata \(not a "
+                                         r"JSON object\)"):
+        read_mask_file(tmp_path / "s.zarr" / "a")

@@ -1,7 +1,13 @@
 """`distpaint ingest`: write mask files (PNG, TIFF, GeoTIFF, NPY, Zarr) into a mask store.
 
-    distpaint ingest roads.tif vessels/*.png --out masks.zarr [--threshold 127] [--chunks 1024]
-        [--overwrite] [--skip-bad] [--prefix NAME_] [--patch-size 256]
+    distpaint ingest roads.tif vessels/*.png scans/ 'more/**/*.tif' old.zarr --out masks.zarr
+        [--threshold 127] [--chunks 1024] [--overwrite] [--skip-bad] [--prefix NAME_]
+        [--patch-size 256]
+
+SOURCES are expanded as `distpaint infer` expands its inputs: files, folders (every mask file
+below them), quoted globs and mask stores (one sample per sample). Sample names are the file
+stems made ASCII (`distpaint.data.ingest.sample_name`: 'mäsk 道路.png' -> 'mask_u9053u8def');
+two sources with one name are refused before anything is written.
 
 Prints a table of the samples written (name, shape, foreground fraction, source) and a yellow
 warning for each mask padded up to one patch. The first bad source stops the run with a
@@ -23,9 +29,10 @@ __all__ = ["register", "ingest"]
 
 
 def ingest(
-    sources: list[pathlib.Path] = typer.Argument(
-        ..., help="Mask files: .png, .tif/.tiff (GeoTIFF too), .npy, .zarr (array, sample "
-        "or store)."
+    sources: list[str] = typer.Argument(
+        ..., metavar="SOURCES...",
+        help="Mask files (.png, .tif/.tiff (GeoTIFF too), .npy, .zarr array or sample), "
+        "folders (every mask file below), globs ('scans/*.png') and mask stores."
     ),
     out: pathlib.Path = typer.Option(..., "--out", "-o", help="Mask store to write (created "
                                      "if missing)."),

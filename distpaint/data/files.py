@@ -10,7 +10,12 @@ window and written block by block; PNG has no windows and is read and written wh
 Binarisation: a mask whose values are exactly {0, v} (or bool) is used as is (foreground =
 non-zero). Anything else needs a threshold (foreground = value > threshold); without one the
 error lists the values found. An empty (0-byte, zero-size or all-background) or unreadable
-file is an InputError naming the file.
+file is an InputError naming the file, and so is a float file with NaN or infinite values
+(with their count), a truncated TIFF, a Zarr node with broken metadata (naming the broken
+zarr.json) and a PNG larger than `max_image_pixels()` (2**34 pixels; PNG is decoded whole,
+so this bounds a "decompression bomb"; set DISTPAINT_MAX_IMAGE_PIXELS to raise it). Writing
+to a folder that is not writable is an InputError too (`check_writable` checks before any
+work starts).
 
 Usage::
 
@@ -33,11 +38,16 @@ import dask
 import dask.array as da
 import numpy as np
 
-from distpaint.errors import InputError
+from distpaint.errors import ConfigError, InputError
 
 __all__ = [
     "FORMATS",
     "READ_CHUNKS",
+    "MAX_IMAGE_PIXELS_ENV",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "max_image_pixels",
+    "check_writable",
+    "broken_zarr_metadata",
     "mask_format",
     "read_mask_file",
     "read_raw",
@@ -141,14 +151,52 @@ def _guarded(array: Any, path: pathlib.Path, fmt: str, chunks: Any) -> da.Array:
     return da.from_array(view, chunks=chunks, lock=False, meta=np.empty((0,) * view.ndim, view.dtype))
 
 
+MAX_IMAGE_PIXELS_ENV = "DISTPAINT_MAX_IMAGE_PIXELS"
+"""Environment variable raising (or lowering) the largest PNG read, in pixels."""
+DEFAULT_MAX_IMAGE_PIXELS = 2**34
+"""Largest PNG read by default: 17.2 G pixels (131072 x 131072), 16 GiB of 8-bit pixels.
+PNG has no windows, so a PNG is decoded whole into memory: this bounds what a small
+malicious or broken file ("decompression bomb") can make distpaint allocate."""
+
+
+def max_image_pixels() -> int:
+    """The PNG size limit in pixels: `DISTPAINT_MAX_IMAGE_PIXELS` if set, else
+    `DEFAULT_MAX_IMAGE_PIXELS`; ConfigError for a value that is not a positive integer."""
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_IMAGE_PIXELS_ENV}={raw!r}: must be a positive whole number of "
+                          "pixels (e.g. 34359738368)")
+    return value
+
+
+def _too_large(path: pathlib.Path, pixels: int | None, limit: int, detail: str = "") -> InputError:
+    size = f"{pixels:,} pixels{detail}" if pixels is not None else "its size"
+    return InputError(
+        f"{path}: {size} exceeds the limit of {limit:,} pixels for a PNG (decoded whole into "
+        f"memory; a guard against decompression bombs); if the file is trusted, raise it with "
+        f"{MAX_IMAGE_PIXELS_ENV}=N"
+    )
+
+
 @contextlib.contextmanager
-def _no_pixel_limit() -> Iterator[None]:
-    """Masks are legitimately huge: lift Pillow's decompression-bomb limit while reading."""
+def _pixel_limit(path: pathlib.Path, limit: int) -> Iterator[None]:
+    """Pillow's decompression-bomb guard at `limit` pixels (not its default 89 M, too small
+    for masks; never off), its warning made an error, both as an InputError naming `path`."""
     from PIL import Image
 
-    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(path, None, limit) from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
 
@@ -156,15 +204,30 @@ def _no_pixel_limit() -> Iterator[None]:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _png_size(path: pathlib.Path) -> tuple[int, int] | None:
+    """(width, height) from the PNG's IHDR chunk, or None if the header is not there; raises
+    InputError for a file without the PNG signature."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_PNG_SIGNATURE) + 16)
+    if head[: len(_PNG_SIGNATURE)] != _PNG_SIGNATURE:
+        raise InputError(f"{path}: not a PNG file (no PNG signature)")
+    if len(head) < len(_PNG_SIGNATURE) + 16 or head[12:16] != b"IHDR":
+        return None  # truncated or broken: the decoder says what is wrong
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def _read_png(path: pathlib.Path) -> tuple[da.Array, dict]:
     import imageio.v3 as iio
 
-    with open(path, "rb") as fh:
-        if fh.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
-            raise InputError(f"{path}: not a PNG file (no PNG signature)")
+    limit = max_image_pixels()
+    size = _png_size(path)
+    if size is not None and size[0] * size[1] > limit:
+        raise _too_large(path, size[0] * size[1], limit, f" ({size[1]}x{size[0]})")
     try:
-        with _no_pixel_limit():
+        with _pixel_limit(path, limit):
             data = iio.imread(path, extension=".png")
+    except InputError:
+        raise
     except Exception as exc:  # Pillow raises many types for a corrupt file
         raise _unreadable(path, "PNG", exc) from None
     return da.from_array(data, chunks=READ_CHUNKS), {}
@@ -192,9 +255,26 @@ def _read_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
             geo = tif.is_geotiff
             if not tif.series:
                 raise ValueError("no image in the file")
+            end = _tiff_data_end(tif)
     except Exception as exc:
         raise _unreadable(path, "TIFF", exc) from None
+    size = path.stat().st_size
+    if end > size:
+        raise InputError(f"{path}: truncated TIFF: the file has {size:,} bytes, its image data "
+                         f"runs to byte {end:,}")
     return _read_geotiff(path) if geo else _read_plain_tiff(path)
+
+
+def _tiff_data_end(tif: Any) -> int:
+    """The byte where the image data of the first series ends (its first pages: a mask has
+    one), from the strip/tile offsets and byte counts: beyond the file's size, it is cut."""
+    end = 0
+    for page in list(tif.series[0].pages)[:16]:
+        if page is None:
+            continue
+        offsets, counts = page.dataoffsets, page.databytecounts
+        end = max([end] + [o + c for o, c in zip(offsets, counts, strict=False) if c])
+    return end
 
 
 def _read_plain_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
@@ -274,12 +354,42 @@ def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
 
     try:
         node = zarr.open(LocalStore(path, read_only=True), mode="r")
-    except Exception as exc:
-        raise _unreadable(path, "Zarr", exc) from None
-    carried: dict = {}
-    if isinstance(node, zarr.Group):
-        node, carried = _zarr_group_array(path, node)
-    return _guarded(node, path, "Zarr", node.chunks), carried
+        carried: dict = {}
+        if isinstance(node, zarr.Group):
+            node, carried = _zarr_group_array(path, node)
+        chunks = node.chunks
+    except InputError:
+        raise
+    except Exception as exc:  # broken metadata: name the file that is broken
+        raise broken_zarr_metadata(path) or _unreadable(path, "Zarr", exc) from None
+    return _guarded(node, path, "Zarr", chunks), carried
+
+
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def broken_zarr_metadata(path: str | os.PathLike, depth: int = 3) -> InputError | None:
+    """An InputError naming the first metadata file (zarr.json, .zarray, ...) of the Zarr
+    hierarchy at `path` (down to `depth` levels: store, sample, layer) that is not a JSON
+    object, or None if they all are. For errors: zarr's own message does not say which
+    file is broken. Hidden groups (a killed write's `.tmp-*`) are looked at too: zarr lists
+    them, and fails on them, like any other."""
+    import json
+
+    root = pathlib.Path(path)
+    for level in range(depth):
+        for name in _ZARR_METADATA:
+            for meta in sorted(root.glob("/".join(["*"] * level + [name]))):
+                try:
+                    doc = json.loads(meta.read_bytes())
+                except OSError as exc:
+                    return InputError(f"{meta}: cannot read Zarr metadata: {exc.strerror or exc}")
+                except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    return InputError(f"{meta}: broken Zarr metadata (not valid JSON: {detail})")
+                if not isinstance(doc, dict):
+                    return InputError(f"{meta}: broken Zarr metadata (not a JSON object)")
+    return None
 
 
 def _zarr_group_array(path: pathlib.Path, group: Any) -> tuple[Any, dict]:
@@ -324,24 +434,36 @@ def _to_2d(raw: da.Array, path: pathlib.Path) -> da.Array:
 
 
 # ---- binarisation ----------------------------------------------------------------------------
-def _block_stats(block: np.ndarray, threshold: float | None) -> tuple[np.ndarray, int]:
-    """(up to _MAX_VALUES_SHOWN + 1 smallest distinct values, foreground count) of a block."""
+def _block_stats(block: np.ndarray, threshold: float | None) -> tuple[np.ndarray, int, int]:
+    """(up to _MAX_VALUES_SHOWN + 1 smallest distinct finite values, foreground count, count
+    of NaN and infinite values) of a block."""
     if block.dtype == bool or block.dtype == np.uint8:
         counts = np.bincount(block.view(np.uint8).ravel(), minlength=2)
         values = np.flatnonzero(counts).astype(block.dtype)
-    else:
-        values = np.unique(block)
-    fg = block > threshold if threshold is not None else block != 0
-    return values[: _MAX_VALUES_SHOWN + 1], int(np.count_nonzero(fg))
+        return values[: _MAX_VALUES_SHOWN + 1], _foreground(block, threshold), 0
+    nonfinite = 0
+    if block.dtype.kind == "f":
+        finite = np.isfinite(block)
+        nonfinite = int(block.size - np.count_nonzero(finite))
+        if nonfinite:
+            block = block[finite]
+    values = np.unique(block)
+    return values[: _MAX_VALUES_SHOWN + 1], _foreground(block, threshold), nonfinite
 
 
-def _value_stats(raw: da.Array, threshold: float | None) -> tuple[np.ndarray, int]:
-    """Distinct values (at most _MAX_VALUES_SHOWN + 1) and foreground count, one pass over
-    `raw` block by block; a block's values are dropped as soon as its stats are taken."""
+def _foreground(block: np.ndarray, threshold: float | None) -> int:
+    return int(np.count_nonzero(block > threshold if threshold is not None else block != 0))
+
+
+def _value_stats(raw: da.Array, threshold: float | None) -> tuple[np.ndarray, int, int]:
+    """Distinct finite values (at most _MAX_VALUES_SHOWN + 1), foreground count and count of
+    NaN/inf values, one pass over `raw` block by block; a block's values are dropped as soon
+    as its stats are taken."""
     parts = [dask.delayed(_block_stats)(b, threshold) for b in raw.to_delayed().ravel()]
     results = dask.compute(*parts)
-    values = np.unique(np.concatenate([v for v, _ in results]))
-    return values[: _MAX_VALUES_SHOWN + 1], sum(n for _, n in results)
+    values = np.unique(np.concatenate([v for v, _, _ in results]))
+    return (values[: _MAX_VALUES_SHOWN + 1], sum(n for _, n, _ in results),
+            sum(k for _, _, k in results))
 
 
 def _format_values(values: np.ndarray) -> str:
@@ -356,13 +478,20 @@ def binarise(
 
     Without `threshold` the values must be {0, v} or {v} (bool, 0/1, 0/255, ...): foreground
     is non-zero. With it, foreground is value > threshold. Either way at least one pixel must
-    be foreground.
+    be foreground. NaN or infinite values are refused either way (with a threshold they would
+    silently become background or foreground).
     """
-    values, foreground = _value_stats(raw, threshold)
+    values, foreground, nonfinite = _value_stats(raw, threshold)
+    if nonfinite:
+        raise InputError(
+            f"{path}: {nonfinite:,} NaN/inf value{'s' * (nonfinite != 1)} among "
+            f"{raw.size:,} pixels of {raw.dtype}; a mask needs finite values (replace them, "
+            "e.g. with numpy.nan_to_num, and save the file again)"
+        )
     shown = _format_values(values)
     if threshold is None:
         binary = len(values) == 1 or (len(values) == 2 and values[0] == 0)
-        if not binary or np.isnan(values.astype(float)).any():
+        if not binary:
             raise InputError(
                 f"{path}: not a binary mask, values found: {shown}; pass a threshold "
                 "(--threshold T) to make foreground = value > T"
@@ -410,9 +539,33 @@ def write_mask_file(path: str | os.PathLike, array: Any, meta: dict | None = Non
     try:
         writer(tmp, mask, dtype, fg, meta)
         _replace(tmp, path)
+    except OSError as exc:  # read-only folder, disk full: the user's to fix, not a bug
+        _remove(tmp)
+        if isinstance(exc, FileNotFoundError) and path.parent.is_dir():
+            raise  # a file vanished under us: not a permissions problem
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         _remove(tmp)
         raise
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+    """InputError unless `path` can be written: an existing folder must be writable, a path
+    that does not exist yet needs its nearest existing ancestor to be a writable folder (where
+    it will be created). Call it before any work starts, so that a read-only destination
+    fails at once and leaves nothing behind."""
+    path = pathlib.Path(path).absolute()
+    target = path
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if target.exists() and not target.is_dir():
+        if target != path:
+            raise InputError(f"{path}: cannot create the {what}: {target} is a file, not a folder")
+        target = target.parent  # an existing file is replaced by a rename in its folder
+    if not os.access(target, os.W_OK | os.X_OK):
+        folder = "the folder is" if target == path else f"the folder {target} is"
+        raise InputError(f"{path}: cannot write the {what}: {folder} not writable "
+                         "(permission denied)")
 
 
 def _replace(tmp: pathlib.Path, path: pathlib.Path) -> None:

@@ -1,9 +1,20 @@
 """Ingestion: turn mask files (PNG, TIFF, GeoTIFF, NPY, Zarr) into samples of a mask store.
 
-Each source becomes one sample named after its file stem (characters other than letters,
-digits, '.', '_' and '-' become '_'; an optional prefix is prepended). A distpaint store given
-as a source contributes each of its samples under their own names. Every source is read
-read-only and never modified; each sample is written atomically (see `MaskStore.write`).
+Sources are expanded as `distpaint infer` expands its inputs
+(`distpaint.infer.sources.expand_inputs`): a file; a folder (every mask file below it,
+recursively, hidden ones skipped); a glob the shell did not expand (`'scans/*.png'`,
+`'scans/**/*.tif'`); a distpaint store, which contributes each of its samples under their own
+names. Every source is read read-only and never modified; each sample is written atomically
+(see `MaskStore.write`).
+
+Sample names (`sample_name`): the file's stem, with an optional prefix prepended. Non-ASCII
+characters are transliterated where Unicode decomposes them (NFKD: accents dropped, so
+'ä' -> 'a', full-width and ligature forms -> their ASCII letters) and otherwise written as
+`u` and their code point in hex, at least 4 digits ('道' -> 'u9053'); every run of other
+characters than letters, digits, '.', '_' and '-' becomes one '_', and leading or trailing
+'.', '_', '-' are dropped. So 'mäsk 道路.png' -> 'mask_u9053u8def', 'My Road (1).tif' ->
+'My_Road_1'. Two sources that map to one name ('mask.png' and 'mäsk.png', or 'a/m.png' and
+'b/m.tif') are an InputError naming both, raised before anything is written.
 
 Per sample the attrs hold: `source` (absolute path), `sha256` (of the file, or of every file
 of a Zarr directory), `format`, `shape`, `foreground` (pixel count), `source_dtype`,
@@ -16,8 +27,9 @@ result's warnings.
 Bad sources: by default the first bad source stops the run with an InputError naming it
 (samples ingested before it stay, each complete). With `skip_bad=True` every bad source is
 reported in `IngestReport.failed` and the others are ingested. Name clashes (two sources with
-one name, or a name already in the store without `overwrite`) are checked before anything is
-written.
+one name, or a name already in the store without `overwrite`) and an output that cannot be
+written (a read-only folder) are checked before anything is written. A path that does not
+exist, a pattern matching nothing and a folder without masks stop the run before it starts.
 
 Usage::
 
@@ -35,11 +47,12 @@ import os
 import pathlib
 import re
 import shutil
+import unicodedata
 from dataclasses import dataclass, field
 
 import dask.array as da
 
-from distpaint.data.files import FORMATS, mask_format, read_mask_file
+from distpaint.data.files import FORMATS, check_writable, mask_format, read_mask_file
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 
@@ -138,33 +151,39 @@ class Source:
     """Sample name."""
 
 
+def _ascii(text: str) -> str:
+    """`text` in ASCII: NFKD transliteration where it exists (combining accents dropped),
+    `uXXXX` (the code point in hex) for every other non-ASCII character."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if ch.isascii():
+            out.append(ch)
+        elif not unicodedata.combining(ch):
+            out.append(f"u{ord(ch):04x}")
+    return "".join(out)
+
+
 def sample_name(path: str | os.PathLike, prefix: str = "") -> str:
-    """The sample name for `path`: its stem made safe for Zarr, with `prefix` prepended."""
+    """The sample name for `path`: its stem made safe for Zarr (see the module docstring for
+    the rule), with `prefix` prepended."""
     path = pathlib.Path(path)
     stem = path.stem if path.suffix.lower() in FORMATS else path.name
-    name = _UNSAFE.sub("_", stem).strip("._-") or "mask"
+    name = _UNSAFE.sub("_", _ascii(stem)).strip("._-") or "mask"
     return f"{prefix}{name}"
 
 
-def _is_store(path: pathlib.Path) -> bool:
-    try:
-        MaskStore.open(path)
-    except InputError:
-        return False
-    return True
-
-
 def expand_sources(paths: list[str | os.PathLike], prefix: str = "") -> list[Source]:
-    """Sources for `paths`: a distpaint store expands to one source per sample. InputError
-    if two sources would get the same name."""
+    """Sources for `paths` (files, folders, globs, stores: expanded as `distpaint infer` does);
+    a distpaint store expands to one source per sample. InputError for a path that does not
+    exist, a pattern or folder without masks, or two sources that would get the same name."""
+    from distpaint.infer.sources import expand_inputs
+
     sources: list[Source] = []
-    for raw in paths:
-        path = pathlib.Path(raw)
-        if path.is_dir() and _is_store(path):
-            store = MaskStore.open(path)
-            sources += [Source(path / n, f"{prefix}{n}") for n in store.names()]
+    for found in expand_inputs(list(paths)):
+        if found.sample is not None:
+            sources.append(Source(found.path / found.sample, f"{prefix}{found.sample}"))
         else:
-            sources.append(Source(path, sample_name(path, prefix)))
+            sources.append(Source(found.path, sample_name(found.path, prefix)))
     _check_unique(sources)
     return sources
 
@@ -236,7 +255,12 @@ def ingest_file(
     }
     if note:
         attrs["padded_from"] = meta["shape"]
-    store.write(name, {"mask": mask}, attrs, chunks=config.chunks, overwrite=config.overwrite)
+    try:
+        store.write(name, {"mask": mask}, attrs, chunks=config.chunks,
+                    overwrite=config.overwrite)
+    except OSError as exc:  # read-only store, disk full: the user's to fix, not a bug
+        raise InputError(f"{store.path}/{name}: cannot write the sample: "
+                         f"{exc.strerror or exc}") from None
     return IngestResult(
         name=name,
         source=attrs["source"],
@@ -259,6 +283,7 @@ def ingest_files(
         raise ConfigError("no sources given")
     sources = expand_sources(list(paths), config.prefix)
     created = None  # "path" / "contents": what this run created and removes if left empty
+    check_writable(store.path if isinstance(store, MaskStore) else store, "mask store")
     if not isinstance(store, MaskStore):
         path = pathlib.Path(store)
         if not path.exists():

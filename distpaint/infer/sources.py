@@ -14,7 +14,12 @@ Each unit gets three outputs in the input's own format:
   `OUT/b.preview.png`; a store `S.zarr` -> `OUT/S.zarr` and `OUT/S.previews/SAMPLE.png`.
 
 Inputs are never written: an output that is an input, lies inside an input store or folder, or
-an OUT inside an input folder, is refused even with `--overwrite`.
+an OUT inside an input folder, is refused even with `--overwrite`. An OUT that cannot be
+written (a read-only folder) and a store whose metadata is broken (naming the zarr.json) are
+refused before any work starts.
+
+`expand_inputs` is shared: `distpaint ingest` and `distpaint baseline` expand their sources
+with it too.
 
     units, root = plan_units(["masks/", "roads.tif"], "out/")
 """
@@ -27,7 +32,7 @@ import os
 import pathlib
 from dataclasses import dataclass
 
-from distpaint.data.files import FORMATS
+from distpaint.data.files import FORMATS, broken_zarr_metadata, check_writable
 from distpaint.data.store import MaskStore
 from distpaint.errors import InputError
 
@@ -120,7 +125,11 @@ def _walk(root: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _expand_store(path: pathlib.Path, rel: pathlib.PurePath) -> list[Source]:
-    names = MaskStore.open(path).names()
+    store = MaskStore.open(path)
+    broken = broken_zarr_metadata(path)  # a sample's or layer's zarr.json: name the file
+    if broken is not None:
+        raise broken
+    names = store.names()
     if not names:
         raise InputError(f"{path}: mask store with no samples")
     return [Source(path, name, rel) for name in names]
@@ -242,6 +251,7 @@ def plan_units(inputs: list[str | os.PathLike], out: str | os.PathLike) -> tuple
     exist, two inputs writing one output, or an output that would overwrite an input."""
     out = pathlib.Path(out).absolute()
     sources = expand_inputs(inputs)
+    check_writable(out, "output")
     is_file = file_mode(inputs, sources, out)
     if not is_file and out.suffix.lower() in FORMATS and out.suffix.lower() != ".zarr":
         raise InputError(
