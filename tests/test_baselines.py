@@ -161,3 +161,122 @@ def test_repair_store_writes_same_names_and_copies_reference_layers(tmp_path):
         repair_store(tmp_path / "src.zarr", tmp_path / "src.zarr", "closing", ClosingConfig())
     with pytest.raises(ConfigError, match="unknown baseline"):
         repair_store(tmp_path / "src.zarr", tmp_path / "x.zarr", "magic", ClosingConfig())
+
+
+# ---- files, folders, globs and stores, as distpaint infer takes them -------------------------
+def _read(path):
+    from distpaint.data.files import read_raw
+
+    return np.asarray(read_raw(path)[0].compute()) != 0
+
+
+def test_baseline_runs_as_a_model_of_infers_job_tiled_equals_whole(tmp_path):
+    from distpaint.baselines.predictor import BaselineFactory, BaselinePredictor, repair_files
+    from distpaint.data.files import write_mask_file
+
+    m = random_broken(2, (260, 300))
+    write_mask_file(tmp_path / "in.png", m)
+    config = ClosingConfig(radius=4)
+    report = repair_files([tmp_path / "in.png"], tmp_path / "out.png", "closing", config,
+                          tile=64)  # 5 x 5 tiles, halo 2r + 1
+    (result,) = report.done
+    assert result.tiles == 25
+    want = closing(m, config)
+    np.testing.assert_array_equal(_read(tmp_path / "out.png"), want)
+    np.testing.assert_array_equal(_read(tmp_path / "out.added.png"), want & ~m)
+    assert (tmp_path / "out.preview.png").is_file()
+    assert result.added_pixels == (want & ~m).sum() > 0
+    # linking: whole-mask result over several tiles where no greedy choice competes
+    _, broken = line_with_gap((55, 66))
+    write_mask_file(tmp_path / "line.npy", broken)
+    repair_files([tmp_path / "line.npy"], tmp_path / "line_out.npy", "linking",
+                 LinkingConfig(), tile=32)
+    np.testing.assert_array_equal(np.load(tmp_path / "line_out.npy"), linking(broken))
+    assert components(np.load(tmp_path / "line_out.npy")) == 1
+    # the predictor: align 1, the baseline's halo, 0/1 probabilities
+    predictor = BaselineFactory("linking", LinkingConfig(max_distance=10))()
+    assert isinstance(predictor, BaselinePredictor)
+    assert (predictor.align, predictor.receptive_halo) == (1, LinkingConfig(max_distance=10).halo)
+    probs = predictor(broken[None, None].astype(np.float32))
+    assert probs.dtype == np.float32 and set(np.unique(probs)) <= {0.0, 1.0}
+    assert BaselineFactory("closing", ClosingConfig(3)).fingerprint != \
+        BaselineFactory("closing", ClosingConfig(4)).fingerprint
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        BaselineFactory("magic", ClosingConfig())
+    with pytest.raises(ConfigError, match="needs a LinkingConfig"):
+        BaselineFactory("linking", ClosingConfig())
+
+
+def _baseline_cli(*args):
+    from typer.testing import CliRunner
+
+    from distpaint.cli import app
+
+    result = CliRunner().invoke(app, ["baseline", *map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_cli_baseline_takes_files_folders_globs_and_writes_like_infer(tmp_path):
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from distpaint.data.files import write_mask_file
+
+    _, broken = line_with_gap((50, 54))
+    write_mask_file(tmp_path / "in.png", broken)
+    result = _baseline_cli("closing", tmp_path / "in.png", "--out", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.png", "out.added.png", "out.png", "out.preview.png"]
+    np.testing.assert_array_equal(_read(tmp_path / "out.png"), closing(broken))
+    # a GeoTIFF keeps its georeferencing; a folder of masks and a quoted glob into a folder
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    meta = {"crs": CRS.from_epsg(32633).to_wkt(),
+            "transform": list(Affine(0.5, 0, 5e5, 0, -0.5, 4.6e6))[:6]}
+    write_mask_file(scans / "geo.tif", broken, meta)
+    write_mask_file(scans / "b.npy", random_broken(3, (90, 120)))
+    result = _baseline_cli("linking", scans, "--out", tmp_path / "fixed")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "fixed").iterdir()) == [
+        "b.added.npy", "b.npy", "b.preview.png", "geo.added.tif", "geo.preview.png", "geo.tif"]
+    with rasterio.open(tmp_path / "fixed" / "geo.tif") as ds:
+        assert ds.crs == CRS.from_epsg(32633) and list(ds.transform)[:6] == meta["transform"]
+        np.testing.assert_array_equal(ds.read(1) != 0, linking(broken))
+    result = _baseline_cli("closing", scans / "*.npy", "--out", tmp_path / "globbed",
+                           "--radius", "2")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "globbed" / "b.npy"),
+                                  closing(random_broken(3, (90, 120)), ClosingConfig(radius=2)))
+    # an existing output is refused without --overwrite, as by infer
+    with pytest.raises(InputError, match="output exists"):
+        _baseline_cli("closing", tmp_path / "in.png", "--out", tmp_path / "out.png")
+    assert _baseline_cli("closing", tmp_path / "in.png", "--out", tmp_path / "out.png",
+                         "--overwrite").exit_code == 0
+    with pytest.raises(ConfigError, match="--sample picks samples of one mask store"):
+        _baseline_cli("closing", tmp_path / "in.png", "--out", tmp_path / "o.png", "--sample", "a")
+
+
+def test_cli_baseline_stores_keep_the_evaluation_layout_or_write_like_infer(tmp_path):
+    truth, broken = line_with_gap((50, 54))
+    src = MaskStore.create(tmp_path / "src.zarr")
+    src.write("a", {"mask": broken, "gaps": truth & ~broken, "truth": truth})
+    src.write("b", {"mask": broken})
+    # one store to a .zarr: repair_store, as before (gaps and truth copied, --sample)
+    result = _baseline_cli("closing", tmp_path / "src.zarr", "--out", tmp_path / "eval.zarr",
+                           "--sample", "a")
+    assert result.exit_code == 0, result.output
+    out = MaskStore.open(tmp_path / "eval.zarr")
+    assert out.names() == ["a"] and out.layers("a") == ["gaps", "mask", "truth"]
+    assert out.attrs("a")["baseline"] == "closing"
+    # a store into a folder: infer's layout (layers mask and added, previews)
+    result = _baseline_cli("closing", tmp_path / "src.zarr", "--out", tmp_path / "folder")
+    assert result.exit_code == 0, result.output
+    out = MaskStore.open(tmp_path / "folder" / "src.zarr")
+    assert out.names() == ["a", "b"] and out.layers("b") == ["added", "mask"]
+    np.testing.assert_array_equal(out.array("b")[:], closing(broken))
+    assert sorted(p.name for p in (tmp_path / "folder" / "src.previews").iterdir()) == [
+        "a.png", "b.png"]

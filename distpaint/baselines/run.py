@@ -4,6 +4,8 @@ Each output sample has the source's name, the repaired mask as layer `mask`, and
 the source's `gaps` and `truth` layers when present, so `distpaint evaluate --pred-store OUT
 --truth-store SRC` works directly, and OUT is self-describing.
 Repairs are lazy Dask graphs written block by block, so masks of any size fit in memory.
+This is what `distpaint baseline` does for one store written to a `.zarr`; files, folders,
+globs and other outputs go through `distpaint.baselines.predictor.repair_files` (infer's job).
 
 Usage::
 
@@ -22,6 +24,7 @@ import dask.array as da
 
 from distpaint.baselines.closing import ClosingConfig, closing_dask
 from distpaint.baselines.linking import LinkingConfig, linking_dask
+from distpaint.data.files import check_writable
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 
@@ -47,6 +50,7 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
     source = MaskStore.open(src)
     if os.path.realpath(src) == os.path.realpath(out):
         raise InputError(f"{out}: the output store must differ from the source store")
+    check_writable(out, "mask store")
     target = MaskStore.create(out, exist_ok=True)
     names = list(names) if names else source.names()
     if not names:
@@ -58,8 +62,12 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
                        if k in source.layers(name)})
         attrs = {**source.attrs(name), "baseline": method, "baseline_config": asdict(config),
                  "baseline_source": f"{source.path}::{name}"}
-        target.write(name, layers, attrs, chunks=int(max(source.array(name).chunks)),
-                     overwrite=overwrite)
+        try:
+            target.write(name, layers, attrs, chunks=int(max(source.array(name).chunks)),
+                         overwrite=overwrite)
+        except OSError as exc:  # read-only store, disk full: the user's to fix, not a bug
+            raise InputError(f"{target.path}/{name}: cannot write the sample: "
+                             f"{exc.strerror or exc}") from None
         if progress is not None:
             progress(name)
     return names
