@@ -145,3 +145,31 @@ def test_sigkill_leaves_no_output_and_the_same_command_resumes_to_the_same_bytes
             InferConfig(tile=128, batch=1, threshold=0.4878), JobConfig(shard=256))
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
     assert (_files(tmp_path / "run")["big.added.tif"] != _files(tmp_path / "run")["big.tif"])
+
+
+def test_tiny_and_one_pixel_wide_masks_gain_no_fill_without_a_gap(tmp_path):
+    """Masks smaller than the shipped roads model's receptive field (288 px) and 1xN masks.
+    The engine pads them only to the model's alignment (16), with zeros, as whole-image
+    inference does. With `--keep all` the model thickens the short 1-px line of the 10x10
+    mask (74 of its 92 background pixels; 86 when the same 10x10 sits in the middle of a
+    256x256 zero image, so it is the model's answer to a short thin line, not the padding);
+    the default `--keep bridges` drops such fill: nothing joins the input at two places."""
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    masks = {"t10.png": np.zeros((10, 10), bool), "row.png": np.zeros((1, 40), bool),
+             "col.png": np.zeros((40, 1), bool), "dot.png": np.ones((1, 1), bool)}
+    masks["t10.png"][4, 1:9] = True
+    masks["row.png"][0, 5:15] = masks["row.png"][0, 20:35] = True
+    masks["col.png"][5:15, 0] = True
+    for name, mask in masks.items():
+        write_mask_file(tiny / name, mask)
+    for keep, out in (("bridges", "kept"), ("all", "raw")):
+        proc = _cli("tiny", "--model", "roads", "--out", out, "--keep", keep, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    for name, mask in masks.items():
+        kept = np.asarray(read_raw(tmp_path / "kept" / name)[0].compute()) != 0
+        assert kept.shape == mask.shape and (kept >= mask).all()
+        assert (kept & ~mask).sum() <= 2, name
+        raw = np.asarray(read_raw(tmp_path / "raw" / name)[0].compute()) != 0
+        if 1 in mask.shape:  # 1xN: no room to thicken, the raw output gains a pixel at most
+            assert (raw & ~mask).sum() <= 3, name
