@@ -6,7 +6,7 @@ Table I style and with the harm tables, per kind and level; real sets first.
     python bench/quality.py [--json] [--data runs/benchset-seed0] [--seed 0] [--out runs/quality]
         [--methods identity closing linking] [--models NAME_OR_CHECKPOINT ...]
         [--levels patch whole] [--kinds roads ...] [--limit N] [--ttest closing linking]
-        [--traits] [--workers 2] [--threshold 0.5] [--gpu]
+        [--traits] [--workers 2] [--threshold T] [--gpu]
     python bench/quality.py --smoke-test --out /tmp/q     # tiny sets, every code path, seconds
 
 Builds the benchmark sets into --data when absent (`distpaint benchset make`, about a minute),
@@ -69,7 +69,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttest", nargs=2, default=None, metavar=("A", "B"))
     parser.add_argument("--traits", action="store_true", help="also compute root traits")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threshold", type=float, default=0.5, help="models: p > threshold")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="models: p > threshold (default: each model card's, else 0.5)")
     parser.add_argument("--gpu", action="store_true", help="models: run on CUDA")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--real", type=pathlib.Path, default=None,

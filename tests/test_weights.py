@@ -30,9 +30,8 @@ def test_ship_writes_an_inference_only_model_with_its_card(tmp_path, weights_dir
     torch.set_num_threads(1)
     run = tmp_path / "run"
     train_local(load_config(packaged_config("tiny")), run, max_steps=2)
-    target = ship_module.ship(run, "toy", kinds=["roots"], description="a test model",
-                              command="distpaint train --config tiny --local --max-steps 2",
-                              scores={"rel_component_diff": 0.5})
+    target = ship_module.ship(run, "toy", recipe="tiny", kinds=["roots"],
+                              description="a test model", scores={"rel_component_diff": 0.5})
     assert sorted(p.name for p in target.iterdir()) == ["card.json", "config.yaml", "model.pt"]
     card = weights.model_card("toy")
     assert card["generator"] == "unet_tiny" and card["steps"] == 2 and card["seed"] == 0
@@ -48,7 +47,7 @@ def test_ship_writes_an_inference_only_model_with_its_card(tmp_path, weights_dir
 
 def test_ship_refuses_a_directory_without_checkpoint(tmp_path, weights_dir):
     with pytest.raises(InputError, match="no checkpoint"):
-        ship_module.ship(tmp_path, "x", kinds=["roads"], description="", command="")
+        ship_module.ship(tmp_path, "x", recipe="tiny", kinds=["roads"], description="")
 
 
 @pytest.mark.parametrize("name", weights.shipped_models())

@@ -110,7 +110,7 @@ def infer(
     batch: int = typer.Option(None, help="Tiles per forward pass (default 1 on CPU, 8 with "
                                          "--gpu)."),
     threshold: float = typer.Option(None, help="Foreground where probability > T "
-                                               "(default 0.5)."),
+                                               "(default: the model card's, else 0.5)."),
     sample: bool = typer.Option(False, "--sample",
                                 help="Draw pixels ~ Bernoulli(probability) instead."),
     seed: int = typer.Option(None, help="Seed of --sample (default 0); tiling-invariant."),
@@ -161,12 +161,15 @@ def infer(
                           "probabilities or sample them")
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
+    from distpaint.weights import inference_defaults
+
+    chosen = inference_defaults(model)  # the model card's threshold and keep policy
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
-        threshold=0.5 if threshold is None else threshold, sample=sample, seed=seed or 0,
-        keep_input=keep_input, skip_empty=skip_empty, views=views, passes=passes,
-        bridges_only=bridges_only,
-        keep=keep if keep is not None else "attached" if drop_islands else "bridges")
+        threshold=chosen["threshold"] if threshold is None else threshold, sample=sample,
+        seed=seed or 0, keep_input=keep_input, skip_empty=skip_empty, views=views,
+        passes=passes, bridges_only=bridges_only,
+        keep=keep if keep is not None else "attached" if drop_islands else chosen["keep"])
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

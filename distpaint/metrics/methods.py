@@ -214,7 +214,7 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
     return base, parsed
 
 
-def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
+def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False,
                  threads: int | None = None, tile: int = 1024, batch: int = 8) -> Method:
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
@@ -222,11 +222,13 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     overriding `threshold`), `keep=POLICY` (`distpaint.infer.keep`), `drop_islands=1`
     (`distpaint.infer.islands`) and
     `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`).
-    Output = input OR (probability > `threshold`);
+    Output = input OR (probability > `threshold`); `threshold` None and no `keep=` take the
+    model card's inference defaults (`distpaint.weights.inference_defaults`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
     from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
     from distpaint.infer.keep import keep_added
     from distpaint.infer.predictor import resolve_model
+    from distpaint.weights import inference_defaults
     from distpaint.infer.refine import refine
     from distpaint.infer.tiling import round_up
 
@@ -234,9 +236,12 @@ def model_method(spec: str, *, threshold: float = 0.5, gpu: bool = False,
     if not eq or ":" in label:  # no label: "roads" or "roads:views=2"
         label, body = "", spec
     target, options = _model_options(spec, body)
-    threshold = options.pop("threshold", threshold)
+    chosen = inference_defaults(target) if target else {}
+    threshold = options.pop("threshold", threshold if threshold is not None
+                            else chosen.get("threshold", 0.5))
     if options.pop("drop_islands", False) and "keep" not in options:
         options["keep"] = "attached"  # drop_islands=1 is keep=attached
+    options.setdefault("keep", chosen.get("keep", "bridges"))
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")

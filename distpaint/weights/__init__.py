@@ -21,7 +21,13 @@ from typing import Any
 
 from distpaint.errors import InputError
 
-__all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped"]
+__all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped",
+           "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP"]
+
+DEFAULT_THRESHOLD = 0.5
+"""Foreground probability threshold of a model whose card names none."""
+DEFAULT_KEEP = "bridges"
+"""Keep policy (`distpaint.infer.keep`) of a model whose card names none."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 """Where the shipped checkpoint directories live."""
@@ -61,3 +67,18 @@ def checkpoint_or_shipped(name_or_path: str | Path) -> Path:
         return WEIGHTS_DIR / str(name_or_path)
     have = ", ".join(shipped_models()) or "none shipped; pass a checkpoint directory"
     raise InputError(f"model {str(name_or_path)!r} does not exist; available: {have}")
+
+
+def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
+    """{"threshold", "keep"}: the inference defaults a model was chosen with on the real
+    validation masks, from its card's `inference` entry (shipped models and checkpoint
+    directories holding a card.json), else DEFAULT_THRESHOLD and DEFAULT_KEEP. Anything that
+    is not a model (a factory, a missing path) gets the defaults; loading it reports the error."""
+    try:
+        card_file = checkpoint_or_shipped(name_or_path) / "card.json"
+    except (InputError, TypeError):
+        card_file = None
+    card = json.loads(card_file.read_text()) if card_file is not None and card_file.is_file() else {}
+    chosen = card.get("inference", {})
+    return {"threshold": float(chosen.get("threshold", card.get("threshold", DEFAULT_THRESHOLD))),
+            "keep": str(chosen.get("keep", DEFAULT_KEEP))}

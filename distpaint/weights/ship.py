@@ -155,6 +155,7 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
         "variant": cfg.variant,
         "recipe": recipe,
         "seed": cfg.seed,
+        "steps": None,  # filled below: every step of every stage, this one's included
         "steps_this_stage": int(blob.get("step", 0)),
         "averaged_steps": steps,
         "steps_total": int(blob.get("step", 0)) + int((base_card or {}).get("steps_total",
@@ -170,6 +171,7 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
         "scores": scores or {},
         "source_checkpoint": str(ckpt),
     }
+    card["steps"] = card["steps_total"]
     target = WEIGHTS_DIR / name
     if retire_as and target.exists():
         _retire(target, retire_as)
