@@ -122,7 +122,7 @@ def infer(
     bridges_only: bool = typer.Option(False, "--bridges-only",
                                       help="With --passes 2+: keep of the later passes only "
                                            "pieces that join the first pass's output at two "
-                                           "or more places (not in the paper; README, Quality)."),
+                                           "or more places (not in the paper; docs/HISTORY.md)."),
     keep: str = typer.Option(None, "--keep",
                              help="Which added pieces to keep: bridges (default: only pieces "
                                   "that join the input at two or more places next to a dead "

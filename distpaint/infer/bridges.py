@@ -6,7 +6,7 @@ its centreline precision falls (`bench/cldice_parts.py`). With `--bridges-only`,
 only a later pass adds is kept when its 8-connected piece of added pixels touches the first
 pass's output (input included) at two or more separate places: it bridges a gap or closes a
 loop. Pieces that touch it once (extensions, thickening) or never (islands) are dropped.
-Not in the paper: off by default, measured in the README's Quality section
+Not in the paper: off by default, measured in docs/HISTORY.md
 (`bench/quality.py --models roads:passes=2,bridges_only=1`).
 
 Tiled inference decides each window on its own: a piece that reaches the window's edge may

@@ -88,27 +88,28 @@ class InferConfig:
     views: int = 1
     """Test-time augmentation: mean probabilities over this many flips/transposes of each
     window (1, 2, 4 or 8; costs that many forward passes). Not in the paper: off by default,
-    measured in the README's Quality section (`distpaint.infer.refine`)."""
+    measured in docs/HISTORY.md (`distpaint.infer.refine`)."""
     passes: int = 1
     """Iterative repair: run the model this many times, each pass on the input OR the previous
     pass's pixels above `threshold` (1 to 8; the halo grows with it). Not in the paper: off
-    by default, measured in the README's Quality section."""
+    by default, measured in docs/HISTORY.md."""
     bridges_only: bool = False
     """With `passes` >= 2: the first pass's output plus only the pieces later passes add that
     join it at two or more places (`distpaint.infer.bridges`). Not in the paper: off by
-    default, measured in the README's Quality section."""
+    default, measured in docs/HISTORY.md."""
     keep_input: bool = True
     """Output = input OR model fill: never delete a pixel of the input."""
     drop_islands: bool = False
     """Remove added components that touch no input pixel (`distpaint.infer.islands`; exact
     for islands that fit in the halo). Not in the paper: off by default, measured in the
-    README's Quality section."""
+    docs/HISTORY.md."""
     keep: str = "bridges"
     """Which added pieces to keep (`distpaint.infer.keep`): `bridges` (only pieces joining the
     input at two or more places next to a dead end, or filling a small hole: never a spur, a
     thickened edge, a corner fill or an island), `attached` (drop islands) or `all` (the
     model's raw output, as the paper has it). `bridges` was chosen on the real validation
-    masks (README, Quality): it does no harm where `all` lowers clDice."""
+    masks (README, Quality): it does no harm where `all` lowers clDice. A model card may
+    name its own (`distpaint.weights.inference_defaults`)."""
     skip_empty: bool = True
     """Do not run the model on tiles whose window holds no foreground."""
     readers: int = 2

@@ -5,7 +5,7 @@ connected component that bridges nothing. It adds a component (it lowers the rel
 component difference) and is, on the synthetic benchmark sets, almost always short of the
 truth. `drop_islands` removes the added 8-connected components that do not touch (8-adjacency)
 the input; fills that touch the input (bridges, partial fills from one side, thickening) stay.
-Not in the paper: off by default, measured in the README's Quality section
+Not in the paper: off by default, measured in docs/HISTORY.md
 (`distpaint infer --drop-islands`, `bench/quality.py --models general:drop_islands=1`).
 
 Tiled inference decides each tile from its window (tile plus halo): a component that reaches

@@ -279,7 +279,8 @@ class DataConfig:
     written by `distpaint realdata build` or `distpaint rasterize`/`ingest`): on a share `store_share` of
     the (non-'real') steps the batch is cut from one of its masks, with artificial gaps, instead
     of a synthetic mask, so G learns real dead ends, widths and junctions. Masks too small for
-    a batch of non-overlapping patches are left out. "" = synthetic masks only."""
+    a batch of non-overlapping patches are left out. "" = synthetic masks only. In-process
+    (`--local`) runs only: a Ray run takes its training store with --data."""
     store_share: float = 0.5
     """With `store`: the share of steps whose batch comes from the store."""
 

@@ -155,6 +155,11 @@ def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig)
     from distpaint.train.store_data import StoreData, synthesize_store
     from distpaint.train.validation import load_val_samples, synthesize_val_store
 
+    if cfg.data.store and options.data is None:
+        # the share of store steps is a feature of the in-process data (LocalData); a Ray run
+        # would synthesise its pool with the stored masks as plain samples, ignoring the share
+        raise ConfigError(f"data.store ({cfg.data.store}) mixes real masks into --local runs only; "
+                          "on Ray pass a store of the masks to train on with --data")
     if options.data is not None:
         store = Path(options.data).resolve()
         StoreData(MaskStore.open(store), cfg, 0, options.num_workers)  # fail early on bad input

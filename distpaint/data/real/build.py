@@ -9,7 +9,7 @@ from the fetched packages (`distpaint.data.real.packages`) as the catalogue says
 Layout of OUT:
 
 - `train/<kind>.zarr`: every training render whole (`mask` only), for `distpaint train`
-  (`data.real_store`), named `<source>-<render>`;
+  (`data.store` of a recipe), named `<source>-<render>`;
 - `<level>/<kind>.zarr` for the levels `val`, `test` (the judging protocol's damage: `cut`
   gaps, about 60 per Mpx) and `val-mix`, `test-mix` (the heavy `mix` damage the synthetic
   benchmark uses): crops of at most `crop` px a side of every render of the split, each with

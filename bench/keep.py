@@ -1,14 +1,16 @@
-"""Cost of `--drop-islands`: streaming inference with and without it, side by side in one run.
+"""Cost of the keep policies (`--keep all|attached|bridges`): streaming inference under each,
+side by side in one run.
 
-    python bench/islands.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
-    python bench/islands.py --smoke-test          # 512 px, one repeat, seconds
+    python bench/keep.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
+    python bench/keep.py --smoke-test          # 512 px, one repeat, seconds
 
 Builds a --size mask from corrupted whole masks of a fresh benchmark set (`make_benchset`,
 seed 0, --kind, tiled 2 x 2 when --size is twice their 2048 px), runs `run_inference` (Zarr
-targets, tiles of 1024, skip-empty on) with `drop_islands` off and on, alternating, --repeats
-times each (the best kept: the cores are shared), and prints the seconds, the ratio on/off and
-the pixels the option removed. The option labels the added pixels of every tile window
-(scipy.ndimage.label), so its cost grows with the window, not with the model.
+targets, tiles of 1024, skip-empty on) with `keep` all, attached and bridges in turn, --repeats
+times each (the best kept: the cores are shared), and prints the seconds, the ratios to `all`
+and the pixels each policy kept. `attached` labels the added pixels of every tile window;
+`bridges` also labels the input's holes and skeletonises the input around each candidate
+bridge, so its cost grows with the fill, not with the model.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
     return np.block(grid)[:size, :size]
 
 
-def _run(mask: np.ndarray, predictor, work: pathlib.Path, drop: bool, tile: int) -> tuple[float, int]:
+POLICIES = ("all", "attached", "bridges")
+
+
+def _run(mask: np.ndarray, predictor, work: pathlib.Path, keep: str, tile: int) -> tuple[float, int]:
     chunks, shards = output_layout(mask.shape, tile)
-    group = zarr.open_group(LocalStore(work / f"out-{drop}.zarr"), mode="w", zarr_format=3)
+    group = zarr.open_group(LocalStore(work / f"out-{keep}.zarr"), mode="w", zarr_format=3)
     out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
                              fill_value=False, compressors=compressors())
     start = time.perf_counter()
-    stats = run_inference(mask, predictor, {"mask": out}, InferConfig(tile=tile, batch=1, drop_islands=drop))
+    stats = run_inference(mask, predictor, {"mask": out}, InferConfig(tile=tile, batch=1, keep=keep))
     return time.perf_counter() - start, stats.added_pixels
 
 
@@ -63,23 +68,23 @@ def main() -> None:
     args = parser.parse_args()
     size, repeats, tile = (512, 1, 256) if args.smoke_test else (args.size, args.repeats, 1024)
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="distpaint-islands-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="distpaint-keep-") as tmp:
         work = pathlib.Path(tmp)
         mask = _mask(work, args.kind, size, args.smoke_test)
         predictor = resolve_model(args.model, threads=args.threads)
-        _run(mask[:tile, :tile], predictor, work, False, tile)  # warm-up
-        seconds = {False: [], True: []}
+        _run(mask[:tile, :tile], predictor, work, "all", tile)  # warm-up
+        seconds: dict[str, list[float]] = {k: [] for k in POLICIES}
         added = {}
         for _ in range(repeats):
-            for drop in (False, True):
-                s, added[drop] = _run(mask, predictor, work, drop, tile)
-                seconds[drop].append(s)
-    off, on = min(seconds[False]), min(seconds[True])
+            for keep in POLICIES:
+                s, added[keep] = _run(mask, predictor, work, keep, tile)
+                seconds[keep].append(s)
+    best = {k: min(v) for k, v in seconds.items()}
     print(json.dumps({"model": args.model, "kind": args.kind, "size": size, "tile": tile,
-                      "seconds_off": round(off, 3), "seconds_on": round(on, 3),
-                      "ratio_on_off": round(on / off, 3), "added_off": added[False],
-                      "added_on": added[True],
-                      "removed_share": round(1 - added[True] / max(added[False], 1), 4)}))
+                      "seconds": {k: round(v, 3) for k, v in best.items()},
+                      "ratio_to_all": {k: round(v / best["all"], 3) for k, v in best.items()},
+                      "added": added,
+                      "kept_share": {k: round(added[k] / max(added["all"], 1), 4) for k in POLICIES}}))
 
 
 if __name__ == "__main__":
