@@ -364,7 +364,7 @@ class Models:
             from distpaint.infer.tiling import round_up
             from distpaint.models import create_model, list_models
             from distpaint.models.layers import count_parameters
-            from distpaint.train.checkpoint import load_generator
+            from distpaint.models.modelfile import load_generator
             from distpaint.weights import checkpoint_or_shipped, shipped_models
 
             if name in shipped_models():

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from distpaint.cli import app
 from distpaint.errors import InputError
 from distpaint.infer.predictor import resolve_model
+from distpaint.models.modelfile import load_generator
 from distpaint.train.average import average_checkpoints
-from distpaint.train.checkpoint import load_generator
 from distpaint.train.config import config_from_dict
 from distpaint.train.local import train_local
 

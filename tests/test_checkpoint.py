@@ -71,6 +71,17 @@ def test_layout_and_inference_load(tmp_path):
     assert not list(ckpt.parent.glob(".*"))  # no temporary directories left behind
 
 
+def test_model_file_names_stay_importable_from_train_checkpoint():
+    # the model file lives in distpaint.models.modelfile (inference imports no training code);
+    # distpaint.weights.ship and scripts still import these names from train.checkpoint
+    import distpaint.models.modelfile as modelfile
+    import distpaint.train.checkpoint as checkpoint
+
+    for name in ("load_generator", "load_model_file", "FORMAT_VERSION"):
+        assert getattr(checkpoint, name) is getattr(modelfile, name)
+    assert callable(checkpoint.load_config_of) and callable(checkpoint.latest_checkpoint)
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     train_local(config_from_dict({**CFG, "variant": "unet"}), tmp_path, max_steps=3)
     with pytest.raises(ConfigError, match="different config"):

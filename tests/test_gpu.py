@@ -260,7 +260,7 @@ def _gpu_predictor(halo: int, bf16: bool):
     """The predictor's GPU path for the shipped roads model, halo given (measured on the CPU),
     so these tests do not depend on `test_resolve_model_gpu_builds_the_roads_predictor`."""
     from distpaint.infer.predictor import TorchPredictor
-    from distpaint.train.checkpoint import load_generator
+    from distpaint.models.modelfile import load_generator
     from distpaint.weights import checkpoint_or_shipped
 
     return TorchPredictor(load_generator(checkpoint_or_shipped("roads")), receptive_halo=halo,

@@ -12,7 +12,7 @@ import distpaint.weights as weights
 import distpaint.weights.ship as ship_module
 from distpaint.cli import app
 from distpaint.errors import InputError
-from distpaint.train.checkpoint import load_generator
+from distpaint.models.modelfile import load_generator
 from distpaint.train.config import load_config, packaged_config
 from distpaint.train.local import train_local
 

@@ -162,6 +162,8 @@ def resolve_model(
     """A predictor for `--model`: a checkpoint directory (or its model.pt) or the name of a
     shipped model. InputError naming the model and the available ones otherwise."""
     path = checkpoint_or_shipped(name_or_path)
-    from distpaint.train.checkpoint import load_generator
+    # deferred: the model file needs torch, and this module imports without it (the engine and
+    # job import it; baseline runs and the CLI's start never load torch)
+    from distpaint.models.modelfile import load_generator
 
     return TorchPredictor(load_generator(path), gpu=gpu, threads=threads)

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from distpaint.errors import InputError
-from distpaint.train.checkpoint import CHECKPOINTS, load_config_of, load_model_file
+from distpaint.models.modelfile import MODEL_FILE, load_model_file
+from distpaint.train.checkpoint import CHECKPOINTS, load_config_of
 
 __all__ = ["average_checkpoints", "run_checkpoints"]
 
@@ -43,7 +44,7 @@ def run_checkpoints(run_dir: str | Path) -> list[Path]:
     folder = Path(run_dir) / CHECKPOINTS
     if not folder.is_dir():
         folder = Path(run_dir)
-    found = sorted(p for p in folder.glob("step_*") if (p / "model.pt").is_file()) if folder.is_dir() else []
+    found = sorted(p for p in folder.glob("step_*") if (p / MODEL_FILE).is_file()) if folder.is_dir() else []
     if not found:
         raise InputError(f"{run_dir}: no checkpoints (expected {Path(run_dir) / CHECKPOINTS}/step_*/model.pt)")
     return found
@@ -81,7 +82,7 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path, *, overwri
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        torch.save(averaged, tmp / "model.pt")
+        torch.save(averaged, tmp / MODEL_FILE)
         shutil.copy2(paths[-1] / "config.yaml", tmp / "config.yaml")
         load_config_of(tmp)  # the copied config must still load
         sources = {"averaged_from": [str(p) for p in paths],

@@ -1,9 +1,10 @@
-"""Checkpoints: one directory format that training resumes from exactly and inference loads
-without any training code or config.
+"""Training checkpoints: one directory format that training resumes from exactly and inference
+loads without any training code or config.
 
 Layout of a checkpoint directory (written atomically: temp dir, then rename):
-    model.pt          G only: {"format_version", "generator": {"name", "config", "state_dict"},
-                      "variant", "step"}; enough for `load_generator(path)`
+    model.pt          G only, the model file of `distpaint.models.modelfile`
+                      ({"format_version", "generator": {"name", "config", "state_dict"},
+                      "variant", "step"}); enough for `load_generator(path)`
     train_state.pt    step, D_L / D_G weights, every optimiser state, the step state (reward
                       moving average), RNG states (torch CPU/CUDA, the Bernoulli sampler, a NumPy
                       Generator, Python's `random`)
@@ -12,7 +13,13 @@ Layout of a checkpoint directory (written atomically: temp dir, then rename):
 A run directory keeps checkpoints as `checkpoints/step_00000500/`; `latest_checkpoint(run_dir)`
 finds the newest. Files are read with `torch.load(weights_only=True)` (no arbitrary pickles).
 
-    g = load_generator("runs/x/checkpoints/step_00000500")   # eval mode, on CPU
+This module is the training side: saving, resuming (weights, optimiser and RNG states) and the
+run's `TrainConfig` (`load_config_of`). Reading `model.pt` lives below training, in
+`distpaint.models.modelfile`, so inference imports no training code; `load_generator`,
+`load_model_file` and `FORMAT_VERSION` are re-exported here for existing callers
+(`distpaint.weights.ship`, scripts).
+
+    cfg = load_config_of("runs/x/checkpoints/step_00000500")   # the run's TrainConfig
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from distpaint.errors import InputError
-from distpaint.models import config_to_dict, get_entry, model_config
+from distpaint.models.modelfile import (FORMAT_VERSION, MODEL_FILE, load_generator, load_model_file,
+                                        model_file_contents, read_checkpoint_file)
 from distpaint.train.config import TrainConfig, config_from_dict, dump_config
 from distpaint.train.step import Models, Optimizers, StepState
 
@@ -49,8 +58,9 @@ __all__ = [
     "checkpoint_name",
 ]
 
-FORMAT_VERSION = 1
 CHECKPOINTS = "checkpoints"
+"""Folder of a run directory that holds its checkpoints."""
+TRAIN_STATE_FILE = "train_state.pt"
 
 
 @dataclass
@@ -129,13 +139,8 @@ def save_checkpoint(path: str | Path, *, config: TrainConfig, models: Models, op
     g = _unwrap(models.g)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        torch.save({
-            "format_version": FORMAT_VERSION,
-            "generator": {"name": config.model.generator, "config": config_to_dict(g.config),
-                          "state_dict": g.state_dict()},
-            "variant": config.variant,
-            "step": step,
-        }, tmp / "model.pt")
+        torch.save(model_file_contents(g, name=config.model.generator, variant=config.variant,
+                                       step=step), tmp / MODEL_FILE)
         torch.save({
             "format_version": FORMAT_VERSION,
             "step": step,
@@ -146,7 +151,7 @@ def save_checkpoint(path: str | Path, *, config: TrainConfig, models: Models, op
             "opt_d_global": _state(opts.d_global),
             "step_state": {"ema_reward": state.ema_reward, "history": dict(state.history)},
             "rng": {k: getattr(rng, k) for k in ("torch_cpu", "sampler", "numpy", "python", "torch_cuda")},
-        }, tmp / "train_state.pt")
+        }, tmp / TRAIN_STATE_FILE)
         (tmp / "config.yaml").write_text(dump_config(config))
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
         _replace_dir(tmp, path)
@@ -166,56 +171,24 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _load(path: Path, name: str, map_location: Any) -> dict:
-    file = path / name
-    if not file.is_file():
-        raise InputError(f"{path}: not a distpaint checkpoint (no {name})")
-    try:
-        data = torch.load(file, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise InputError(f"{file}: cannot read checkpoint ({exc})") from None
-    if data.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{file}: checkpoint format {data.get('format_version')} is not {FORMAT_VERSION}")
-    return data
-
-
-def load_generator(path: str | Path, map_location: Any = "cpu") -> nn.Module:
-    """G of checkpoint directory `path` (or its `model.pt`) in eval mode; needs no training config."""
-    path = Path(path)
-    if path.is_file():
-        path = path.parent
-    spec = _load(path, "model.pt", map_location)["generator"]
-    entry = get_entry(spec["name"], "generator")
-    model = entry.model_cls(model_config(spec["name"], "generator", **spec["config"]))
-    model.load_state_dict(spec["state_dict"])
-    return model.eval()
-
-
 def load_config_of(path: str | Path) -> TrainConfig:
-    """The `TrainConfig` saved in checkpoint directory `path`."""
-    import yaml
-
+    """The `TrainConfig` saved in checkpoint directory `path` (its `config.yaml`)."""
     file = Path(path) / "config.yaml"
     if not file.is_file():
         raise InputError(f"{path}: not a distpaint checkpoint (no config.yaml)")
     return config_from_dict(yaml.safe_load(file.read_text()), str(file))
 
 
-def load_model_file(path: str | Path, map_location: Any = "cpu") -> dict:
-    """Raw contents of `model.pt` of checkpoint directory `path` (InputError if unreadable)."""
-    return _load(Path(path), "model.pt", map_location)
-
-
 def load_train_state(path: str | Path, map_location: Any = "cpu") -> dict:
     """Raw contents of `train_state.pt`."""
-    return _load(Path(path), "train_state.pt", map_location)
+    return read_checkpoint_file(Path(path), TRAIN_STATE_FILE, map_location)
 
 
 def restore(path: str | Path, models: Models, opts: Optimizers, map_location: Any = "cpu") -> TrainState:
     """Load weights and optimiser states of checkpoint `path` into `models` and `opts` (built
     from the same config) and return the step, step state, RNG states and metrics."""
     path = Path(path)
-    model_file = _load(path, "model.pt", map_location)
+    model_file = load_model_file(path, map_location)
     train = load_train_state(path, map_location)
     _unwrap(models.g).load_state_dict(model_file["generator"]["state_dict"])
     for name in ("d_local", "d_global"):
@@ -240,5 +213,5 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return None
-    found = sorted(p for p in root.glob("step_*") if (p / "train_state.pt").is_file())
+    found = sorted(p for p in root.glob("step_*") if (p / TRAIN_STATE_FILE).is_file())
     return found[-1] if found else None

@@ -31,9 +31,11 @@ from torch import nn
 
 from distpaint.errors import ConfigError, InputError
 from distpaint.models import config_to_dict, create_model
+from distpaint.models.modelfile import load_generator, load_model_file
 from distpaint.train import losses
 from distpaint.train.config import OptimConfig, TrainConfig
 from distpaint.train.recompose import Recomposer
+from distpaint.weights import checkpoint_or_shipped
 
 __all__ = ["Models", "Optimizers", "PatchBatch", "StepState", "Timer", "build_models",
            "build_optimizers", "train_step"]
@@ -116,9 +118,6 @@ def build_models(cfg: TrainConfig, *, fresh: bool = True) -> Models:
 
 def _init_from(g: nn.Module, source: str) -> None:
     """Copy the weights of checkpoint or shipped model `source` into G (same architecture)."""
-    from distpaint.train.checkpoint import load_generator, load_model_file  # lazy: checkpoint imports this module
-    from distpaint.weights import checkpoint_or_shipped
-
     try:
         path = checkpoint_or_shipped(source)
     except InputError as exc:

@@ -1,7 +1,7 @@
 """The trained models shipped with distpaint: one checkpoint directory per model name.
 
 Each `distpaint/weights/<name>/` holds what inference needs (`model.pt`: the generator's
-registered name, config and weights; see `distpaint.train.checkpoint`), the training recipe
+registered name, config and weights; see `distpaint.models.modelfile`), the training recipe
 (`config.yaml`) and a model card, `card.json`: what the model is for, the exact command,
 config and seed that produced it, its speed and its benchmark scores. Nothing here imports
 torch, so listing models is instant.
