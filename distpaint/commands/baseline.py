@@ -51,7 +51,7 @@ _OUT_HELP = ("Output file (one input) or folder; for one store, a .zarr store wi
 
 def _store_mode(inputs: list[str], out: pathlib.Path) -> bool:
     """One distpaint store in and a .zarr out: the evaluation layout of `repair_store`."""
-    from distpaint.infer.sources import expand_inputs
+    from distpaint.data.inputs import expand_inputs
 
     if len(inputs) != 1 or out.suffix.lower() != ".zarr":
         return False

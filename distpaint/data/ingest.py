@@ -1,7 +1,7 @@
 """Ingestion: turn mask files (PNG, TIFF, GeoTIFF, NPY, Zarr) into samples of a mask store.
 
 Sources are expanded as `distpaint infer` expands its inputs
-(`distpaint.infer.sources.expand_inputs`): a file; a folder (every mask file below it,
+(`distpaint.data.inputs.expand_inputs`): a file; a folder (every mask file below it,
 recursively, hidden ones skipped); a glob the shell did not expand (`'scans/*.png'`,
 `'scans/**/*.tif'`); a distpaint store, which contributes each of its samples under their own
 names. Every source is read read-only and never modified; each sample is written atomically
@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import dask.array as da
 
 from distpaint.data.files import FORMATS, check_writable, mask_format, read_mask_file
+from distpaint.data.inputs import expand_inputs
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 
@@ -176,8 +177,6 @@ def expand_sources(paths: list[str | os.PathLike], prefix: str = "") -> list[Sou
     """Sources for `paths` (files, folders, globs, stores: expanded as `distpaint infer` does);
     a distpaint store expands to one source per sample. InputError for a path that does not
     exist, a pattern or folder without masks, or two sources that would get the same name."""
-    from distpaint.infer.sources import expand_inputs
-
     sources: list[Source] = []
     for found in expand_inputs(list(paths)):
         if found.sample is not None:

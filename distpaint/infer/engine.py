@@ -35,12 +35,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
 from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
 from distpaint.infer.keep import check_keep, keep_added
 from distpaint.infer.predictor import Predictor
+from distpaint.infer.refine import bridges_of, check_refinement, refinement_of
 from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
 
 __all__ = [
@@ -129,8 +131,6 @@ class InferConfig:
             raise ConfigError(f"--threshold must be in [0, 1), got {self.threshold!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
-        from distpaint.infer.refine import check_refinement
-
         check_refinement(self.views, self.passes, self.bridges_only)
         if not isinstance(self.drop_islands, bool):
             raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
@@ -193,8 +193,6 @@ class _DaskSource:
 
 def as_source(array: Any) -> Any:
     """A 2-D array-like whose slices are NumPy arrays (zarr.Array and NumPy are already)."""
-    import dask.array as da
-
     return _DaskSource(array) if isinstance(array, da.Array) else array
 
 
@@ -412,10 +410,8 @@ def run_inference(
     empty: the empty-window probe to reuse (default: a new one for this run).
     Returns the run's `InferStats`. Exceptions of reader or writer threads propagate.
     """
-    from distpaint.infer.refine import bridges_of, refinement_of
-
     if (*refinement_of(predictor), bridges_of(predictor)) != (config.views, config.passes, config.bridges_only):
-        # the predictor is refined where it is built (job.load_predictor, model_method), so
+        # the predictor is refined where it is built (model.load_predictor, model_method), so
         # that its halo and the empty-window probe see the refinement too
         def said(views: int, passes: int, bridges: bool) -> str:
             return f"views={views}, passes={passes}" + (", bridges_only" if bridges else "")

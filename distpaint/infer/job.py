@@ -4,9 +4,9 @@
 
 1. plan: expand INPUT into units and their outputs (`distpaint.infer.sources`); refuse outputs
    that would overwrite an input, and existing outputs unless `overwrite`;
-2. load the model once (its down-sampling factor and receptive field fix the tiling) and open
-   the work folder (`distpaint.infer.manifest`): a job killed earlier with the same model and
-   settings is resumed, shard by shard;
+2. load the model once (`distpaint.infer.model`; its down-sampling factor and receptive field
+   fix the tiling) and open the work folder (`distpaint.infer.manifest`): a job killed earlier
+   with the same model and settings is resumed, shard by shard;
 3. check every unit (readable, binary, not empty); one bad mask of an archive is reported and
    skipped, a single bad mask is an error;
 4. compute the missing shards into staging Zarr arrays, in this process (`engine.run_inference`)
@@ -32,7 +32,6 @@ import pathlib
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -51,9 +50,10 @@ from distpaint.infer.engine import (
     run_inference,
 )
 from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
-from distpaint.infer.predictor import Predictor, resolve_model
+from distpaint.infer.model import ModelSpec, load_predictor, model_fingerprint
+from distpaint.infer.predictor import Predictor
 from distpaint.infer.preview import write_preview
-from distpaint.infer.refine import refine
+from distpaint.infer.ray_runner import RayOptions, run_shards
 from distpaint.infer.sources import Unit, plan_units, work_dir
 from distpaint.infer.staging import UnitSpec, create_staging, open_source, open_staging
 
@@ -67,10 +67,8 @@ __all__ = [
     "model_fingerprint",
     "run_job",
 ]
-
-ModelSpec = str | os.PathLike | Callable[[], Predictor]
-"""`--model`: a shipped model's name, a checkpoint directory, or (from Python) a picklable
-factory returning a `Predictor` (give it a `fingerprint` attribute so that jobs resume)."""
+# ModelSpec, load_predictor and model_fingerprint live in distpaint.infer.model (shared with
+# the Ray actors of distpaint.infer.ray_runner); re-exported here for callers of run_job.
 
 
 @dataclass
@@ -165,42 +163,6 @@ class JobProgress(Protocol):
     def start(self, tiles: int, pixels: int) -> None: ...
 
     def advance(self, tiles: int, pixels: int) -> None: ...
-
-
-# ---- model ---------------------------------------------------------------------------------
-def load_predictor(model: ModelSpec, *, gpu: bool = False, threads: int | None = None,
-                   infer: InferConfig | None = None) -> Predictor:
-    """The predictor of `model` (a name, a checkpoint, or a factory), with the test-time
-    refinements (views, passes) of `infer`."""
-    if callable(model) and not isinstance(model, (str, os.PathLike)):
-        predictor = model()
-    else:
-        predictor = resolve_model(model, gpu=gpu, threads=threads)
-    if infer is None:
-        return predictor
-    return refine(predictor, views=infer.views, passes=infer.passes, threshold=infer.threshold,
-                  bridges_only=infer.bridges_only)
-
-
-def _model_file(model: str | os.PathLike) -> pathlib.Path:
-    from distpaint.weights import WEIGHTS_DIR
-
-    path = pathlib.Path(model)
-    if not path.exists():
-        path = WEIGHTS_DIR / str(model)
-    return path / "model.pt" if path.is_dir() else path
-
-
-def model_fingerprint(model: ModelSpec) -> str:
-    """Identity of the model's weights (a hash of model.pt), or a factory's `fingerprint`."""
-    if callable(model) and not isinstance(model, (str, os.PathLike)):
-        fp = getattr(model, "fingerprint", None)
-        return str(fp) if fp is not None else f"{type(model).__module__}.{type(model).__qualname__}"
-    digest = hashlib.sha256()
-    with open(_model_file(model), "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfig) -> tuple[str, dict]:
@@ -401,8 +363,6 @@ def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConf
 def _run_ray(prepared: list[_Prepared], model: ModelSpec, infer: InferConfig,
              config: JobConfig, job: JobDir, writer: ManifestWriter, report: JobReport,
              progress: JobProgress | None, single: bool) -> None:
-    from distpaint.infer.ray_runner import RayOptions, run_shards
-
     by_uid = {p.spec.uid: p for p in prepared}
     resumed = {p.spec.uid: len(p.state.shards) for p in prepared}
     failed: dict[str, str] = {}

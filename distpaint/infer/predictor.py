@@ -25,6 +25,10 @@ from distpaint.errors import ConfigError, InputError
 from distpaint.infer.tiling import round_up
 from distpaint.weights import WEIGHTS_DIR, checkpoint_or_shipped, shipped_models
 
+# torch (and the model file, which needs it) is imported inside the functions that use it:
+# the engine and the job import this module, and neither a baseline run (`distpaint baseline`
+# runs as a Predictor without torch) nor the CLI's start-up should pay for loading torch.
+
 __all__ = [
     "Predictor",
     "TorchPredictor",
@@ -60,7 +64,7 @@ def receptive_radius(module: Any, align: int = 1, size: int = 128, in_channels: 
     non-zero exactly on the receptive field. All terms are positive, so nothing cancels and
     float32 is as exact as float64 here. The probe grows until the field fits inside.
     """
-    import torch
+    import torch  # deferred: see the note at the imports
 
     probe = copy.deepcopy(module).float().eval()
     with torch.no_grad():
@@ -109,7 +113,7 @@ class TorchPredictor:
         sets torch's CPU threads; `dtype="float64"` runs in double precision (tests);
         `channels_last` runs convolutions in NHWC layout (2x faster on these CPUs with oneDNN,
         measured with unet_tiny and unet_cpu at 1152 px; the layout GPUs' tensor cores want)."""
-        import torch
+        import torch  # deferred: see the note at the imports
 
         if gpu and not torch.cuda.is_available():
             raise ConfigError("--gpu: no CUDA device is available on this machine")
@@ -141,7 +145,7 @@ class TorchPredictor:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Foreground probabilities (B, 1, h, w) float32 of `batch` (B, 1, h, w)."""
-        import torch
+        import torch  # deferred: see the note at the imports
 
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype,
                                                             non_blocking=True)
@@ -162,8 +166,6 @@ def resolve_model(
     """A predictor for `--model`: a checkpoint directory (or its model.pt) or the name of a
     shipped model. InputError naming the model and the available ones otherwise."""
     path = checkpoint_or_shipped(name_or_path)
-    # deferred: the model file needs torch, and this module imports without it (the engine and
-    # job import it; baseline runs and the CLI's start never load torch)
-    from distpaint.models.modelfile import load_generator
+    from distpaint.models.modelfile import load_generator  # deferred (torch): see the imports
 
     return TorchPredictor(load_generator(path), gpu=gpu, threads=threads)

@@ -18,6 +18,7 @@ import pathlib
 import uuid
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 
 __all__ = ["COLOURS", "preview_factor", "render_preview", "write_preview"]
@@ -80,8 +81,6 @@ def render_preview(given: Any, added: Any, output: Any | None = None,
 def write_preview(path: str | os.PathLike, given: Any, added: Any, output: Any | None = None,
                   max_side: int = 2048) -> tuple[int, int]:
     """Render the preview and write it to `path` as PNG, atomically; returns its (h, w)."""
-    import imageio.v3 as iio
-
     path = pathlib.Path(path)
     image = render_preview(given, added, output, max_side)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,12 @@ import numpy as np
 from distpaint.errors import ConfigError, InputError
 from distpaint.infer.engine import EmptyWindows, InferConfig, run_inference
 from distpaint.infer.manifest import ManifestWriter
+from distpaint.infer.model import load_predictor
 from distpaint.infer.staging import UnitSpec, open_source, open_staging
+from distpaint.ray_connect import connect as join
+
+# Ray is imported inside the functions that run on it: `distpaint.infer.job` imports this
+# module, and a local (non --ray) job must neither need nor load Ray.
 
 __all__ = ["RayOptions", "ShardWorker", "connect", "run_shards"]
 
@@ -50,8 +55,6 @@ class RayOptions:
 
 def connect() -> bool:
     """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if started here."""
-    from distpaint.ray_connect import connect as join
-
     # address="local": a new instance even if another local one is running on this machine
     return join(address="local", dashboard=False, log_to_driver=False)
 
@@ -61,8 +64,6 @@ class ShardWorker:
 
     def __init__(self, model: Any, infer: dict, manifest_dir: str, gpu: bool,
                  threads: int) -> None:
-        from distpaint.infer.job import load_predictor
-
         self.infer = InferConfig(**infer)
         self.predictor = load_predictor(model, gpu=gpu, threads=threads, infer=self.infer)
         self.empty = EmptyWindows(self.predictor, self.infer)  # probed once per actor
@@ -111,7 +112,7 @@ class ShardWorker:
 
 
 def _pool_size(options: RayOptions, tasks: int) -> int:
-    import ray
+    import ray  # deferred: see the note at the imports
 
     resources = ray.cluster_resources()
     if options.gpu:
@@ -135,13 +136,13 @@ def run_shards(tasks: list[tuple[UnitSpec, tuple[int, int]]], model: Any, infer:
                manifest_dir: str, options: RayOptions | None = None) -> Iterator[dict]:
     """Compute every (unit, shard origin) of `tasks` on a Ray actor pool; yields one result per
     shard as it finishes: {"uid", "shard", "counts", "pixels"} or {"uid", "shard", "error"}.
-    `model` is what `job.load_predictor` takes (picklable)."""
+    `model` is what `model.load_predictor` takes (picklable)."""
     if not tasks:
         return
     options = options or RayOptions()
     started = connect()
     try:
-        import ray.data
+        import ray.data  # deferred: see the note at the imports
 
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the CLI draws its own
@@ -165,6 +166,6 @@ def run_shards(tasks: list[tuple[UnitSpec, tuple[int, int]]], model: Any, infer:
             yield json.loads(str(row["result"]))
     finally:
         if started:
-            import ray
+            import ray  # deferred: see the note at the imports
 
             ray.shutdown()

@@ -2,8 +2,9 @@
 
 INPUT arguments are files (PNG, TIFF, GeoTIFF, NPY, a Zarr array or distpaint sample), distpaint
 mask stores (one unit per sample), directories (every mask file below them, recursively, hidden
-files and folders skipped) and globs (`'masks/**/*.png'`, expanded here when the shell did not).
-Each unit gets three outputs in the input's own format:
+files and folders skipped) and globs (`'masks/**/*.png'`, expanded when the shell did not), as
+`distpaint.data.inputs.expand_inputs` expands them (`distpaint ingest` and `distpaint baseline`
+expand theirs with it too). Each unit gets three outputs in the input's own format:
 
 - file mode (one file or store in, `--out` with a mask suffix): the repaired mask is OUT itself
   (`--out roads_fixed.tif`; another suffix converts), the added pixels `OUT-stem.added.SUFFIX`,
@@ -18,40 +19,21 @@ an OUT inside an input folder, is refused even with `--overwrite`. An OUT that c
 written (a read-only folder) and a store whose metadata is broken (naming the zarr.json) are
 refused before any work starts.
 
-`expand_inputs` is shared: `distpaint ingest` and `distpaint baseline` expand their sources
-with it too.
-
     units, root = plan_units(["masks/", "roads.tif"], "out/")
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import pathlib
 from dataclasses import dataclass
 
-from distpaint.data.files import FORMATS, broken_zarr_metadata, check_writable
-from distpaint.data.store import MaskStore
+from distpaint.data.files import FORMATS, check_writable
+from distpaint.data.inputs import InputMask, expand_inputs
 from distpaint.errors import InputError
 
-__all__ = ["Unit", "Source", "expand_inputs", "plan_units", "work_dir", "file_mode"]
-
-_GLOB_CHARS = set("*?[")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One mask found among the INPUT arguments."""
-
-    path: pathlib.Path
-    """The file, or the store of a sample (absolute)."""
-    sample: str | None
-    """Sample name within the store `path`; None for a file."""
-    rel: pathlib.PurePath
-    """Name under the output folder: relative to the directory it was found in, else the
-    file name (or the store's name, for samples)."""
+__all__ = ["Unit", "plan_units", "work_dir", "file_mode"]
 
 
 @dataclass(frozen=True)
@@ -91,97 +73,7 @@ class Unit:
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def _is_store(path: pathlib.Path) -> bool:
-    if not (path / "zarr.json").is_file():
-        return False
-    try:
-        MaskStore.open(path)
-    except InputError:
-        return False
-    return True
-
-
-def _is_mask_file(path: pathlib.Path) -> bool:
-    return path.suffix.lower() in FORMATS and not path.name.startswith(".")
-
-
-def _walk(root: pathlib.Path) -> list[pathlib.Path]:
-    """Mask files and Zarr nodes below `root` (not descending into Zarr directories)."""
-    found: list[pathlib.Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = pathlib.Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
-                continue
-            child = here / name
-            if name.lower().endswith(".zarr") or (child / "zarr.json").is_file():
-                found.append(child)
-            else:
-                keep.append(name)
-        dirnames[:] = keep
-        found += [here / f for f in sorted(filenames) if _is_mask_file(here / f)]
-    return sorted(found)
-
-
-def _expand_store(path: pathlib.Path, rel: pathlib.PurePath) -> list[Source]:
-    store = MaskStore.open(path)
-    broken = broken_zarr_metadata(path)  # a sample's or layer's zarr.json: name the file
-    if broken is not None:
-        raise broken
-    names = store.names()
-    if not names:
-        raise InputError(f"{path}: mask store with no samples")
-    return [Source(path, name, rel) for name in names]
-
-
-def _expand_one(raw: str) -> list[Source]:
-    path = pathlib.Path(raw)
-    if not path.exists() and _GLOB_CHARS & set(raw):
-        matches = sorted(glob.glob(raw, recursive=True))
-        if not matches:
-            raise InputError(f"{raw}: no file matches this pattern")
-        out: list[Source] = []
-        for match in matches:
-            out += _expand_path(pathlib.Path(match).absolute(), None)
-        return out
-    if not path.exists():
-        raise InputError(f"{raw}: no such file or directory")
-    return _expand_path(path.absolute(), None)
-
-
-def _expand_path(path: pathlib.Path, root: pathlib.Path | None) -> list[Source]:
-    rel = pathlib.PurePath(path.relative_to(root) if root else path.name)
-    if path.is_dir() and _is_store(path):
-        return _expand_store(path, rel)
-    if path.is_dir() and not (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file()):
-        if root is not None:
-            return []
-        files = _walk(path)
-        if not files:
-            raise InputError(
-                f"{path}: no mask files in this directory (looked for "
-                f"{', '.join(sorted(FORMATS))})"
-            )
-        out: list[Source] = []
-        for file in files:
-            out += _expand_path(file, path)
-        return out
-    return [Source(path, None, rel)]
-
-
-def expand_inputs(inputs: list[str | os.PathLike]) -> list[Source]:
-    """The masks named by the INPUT arguments, in order. InputError for a path that does not
-    exist, a pattern matching nothing, a directory without masks, a store without samples."""
-    if not inputs:
-        raise InputError("no INPUT given: name mask files, directories, stores or globs")
-    sources: list[Source] = []
-    for raw in inputs:
-        sources += _expand_one(os.fspath(raw))
-    return sources
-
-
-def file_mode(inputs: list[str | os.PathLike], sources: list[Source], out: pathlib.Path) -> bool:
+def file_mode(inputs: list[str | os.PathLike], sources: list[InputMask], out: pathlib.Path) -> bool:
     """True if OUT names the output itself: one INPUT that is a file or a store (not a folder
     of masks, not a pattern) and OUT with a mask suffix."""
     if len(inputs) != 1 or len({s.path for s in sources}) != 1:
@@ -200,7 +92,7 @@ def work_dir(out: pathlib.Path, is_file_mode: bool) -> pathlib.Path:
     return out.parent / f".{out.name}.distpaint-infer" if is_file_mode else out / ".distpaint-infer"
 
 
-def _outputs_for(source: Source, out: pathlib.Path, is_file_mode: bool) -> Unit:
+def _outputs_for(source: InputMask, out: pathlib.Path, is_file_mode: bool) -> Unit:
     if source.sample is not None:
         store = out if is_file_mode else out / source.rel
         if store.suffix.lower() != ".zarr":
@@ -222,7 +114,7 @@ def _inside(child: pathlib.Path, parent: pathlib.Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def _check_inputs_untouched(units: list[Unit], sources: list[Source], out: pathlib.Path,
+def _check_inputs_untouched(units: list[Unit], sources: list[InputMask], out: pathlib.Path,
                             inputs: list[str | os.PathLike]) -> None:
     protected = {s.path.resolve() for s in sources}
     folders = [pathlib.Path(os.fspath(r)).resolve() for r in inputs

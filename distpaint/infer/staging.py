@@ -18,13 +18,15 @@ as the finished sample; for a file it is converted to the input's format.
 from __future__ import annotations
 
 import pathlib
+import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import zarr
 from zarr.storage import LocalStore
 
-from distpaint.data.store import compressors, jsonable
+from distpaint.data.files import read_raw
+from distpaint.data.store import MaskStore, compressors, jsonable
 from distpaint.errors import InputError
 
 __all__ = ["UnitSpec", "open_source", "create_staging", "open_staging", "LAYERS"]
@@ -74,11 +76,7 @@ def open_source(spec: UnitSpec) -> Any:
     a file); reading it never modifies it."""
     path = pathlib.Path(spec.path)
     if spec.sample is not None:
-        from distpaint.data.store import MaskStore
-
         return MaskStore.open(path).array(spec.sample)
-    from distpaint.data.files import read_raw
-
     raw, _ = read_raw(path)
     mask = raw != 0 if spec.threshold is None else raw > spec.threshold
     if tuple(mask.shape) != spec.shape:
@@ -101,8 +99,6 @@ def create_staging(spec: UnitSpec) -> tuple[dict[str, zarr.Array], bool]:
             for a in targets.values()
         ):
             return targets, True
-        import shutil
-
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(LocalStore(root), mode="w", zarr_format=3,
