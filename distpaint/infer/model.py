@@ -21,7 +21,7 @@ from collections.abc import Callable
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.predictor import Predictor, resolve_model
 from distpaint.infer.refine import refine
-from distpaint.weights import WEIGHTS_DIR
+from distpaint.weights import checkpoint_or_shipped
 
 __all__ = ["ModelSpec", "load_predictor", "model_fingerprint"]
 
@@ -45,10 +45,7 @@ def load_predictor(model: ModelSpec, *, gpu: bool = False, threads: int | None =
 
 
 def _model_file(model: str | os.PathLike) -> pathlib.Path:
-    path = pathlib.Path(model)
-    if not path.exists():
-        path = WEIGHTS_DIR / str(model)
-    return path / "model.pt" if path.is_dir() else path
+    return checkpoint_or_shipped(model) / "model.pt"
 
 
 def model_fingerprint(model: ModelSpec) -> str:
