@@ -20,7 +20,7 @@ import typer
 from typer.testing import CliRunner
 
 from distpaint.data.store import MaskStore
-from distpaint.demo import INPUT, DemoConfig, Method, baseline_methods, run_demo
+from distpaint.demo import INPUT, DemoConfig, StoreRepair, baseline_repairs, run_demo
 from distpaint.demo.outdir import MARKER
 from distpaint.demo.report import HEADLINE, RED, WHITE, preview
 from distpaint.errors import ConfigError
@@ -210,8 +210,8 @@ def test_failed_run_keeps_the_previous_report_and_extra_methods_join_the_report(
     def copy_input(src: Path, dst: Path) -> None:  # a stand-in "model": returns its input
         shutil.copytree(src, dst)
 
-    methods = [*baseline_methods(config), Method("identity", "returns the input", copy_input)]
-    result = run_demo(config, methods, log=lambda _: None)
+    repairs = [*baseline_repairs(config), StoreRepair("identity", "returns the input", copy_input)]
+    result = run_demo(config, repairs, log=lambda _: None)
     assert list(result.summaries) == [INPUT, "closing", "linking", "identity"]
     assert result.summaries["identity"]["pixel_diff"].mean == result.summaries[INPUT]["pixel_diff"].mean
     assert (out / "report" / "images" / "roads-0000" / "identity.png").is_file()
@@ -222,12 +222,12 @@ def test_failed_run_keeps_the_previous_report_and_extra_methods_join_the_report(
 
     with pytest.raises(RuntimeError, match="model crashed"):
         run_demo(_quick(out=out, size=128, count=1, seed=9),
-                 [Method("broken", "fails", broken)], log=lambda _: None)
+                 [StoreRepair("broken", "fails", broken)], log=lambda _: None)
     assert (out / "report" / "metrics.md").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
     with pytest.raises(ConfigError, match="unique and not input"):
-        run_demo(config, [Method("input", "clash", copy_input)])
+        run_demo(config, [StoreRepair("input", "clash", copy_input)])
 
 
 @pytest.mark.parametrize("args, message", [

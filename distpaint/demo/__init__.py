@@ -15,12 +15,14 @@ before/after PNGs with the pixels a method added in red. Under 5 minutes on two 
     print(result.report / "metrics.md")
 
 Modules: `config` (DemoConfig), `outdir` (the output folder: never clobbers a folder the demo
-did not write; re-runs replace the previous demo), `pipeline` (the stages and `Method`),
-`models` (the training run and the model methods),
-`report` (Markdown, JSON, PNGs). Tests: `.venv/bin/python -m pytest tests/test_demo.py`.
+did not write; re-runs replace the previous demo), `repairs` (`StoreRepair`: the baselines and
+the models as repairs of a whole store), `models` (the demo's training run), `pipeline` (the
+stages), `report` (Markdown, JSON, PNGs). Tests: `.venv/bin/python -m pytest tests/test_demo.py`.
 """
 
 from distpaint.demo.config import DEFAULT_OUT, DemoConfig
-from distpaint.demo.pipeline import INPUT, SHIPPED, TRAINED, DemoResult, Method, baseline_methods, run_demo
+from distpaint.demo.pipeline import INPUT, SHIPPED, TRAINED, DemoResult, run_demo
+from distpaint.demo.repairs import StoreRepair, baseline_repairs, model_repair
 
-__all__ = ["DEFAULT_OUT", "INPUT", "SHIPPED", "TRAINED", "DemoConfig", "DemoResult", "Method", "baseline_methods", "run_demo"]
+__all__ = ["DEFAULT_OUT", "INPUT", "SHIPPED", "TRAINED", "DemoConfig", "DemoResult", "StoreRepair",
+           "baseline_repairs", "model_repair", "run_demo"]

@@ -15,6 +15,7 @@ from distpaint.baselines.linking import LinkingConfig
 from distpaint.data.gaps import GAP_KINDS
 from distpaint.data.synth import KINDS
 from distpaint.errors import ConfigError
+from distpaint.weights import shipped_models
 
 __all__ = ["DemoConfig", "DEFAULT_MODEL", "DEFAULT_OUT", "MIN_SIZE"]
 
@@ -74,8 +75,6 @@ class DemoConfig:
         _check_int("--workers", self.workers, 1)
         _check_int("train_masks", self.train_masks, 1)
         if self.model is not None:
-            from distpaint.weights import shipped_models
-
             if self.model not in shipped_models():
                 shipped = ", ".join(sorted(shipped_models())) or "none"
                 raise ConfigError(f"demo --model {self.model!r} is not a shipped model (shipped: "

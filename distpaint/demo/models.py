@@ -1,14 +1,13 @@
-"""The demo's learned methods: a brief GAN-GL training run on local Ray, and model repairs.
+"""The demo's own model: a brief GAN-GL training run on local Ray.
 
 `train_demo_model` synthesises a training archive of road masks (seeds disjoint from the
 demo's held-out masks), trains the `demo` recipe on Ray Train (`distpaint.train.distributed`:
 DDP workers, the re-composer actor, MLflow in SQLite under the run folder) and returns where
-the checkpoint and the MLflow store are. `model_method` wraps a shipped model or a checkpoint
-as a demo `Method` that repairs a whole store with the tiled inference engine (`distpaint
-infer`'s code path).
+the checkpoint and the MLflow store are; `distpaint.demo.repairs.model_repair` turns the
+checkpoint into the report's `trained` row.
 
     run = train_demo_model(DemoConfig(), pathlib.Path("demo_out"), log=print)
-    method = model_method("trained", run.checkpoint, "GAN-GL trained by the demo")
+    repair = model_repair("trained", run.checkpoint, "GAN-GL trained by the demo")
 """
 
 from __future__ import annotations
@@ -19,9 +18,14 @@ from dataclasses import dataclass
 from distpaint.data.store import MaskStore
 from distpaint.data.synth.writer import write_synth
 from distpaint.demo.config import DemoConfig
-from distpaint.demo.pipeline import Method
+from distpaint.ray_connect import connect
+from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
+from distpaint.train.distributed import DistributedConfig, train_distributed
 
-__all__ = ["TRAIN_SEED_OFFSET", "DemoRun", "model_method", "train_demo_model", "mlflow_ui_command"]
+# Ray and torch (`train.store_data`) are imported inside `train_demo_model`: `distpaint demo`
+# (and so the CLI's start-up) imports this module, and neither is needed until training starts.
+
+__all__ = ["TRAIN_SEED_OFFSET", "DemoRun", "train_demo_model", "mlflow_ui_command"]
 
 TRAIN_SEED_OFFSET = 1_000_003
 """Training masks use seed + this: the held-out masks (seed) are never trained on."""
@@ -50,12 +54,9 @@ def mlflow_ui_command(uri: str) -> str:
 
 def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRun:
     """Train the demo recipe into `out/run` on `config.workers` local Ray workers."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
-    from distpaint.ray_connect import connect
-    from distpaint.train.config import config_from_dict, config_to_dict, load_config, packaged_config
-    from distpaint.train.distributed import DistributedConfig, train_distributed
-    from distpaint.train.store_data import store_mask_size
+    from distpaint.train.store_data import store_mask_size  # deferred (torch): see the imports
 
     recipe = config_to_dict(load_config(packaged_config(config.recipe)))
     recipe["max_steps"] = config.train_steps
@@ -84,17 +85,3 @@ def train_demo_model(config: DemoConfig, out: pathlib.Path, log=print) -> DemoRu
     mlflow = summary.get("mlflow")
     return DemoRun(run_dir, pathlib.Path(summary["checkpoint"]), mlflow[0] if mlflow else None,
                    summary["step"], summary.get("metrics", {}))
-
-
-def model_method(name: str, model: str | pathlib.Path, description: str) -> Method:
-    """A shipped model's name or a checkpoint as a demo `Method` (`distpaint infer` on the
-    whole corrupted store: output = input OR the model's fill, tiles of 1024 px)."""
-    def repair(src: pathlib.Path, dst: pathlib.Path) -> None:
-        from distpaint.infer.engine import InferConfig
-        from distpaint.infer.job import JobConfig, run_job
-
-        report = run_job([src], str(model), dst, InferConfig(), JobConfig())
-        if report.failed:
-            raise RuntimeError(f"repair with {name} failed: {report.failed}")
-
-    return Method(name, description, repair)

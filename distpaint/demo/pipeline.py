@@ -1,11 +1,12 @@
-"""The demo pipeline: synthesise -> corrupt -> train -> repair with every method -> evaluate ->
+"""The demo pipeline: synthesise -> corrupt -> train -> repair with every repair -> evaluate ->
 report.
 
-Each method is a `Method`: a name, a one-line description, and a function that repairs every
-sample of the corrupted store into a new store (the `mask` layer, same sample names). The
-classical baselines (`baseline_methods`), the shipped model (row `shipped`) and the GAN-GL the
-demo trains on local Ray (row `trained`, `distpaint.demo.models`) are methods alike. The
-unrepaired input is always evaluated too, as the row every method must beat.
+Each row of the report is a `StoreRepair` (`distpaint.demo.repairs`): a name, a one-line
+description, and a function that repairs every sample of the corrupted store into a new store
+(the `mask` layer, same sample names). The classical baselines (`baseline_repairs`), the
+shipped model (row `shipped`) and the GAN-GL the demo trains on local Ray (row `trained`,
+`distpaint.demo.models`) are repairs alike. The unrepaired input is always evaluated too, as
+the row every repair must beat.
 
     from distpaint.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig(out="demo_out", size=1024, count=2))
@@ -20,18 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distpaint.baselines.run import repair_store
 from distpaint.data.gaps import GapConfig, corrupt_store
 from distpaint.data.store import MaskStore
 from distpaint.data.synth.writer import write_synth
 from distpaint.demo.config import DemoConfig
+from distpaint.demo.models import train_demo_model
 from distpaint.demo.outdir import claim
+from distpaint.demo.repairs import StoreRepair, baseline_repairs, model_repair
 from distpaint.demo.report import write_report
 from distpaint.errors import ConfigError
 from distpaint.metrics.evaluation import EvalConfig, evaluate_store
 from distpaint.metrics.stats import Summary
 
-__all__ = ["INPUT", "SHIPPED", "TRAINED", "DemoResult", "Method", "baseline_methods", "run_demo"]
+__all__ = ["INPUT", "SHIPPED", "TRAINED", "DemoResult", "run_demo"]
 
 INPUT = "input"
 """Name of the reference row: the corrupted input, unrepaired."""
@@ -39,18 +41,6 @@ SHIPPED = "shipped"
 """Row of the shipped model (`DemoConfig.model`)."""
 TRAINED = "trained"
 """Row of the model the demo trains."""
-
-
-@dataclass(frozen=True)
-class Method:
-    """One way of repairing a corrupted store."""
-
-    name: str
-    """Row label in the report and name of the method's store (`stores/<name>.zarr`)."""
-    description: str
-    """One line for the report."""
-    repair: Callable[[pathlib.Path, pathlib.Path], None]
-    """repair(corrupted store, output store): writes every sample's repaired `mask`."""
 
 
 @dataclass
@@ -62,44 +52,26 @@ class DemoResult:
     report: pathlib.Path
     """The report folder inside it (metrics.md, metrics.json, images/)."""
     stores: dict[str, pathlib.Path]
-    """{"truth", "corrupted", <method>...: store path}."""
+    """{"truth", "corrupted", <repair>...: store path}."""
     summaries: dict[str, dict[str, Summary]]
-    """{method (and "input"): {metric: mean/std/n over the samples}}."""
+    """{repair (and "input"): {metric: mean/std/n over the samples}}."""
     seconds: dict[str, float]
     """Wall time of each stage."""
     run: Any = None
     """The demo's training run (`distpaint.demo.models.DemoRun`), None without one."""
 
 
-def baseline_methods(config: DemoConfig) -> list[Method]:
-    """Morphological closing and skeleton end-point linking, with the config's options."""
-    def closing(src: pathlib.Path, out: pathlib.Path) -> None:
-        repair_store(src, out, "closing", config.closing)
-
-    def linking(src: pathlib.Path, out: pathlib.Path) -> None:
-        repair_store(src, out, "linking", config.linking)
-
-    return [
-        Method("closing", f"morphological closing with a disk of radius {config.closing.radius} px "
-                          "(input OR closed)", closing),
-        Method("linking", "bridges between facing skeleton end points up to "
-                          f"{config.linking.max_distance:g} px apart", linking),
-    ]
-
-
-def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None = None,
+def run_demo(config: DemoConfig | None = None, repairs: Sequence[StoreRepair] | None = None,
              log: Callable[[str], None] = print) -> DemoResult:
-    """Run the whole demo into `config.out` (see the package docstring); `methods` defaults to
+    """Run the whole demo into `config.out` (see the package docstring); `repairs` defaults to
     the baselines, and the shipped model (`config.model`) and the model trained by the demo
     (`config.train_steps` > 0) are added to them. `log` receives one line per stage."""
-    from distpaint.demo.models import model_method, train_demo_model
-
     config = DemoConfig() if config is None else config
-    methods = baseline_methods(config) if methods is None else list(methods)
+    repairs = baseline_repairs(config) if repairs is None else list(repairs)
     learned = ([SHIPPED] if config.model else []) + ([TRAINED] if config.train_steps else [])
-    names = [m.name for m in methods] + learned
+    names = [m.name for m in repairs] + learned
     if len(set(names)) != len(names) or INPUT in names or {"truth", "corrupted", "train"} & set(names):
-        raise ConfigError(f"demo method names must be unique and not {INPUT}, truth, train or "
+        raise ConfigError(f"demo repair names must be unique and not {INPUT}, truth, train or "
                           f"corrupted, got {names}")
     seconds: dict[str, float] = {}
 
@@ -121,17 +93,17 @@ def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None 
               lambda: corrupt_store(stores["truth"], stores["corrupted"], gaps, config.seed + 1))
         run = None
         if config.model:
-            methods.append(model_method(SHIPPED, config.model, f"the shipped model `{config.model}` "
+            repairs.append(model_repair(SHIPPED, config.model, f"the shipped model `{config.model}` "
                                         "(distpaint infer --model " f"{config.model})"))
         if config.train_steps:
             holder = {}
             stage(f"train GAN-GL for {config.train_steps} steps on {config.workers} Ray workers",
                   lambda: holder.__setitem__("run", train_demo_model(config, out, log)))
             run = holder["run"]
-            methods.append(model_method(TRAINED, run.checkpoint, f"GAN-GL trained by this demo for "
+            repairs.append(model_repair(TRAINED, run.checkpoint, f"GAN-GL trained by this demo for "
                                         f"{run.steps} steps ({config.recipe} recipe, "
                                         f"{config.workers} workers)"))
-        for m in methods:
+        for m in repairs:
             stage(f"repair with {m.name}", lambda m=m: m.repair(stores["corrupted"], stores[m.name]))
         # Root traits are meaningless for roads and cost a skeleton per mask: off by default.
         eval_config = EvalConfig(traits=config.kind == "roots")
@@ -144,7 +116,7 @@ def run_demo(config: DemoConfig | None = None, methods: Sequence[Method] | None 
         corrupted = MaskStore.open(stores["corrupted"])
         repaired = {n: MaskStore.open(stores[n]) for n in names}
         descriptions = {INPUT: "the corrupted mask, unrepaired (the row to beat)",
-                        **{m.name: m.description for m in methods}}
+                        **{m.name: m.description for m in repairs}}
         start = time.perf_counter()
         summaries = write_report(out / "report", corrupted, repaired, results, config.to_dict(),
                                  seconds, descriptions, config.preview_max_side)

@@ -23,6 +23,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
 from distpaint.data.store import MaskStore
@@ -46,8 +47,6 @@ _ARROWS = {"lower": " ↓", "higher": " ↑", "zero": " →0", "": ""}
 def preview(layer: Any, max_side: int) -> np.ndarray:
     """(h, w) bool numpy view of a lazy (H, W) mask, any-pooled by the smallest integer factor
     f with max(H, W) / f <= max_side: h = ceil(H / f), w = ceil(W / f) (f = 1 if it fits)."""
-    import dask.array as da
-
     factor = max(1, math.ceil(max(layer.shape) / max_side))
     if factor == 1:
         return np.asarray(layer.compute(), dtype=bool)
@@ -69,7 +68,7 @@ def overlay(base: np.ndarray, extra: np.ndarray | None = None, colour=RED,
 
 
 def _write_png(path: pathlib.Path, rgb: np.ndarray) -> None:
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # deferred: the CLI imports this module at start-up (commands.demo)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, rgb, extension=".png")
