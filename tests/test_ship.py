@@ -83,3 +83,13 @@ def test_a_run_of_another_recipe_is_refused(run, weights_dir):
     with pytest.raises(InputError, match="differs from the shipped recipe 'cpu_small'"):
         ship_module.ship(run / "average", "x", recipe="cpu_small", kinds=["roots"], description="x")
     assert not (weights_dir / "x").exists()
+
+
+def test_retire_renames_a_model_and_says_so(run, weights_dir):
+    ship_module.ship(run / "average", "old", recipe="tiny", kinds=["roots"], description="first")
+    path = ship_module.retire("old", "old-synthetic")
+    assert not (weights_dir / "old").exists() and (path / "model.pt").is_file()
+    card = json.loads((path / "card.json").read_text())
+    assert card["name"] == "old-synthetic" and card["retired_name"] == "old"
+    with pytest.raises(InputError, match="no shipped model 'gone'"):
+        ship_module.retire("gone", "x")

@@ -4,6 +4,7 @@
         --kinds roads --description "Road maps ..." \\
         --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads_real \\
         [--threshold 0.5] [--keep bridges] [--retire-as roads-synthetic]
+    python -m distpaint.weights.ship retire general-thin general-thin-synthetic
 
 Copies the generator (`model.pt`, inference only: no optimiser or discriminator state) and the
 training recipe (`config.yaml`) of a checkpoint (an averaged one from `distpaint average`, a
@@ -22,6 +23,7 @@ import argparse
 import json
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -187,6 +189,17 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
     return target
 
 
+def retire(name: str, new_name: str) -> Path:
+    """Rename shipped model `name` to `new_name` (its card saying so): a model replaced by a
+    better one stays available under a name that says what it is."""
+    target = WEIGHTS_DIR / name
+    if not (target / "model.pt").is_file():
+        raise InputError(f"no shipped model {name!r} to retire")
+    _retire(target, new_name)
+    shutil.rmtree(target)
+    return WEIGHTS_DIR / new_name
+
+
 def _retire(target: Path, new_name: str) -> None:
     """Keep the model at `target` under `new_name`, its card saying it was retired and by what."""
     dest = WEIGHTS_DIR / new_name
@@ -203,6 +216,14 @@ def _retire(target: Path, new_name: str) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "retire":  # python -m distpaint.weights.ship retire OLD NEW
+        retire_parser = argparse.ArgumentParser(description="Rename a shipped model (retire it).")
+        retire_parser.add_argument("command")
+        retire_parser.add_argument("name")
+        retire_parser.add_argument("new_name")
+        args = retire_parser.parse_args()
+        print(retire(args.name, args.new_name))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("--name", required=True)
