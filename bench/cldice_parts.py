@@ -30,8 +30,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
+from distpaint.benchmark.methods import model_method
 from distpaint.data.benchset import diagnostic_args, diagnostic_store
-from distpaint.metrics.methods import model_method
 from distpaint.metrics.topology import cldice_from_counts
 
 _EIGHT = np.ones((3, 3), bool)

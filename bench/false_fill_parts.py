@@ -21,8 +21,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
+from distpaint.benchmark.methods import model_method
 from distpaint.data.benchset import diagnostic_args, diagnostic_store
-from distpaint.metrics.methods import model_method
 from distpaint.metrics.pixel import DEFAULT_FILL_TOLERANCE
 
 _EIGHT = np.ones((3, 3), bool)

@@ -22,7 +22,7 @@ real road networks, rivers and drawings with the judging protocol's cut gaps, an
 gaps at the -mix levels) is scored first into OUT/real/ (the same files), then the synthetic
 sets unless --no-synthetic. Models are chosen on the real `val` level; `test` is for reporting.
 
-Methods are registered in `distpaint.metrics.methods` (identity, closing, linking, with
+Methods are registered in `distpaint.benchmark.methods` (identity, closing, linking, with
 options as `closing:radius=5`); `--models` adds trained generators, by shipped name or
 checkpoint directory (`LABEL=PATH` to name them), through `distpaint.infer`. `--ttest A B`
 runs a paired two-tailed t-test between two methods per kind and level (default: closing
@@ -41,15 +41,15 @@ import time
 
 from rich.console import Console
 
+from distpaint.benchmark.figures import write_png
+from distpaint.benchmark.methods import resolve_methods
+from distpaint.benchmark.quality import QualityConfig, figure, markdown, payload, run_quality, tables
 from distpaint.data.benchset import LEVELS, BenchsetConfig, make_benchset, open_benchset
 from distpaint.data.real.build import LEVELS as REAL_LEVELS
 from distpaint.data.real.build import open_real
 from distpaint.data.real.catalogue import KINDS as REAL_KINDS
 from distpaint.data.synth import KINDS
 from distpaint.errors import DistpaintError
-from distpaint.metrics.figures import write_png
-from distpaint.metrics.methods import resolve_methods
-from distpaint.metrics.quality import QualityConfig, figure, markdown, payload, run_quality, tables
 from distpaint.metrics.report import write_json
 
 

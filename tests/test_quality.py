@@ -17,10 +17,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from distpaint.data.benchset import BenchsetConfig, make_benchset
-from distpaint.errors import ConfigError
-from distpaint.metrics.figures import ADDED, MISSING, REMOVED, grid, repair_rgb
-from distpaint.metrics.methods import (
+from distpaint.benchmark.figures import ADDED, MISSING, REMOVED, grid, repair_rgb
+from distpaint.benchmark.methods import (
     Method,
     get_method,
     method_names,
@@ -28,7 +26,7 @@ from distpaint.metrics.methods import (
     register_method,
     resolve_methods,
 )
-from distpaint.metrics.quality import (
+from distpaint.benchmark.quality import (
     HARM_METRICS,
     TABLE_METRICS,
     QualityConfig,
@@ -39,6 +37,8 @@ from distpaint.metrics.quality import (
     run_quality,
     tables,
 )
+from distpaint.data.benchset import BenchsetConfig, make_benchset
+from distpaint.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

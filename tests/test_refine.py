@@ -16,6 +16,7 @@ import zarr
 from scipy import ndimage
 from zarr.storage import LocalStore
 
+from distpaint.benchmark.methods import model_method
 from distpaint.data.store import compressors
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
@@ -23,7 +24,6 @@ from distpaint.infer.job import JobConfig, run_job
 from distpaint.infer.bridges import bridges_only
 from distpaint.infer.refine import refine, refinement_of
 from distpaint.infer.tiling import whole_apply
-from distpaint.metrics.methods import model_method
 from infer_models import FnFactory, FnPredictor, whole_reference
 
 DISTPAINT = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "distpaint")

@@ -6,7 +6,7 @@ dark grey (on black). The input panel (`input_rgb`) shows the input white and th
 truth pixels removed, what a method should restore) in the same dark grey, so the two read
 alike. `grid` lays panels out in rows with titles, using Pillow (imageio's image backend).
 
-    from distpaint.metrics.figures import grid, input_rgb, repair_rgb, write_png
+    from distpaint.benchmark.figures import grid, input_rgb, repair_rgb, write_png
     rows = [("roads", [("input", input_rgb(inp, gaps)), ("closing", repair_rgb(inp, pred, truth))])]
     write_png("repairs.png", grid(rows, scale=2))
 """
@@ -17,7 +17,9 @@ import os
 import pathlib
 from collections.abc import Sequence
 
+import imageio.v3 as iio
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["ADDED", "LEGEND", "MISSING", "REMOVED", "grid", "input_rgb", "repair_rgb",
            "truth_rgb", "write_png"]
@@ -55,8 +57,6 @@ def truth_rgb(truth: np.ndarray) -> np.ndarray:
 
 
 def _font(size: int):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -68,8 +68,6 @@ def grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], *, scale:
     """(H, W, 3) uint8 image of `rows` = [(row label, [(panel title, rgb panel), ...]), ...]:
     panels enlarged `scale` times (nearest), titles above each panel, the label left of each
     row, an optional title on top and the legend at the bottom."""
-    from PIL import Image, ImageDraw
-
     if not rows or not all(panels for _, panels in rows):
         raise ValueError("grid needs at least one row of panels")
     ph = max(p.shape[0] for _, panels in rows for _, p in panels) * scale
@@ -99,8 +97,6 @@ def grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], *, scale:
 
 def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 image as PNG (parents created, atomically)."""
-    import imageio.v3 as iio
-
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -3,7 +3,7 @@
 A `Method` repairs a corrupted mask: `repair` on an in-memory (H, W) bool array (patches),
 optionally `repair_batch` on a (B, H, W) stack (models run patches in batches) and
 `repair_whole` on a lazy Dask mask of any size (tiled, bounded memory). The benchmark
-(`distpaint.metrics.quality`, `bench/quality.py`) only ever calls these, so a new kind of
+(`distpaint.benchmark.quality`, `bench/quality.py`) only ever calls these, so a new kind of
 method plugs in by registering a factory, with no change to the benchmark:
 
 - built in: `identity` (the unrepaired input: relative improvements 0 by definition),
@@ -18,10 +18,13 @@ method plugs in by registering a factory, with no change to the benchmark:
   threshold, `bridges_only` and `drop_islands` are options after a colon:
   `refined=roads:views=4,passes=2,threshold=0.6,drop_islands=1`.
 
-    from distpaint.metrics.methods import get_method, model_method, register_method
+    from distpaint.benchmark.methods import get_method, model_method, register_method
     closing = get_method("closing:radius=4")
     repaired = closing.repair(mask)
     register_method("mine", lambda **opts: Method("mine", "my repair", my_fn))
+
+(The demo's `distpaint.demo.repairs.StoreRepair` is another thing: a repair of a whole mask
+store on disk through the CLI's code paths, one row of the demo's report.)
 """
 
 from __future__ import annotations
@@ -33,8 +36,19 @@ from typing import Any
 
 import numpy as np
 import yaml
+import zarr
+from zarr.storage import LocalStore
 
+from distpaint.baselines.closing import ClosingConfig, closing, closing_dask
+from distpaint.baselines.linking import LinkingConfig, linking, linking_dask
+from distpaint.data.store import compressors
 from distpaint.errors import ConfigError
+from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
+from distpaint.infer.keep import keep_added
+from distpaint.infer.predictor import resolve_model
+from distpaint.infer.refine import refine
+from distpaint.infer.tiling import round_up
+from distpaint.weights import inference_defaults
 
 __all__ = [
     "Method",
@@ -148,8 +162,6 @@ def _identity(**options: Any) -> Method:
 
 
 def _closing(**options: Any) -> Method:
-    from distpaint.baselines.closing import ClosingConfig, closing, closing_dask
-
     config = _config(ClosingConfig, options, "closing")
     return Method(_spec_name("closing", options),
                   f"morphological closing, disk of radius {config.radius} px (input OR closed)",
@@ -158,8 +170,6 @@ def _closing(**options: Any) -> Method:
 
 
 def _linking(**options: Any) -> Method:
-    from distpaint.baselines.linking import LinkingConfig, linking, linking_dask
-
     config = _config(LinkingConfig, options, "linking")
     return Method(_spec_name("linking", options),
                   f"bridges between facing skeleton end points up to {config.max_distance:g} px "
@@ -225,13 +235,6 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     Output = input OR (probability > `threshold`); `threshold` None and no `keep=` take the
     model card's inference defaults (`distpaint.weights.inference_defaults`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
-    from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
-    from distpaint.infer.keep import keep_added
-    from distpaint.infer.predictor import resolve_model
-    from distpaint.weights import inference_defaults
-    from distpaint.infer.refine import refine
-    from distpaint.infer.tiling import round_up
-
     label, eq, body = spec.partition("=")
     if not eq or ":" in label:  # no label: "roads" or "roads:views=2"
         label, body = "", spec
@@ -262,11 +265,6 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
         return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
-        import zarr
-        from zarr.storage import LocalStore
-
-        from distpaint.data.store import compressors
-
         shape = tuple(int(n) for n in mask.shape)
         chunks, shards = output_layout(shape, config.tile)
         out = zarr.create_array(LocalStore(scratch / "model-output.zarr"), shape=shape,

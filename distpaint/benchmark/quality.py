@@ -1,6 +1,6 @@
 """The quality benchmark: score repair methods on the benchmark sets, as the paper's Table I.
 
-`run_quality(bench, methods, config)` evaluates every `Method` (`distpaint.metrics.methods`)
+`run_quality(bench, methods, config)` evaluates every `Method` (`distpaint.benchmark.methods`)
 on every sample of the benchmark sets (`distpaint.data.benchset`) at patch level and at
 whole-mask level, blind, with `distpaint.metrics.evaluate`, and returns a `QualityResult`:
 per (level, kind, method) the per-sample metrics, their mean (std), the repair and scoring
@@ -15,8 +15,8 @@ and the share of masks each method did no harm to, per level, kind and method.
   size fits), written to a scratch store (timed as the repair) and scored tile by tile.
 
     from distpaint.data.benchset import open_benchset
-    from distpaint.metrics.methods import resolve_methods
-    from distpaint.metrics.quality import QualityConfig, run_quality
+    from distpaint.benchmark.methods import resolve_methods
+    from distpaint.benchmark.quality import QualityConfig, run_quality
     result = run_quality(open_benchset("bench_data"), resolve_methods(["identity", "closing"]),
                          QualityConfig(ttest=("identity", "closing")))
 
@@ -35,15 +35,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import zarr
+from rich.table import Table
 
+from distpaint.benchmark.figures import grid, input_rgb, repair_rgb, truth_rgb
+from distpaint.benchmark.methods import Method
 from distpaint.data.benchset import LEVELS, Benchset
 from distpaint.data.real.build import LEVELS as REAL_LEVELS
 from distpaint.data.real.build import RealBenchset
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError
 from distpaint.metrics.evaluation import EvalConfig, evaluate
-from distpaint.metrics.figures import grid, input_rgb, repair_rgb, truth_rgb
-from distpaint.metrics.methods import Method
 from distpaint.metrics.report import _clean, format_value
 from distpaint.metrics.stats import Summary, TTest, aggregate, compare_results
 
@@ -222,8 +224,6 @@ def evaluate_patches(store: MaskStore, methods: Sequence[Method], config: Qualit
 # ---- whole-mask level ----------------------------------------------------------------------
 def _repair_whole(method: Method, mask: Any, scratch: Any) -> Any:
     """The repaired whole mask as an array `evaluate` can read tile by tile."""
-    import zarr
-
     if method.repair_whole is None:
         return method.repair(np.asarray(mask.compute(), dtype=bool))
     pred = method.repair_whole(mask, scratch)
@@ -363,8 +363,6 @@ def _short(v: float) -> str:
 def tables(result: QualityResult) -> list[Any]:
     """Rich tables: one per (level, kind) with a row per method (mean (std) over samples),
     and the t-tests."""
-    from rich.table import Table
-
     out = []
     for level, kinds in result.cells.items():
         for kind, by_method in kinds.items():
