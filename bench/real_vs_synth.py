@@ -1,7 +1,7 @@
 """Real against synthetic: the statistics of thin structures, side by side, per kind.
 
     python bench/real_vs_synth.py --real runs/real [--split train] [--size 2048] [--seeds 4]
-        [--json]
+        [--kinds roads ...] [--synth density=2 width_scale=1.5 ...] [--json]
 
 For the complete masks of the real benchmark's split (`distpaint realdata build`; training
 split by default, the one the synthetic generators are calibrated to) and for synthetic masks
@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
 from distpaint.data.real.build import open_real
-from distpaint.data.synth import synth_array
+from distpaint.data.synth import SynthConfig, synth_array
 
 SYNTH_OF = {"roads": "roads", "rivers": "vessels", "drawings": "sketch"}
 """The synthetic kind each real kind is compared with."""
@@ -108,11 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="side of the synthetic masks")
     parser.add_argument("--seeds", type=int, default=4, help="synthetic masks per kind")
     parser.add_argument("--limit", type=int, default=12, help="real masks per kind (largest first)")
+    parser.add_argument("--kinds", nargs="+", default=list(SYNTH_OF), choices=list(SYNTH_OF))
+    parser.add_argument("--synth", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="SynthConfig options of the synthetic masks (e.g. density=2), to "
+                             "calibrate them against the real ones")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    options = {k: float(v) for k, v in (item.split("=", 1) for item in args.synth)}
+    synth_config = SynthConfig(**options)
     real = open_real(args.real)
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for kind, synth_kind in SYNTH_OF.items():
+    for kind in args.kinds:
+        synth_kind = SYNTH_OF[kind]
         if args.split == "train":
             from distpaint.data.store import MaskStore
 
@@ -122,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             store, layer = real.store(args.split, kind), "truth"
         names = sorted(store.names(), key=lambda n: -np.prod(store.shape(n)))[: args.limit]
         real_parts = [mask_stats(store.array(n, layer)[...]) for n in names]
-        synth_parts = [mask_stats(synth_array(synth_kind, (args.size, args.size), 1000 + s))
-                       for s in range(args.seeds)]
+        synth_parts = [mask_stats(synth_array(synth_kind, (args.size, args.size), 1000 + s,
+                                              synth_config)) for s in range(args.seeds)]
         results[kind] = {"real": pooled(real_parts), f"synthetic {synth_kind}": pooled(synth_parts)}
     if args.json:
         print(json.dumps(results))
