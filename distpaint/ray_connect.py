@@ -51,7 +51,7 @@ def connect(*, address: str | None = None, dashboard: bool = True, log_to_driver
         num_cpus: CPUs of a local instance (None: all of this machine's).
         temp_dir: Ray's session directory of a local instance (None: Ray's default).
     """
-    import ray
+    import ray  # deferred: Ray runs are optional; infer, train and the demo import this module
 
     if ray.is_initialized():
         return False

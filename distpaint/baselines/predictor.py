@@ -32,6 +32,8 @@ import numpy as np
 from distpaint.baselines.closing import ClosingConfig, closing
 from distpaint.baselines.linking import LinkingConfig, linking
 from distpaint.errors import ConfigError
+from distpaint.infer.engine import InferConfig
+from distpaint.infer.job import JobConfig, run_job
 
 __all__ = ["METHODS", "BaselinePredictor", "BaselineFactory", "repair_files"]
 
@@ -90,9 +92,6 @@ def repair_files(inputs: list[str | os.PathLike], out: str | os.PathLike, method
     outputs go). `tile`: the tile side (default: infer's); the output does not depend on it
     (except for linking's cross-border approximation). Returns the job's `JobReport`; raises
     InputError/ConfigError as `run_job`."""
-    from distpaint.infer.engine import InferConfig
-    from distpaint.infer.job import JobConfig, run_job
-
     infer = InferConfig(tile=tile, keep="all", keep_input=True, threshold=0.5)
     job = JobConfig(overwrite=overwrite, input_threshold=input_threshold,
                     preview_size=preview_size)

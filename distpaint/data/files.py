@@ -27,8 +27,11 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import pathlib
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -37,8 +40,16 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import zarr
+from zarr.storage import LocalStore
 
+from distpaint.data.store import FORMAT_ATTR, compressors, jsonable, layout, stream_to_zarr
 from distpaint.errors import ConfigError, InputError
+
+# Each format's library (Pillow and imageio for PNG, tifffile for TIFF, rasterio and affine
+# for GeoTIFF) is imported by the functions that read or write that format: importing this
+# module (as infer, ingest and evaluate do) loads none of them, and a job on PNGs never loads
+# tifffile or rasterio.
 
 __all__ = [
     "FORMATS",
@@ -188,7 +199,7 @@ def _too_large(path: pathlib.Path, pixels: int | None, limit: int, detail: str =
 def _pixel_limit(path: pathlib.Path, limit: int) -> Iterator[None]:
     """Pillow's decompression-bomb guard at `limit` pixels (not its default 89 M, too small
     for masks; never off), its warning made an error, both as an InputError naming `path`."""
-    from PIL import Image
+    from PIL import Image  # deferred: see the note at the imports
 
     old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
     try:
@@ -217,7 +228,7 @@ def _png_size(path: pathlib.Path) -> tuple[int, int] | None:
 
 
 def _read_png(path: pathlib.Path) -> tuple[da.Array, dict]:
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # deferred: see the note at the imports
 
     limit = max_image_pixels()
     size = _png_size(path)
@@ -237,8 +248,6 @@ def _read_png(path: pathlib.Path) -> tuple[da.Array, dict]:
 def _quiet_tifffile() -> Iterator[None]:
     """tifffile logs what is wrong with a broken file (to stderr) before raising; the error we
     raise says it in one line, so its log records are dropped while probing."""
-    import logging
-
     logger = logging.getLogger("tifffile")
     old, logger.disabled = logger.disabled, True
     try:
@@ -248,7 +257,7 @@ def _quiet_tifffile() -> Iterator[None]:
 
 
 def _read_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
-    import tifffile
+    import tifffile  # deferred: see the note at the imports
 
     try:
         with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
@@ -278,8 +287,7 @@ def _tiff_data_end(tif: Any) -> int:
 
 
 def _read_plain_tiff(path: pathlib.Path) -> tuple[da.Array, dict]:
-    import tifffile
-    import zarr
+    import tifffile  # deferred: see the note at the imports
 
     try:  # uncompressed, contiguous data maps straight from disk
         data = tifffile.memmap(path, mode="r")
@@ -307,8 +315,8 @@ class _RasterWindows:
         self.path, self.shape, self.dtype, self.ndim = path, shape, dtype, 2
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
-        import rasterio
-        from rasterio.windows import Window
+        import rasterio  # deferred: see the note at the imports
+        from rasterio.windows import Window  # deferred: see the note at the imports
 
         (y0, y1, _), (x0, x1, _) = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
         with rasterio.open(self.path) as ds:
@@ -316,7 +324,7 @@ class _RasterWindows:
 
 
 def _read_geotiff(path: pathlib.Path) -> tuple[da.Array, dict]:
-    import rasterio
+    import rasterio  # deferred: see the note at the imports
 
     try:
         with warnings.catch_warnings():
@@ -349,8 +357,6 @@ def _read_npy(path: pathlib.Path) -> tuple[da.Array, dict]:
 def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
     """A Zarr array, a distpaint sample (its `mask`), a distpaint store with one sample, or
     a group holding exactly one array."""
-    import zarr
-    from zarr.storage import LocalStore
 
     try:
         node = zarr.open(LocalStore(path, read_only=True), mode="r")
@@ -374,8 +380,6 @@ def broken_zarr_metadata(path: str | os.PathLike, depth: int = 3) -> InputError 
     object, or None if they all are. For errors: zarr's own message does not say which
     file is broken. Hidden groups (a killed write's `.tmp-*`) are looked at too: zarr lists
     them, and fails on them, like any other."""
-    import json
-
     root = pathlib.Path(path)
     for level in range(depth):
         for name in _ZARR_METADATA:
@@ -393,8 +397,6 @@ def broken_zarr_metadata(path: str | os.PathLike, depth: int = 3) -> InputError 
 
 
 def _zarr_group_array(path: pathlib.Path, group: Any) -> tuple[Any, dict]:
-    from distpaint.data.store import FORMAT_ATTR
-
     keep = ("crs", "transform", "padded_from")
     if FORMAT_ATTR in group.attrs:  # a whole distpaint store: only unambiguous if one sample
         samples = sorted(k for k in group.group_keys() if not k.startswith("."))
@@ -585,8 +587,6 @@ def _replace(tmp: pathlib.Path, path: pathlib.Path) -> None:
 
 
 def _remove(path: pathlib.Path) -> None:
-    import shutil
-
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
@@ -627,7 +627,7 @@ def _row_bands(mask: da.Array, rows: int) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def _write_png(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # deferred: see the note at the imports
 
     data = _values(np.asarray(mask.compute()), dtype, fg)
     if data.dtype == bool:  # Pillow's 1-bit mode; 0/255 is the portable choice
@@ -647,7 +647,7 @@ def _tiles(mask: da.Array, dtype, fg, tile: int) -> Iterator[np.ndarray]:
 
 
 def _write_tiff(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
-    import tifffile
+    import tifffile  # deferred: see the note at the imports
 
     tifffile.imwrite(
         tmp, _tiles(mask, dtype, fg, _WRITE_TILE), shape=mask.shape, dtype=dtype,
@@ -656,10 +656,10 @@ def _write_tiff(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
 
 
 def _write_geotiff(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
-    import rasterio
-    from affine import Affine
-    from rasterio.crs import CRS
-    from rasterio.windows import Window
+    import rasterio  # deferred: see the note at the imports
+    from affine import Affine  # deferred: see the note at the imports
+    from rasterio.crs import CRS  # deferred: see the note at the imports
+    from rasterio.windows import Window  # deferred: see the note at the imports
 
     if dtype == bool:  # GDAL has no bool type
         dtype, fg = np.dtype(np.uint8), 255
@@ -686,10 +686,6 @@ def _write_npy(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
 
 def _write_zarr(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
     """A single Zarr v3 bool array with the metadata as attributes."""
-    import zarr
-    from zarr.storage import LocalStore
-
-    from distpaint.data.store import compressors, jsonable, layout, stream_to_zarr
 
     chunk, shard = layout(mask.shape)
     target = zarr.create_array(

@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import math
 import os
+import pathlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,10 @@ from skimage.morphology import skeletonize
 from distpaint.data.blobs import BLOB_SIZE, blob_library
 from distpaint.errors import ConfigError, InputError
 
-if TYPE_CHECKING:  # dask and zarr are imported lazily: training workers may have neither
+# Dask and Zarr (`distpaint.data.store`) are imported inside the functions on whole stores and
+# lazy masks: training's per-patch corruption (`corrupt`) needs only numpy and scikit-image,
+# and training workers may have neither Dask nor Zarr.
+if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = [
@@ -512,8 +516,8 @@ def corrupt_dask(mask: da.Array, config: GapConfig, seed: int | Sequence[int]) -
     the mask there too (for foreground centres and skeleton widths); an output block is the OR
     of the canvases of every block whose halo reaches it. Gap counts scale with block area.
     """
-    import dask
-    import dask.array as da
+    import dask  # deferred: see the note at the imports
+    import dask.array as da  # deferred: see the note at the imports
 
     if not isinstance(mask, da.Array) or mask.ndim != 2:
         raise InputError(f"gaps: corrupt_dask needs a 2-D dask array, got {type(mask).__name__}")
@@ -560,8 +564,6 @@ def sample_entropy(seed: int, name: str) -> list[int]:
 
 
 def _same_or_nested(a: os.PathLike, b: os.PathLike) -> bool:
-    import pathlib
-
     a, b = pathlib.Path(a).resolve(), pathlib.Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
@@ -576,7 +578,7 @@ def corrupt_store(src: os.PathLike, out: os.PathLike, config: GapConfig, seed: i
     dict per sample: name, shape, foreground and removed pixel counts. Writing into `src` (or
     a store nested in it, or containing it) is refused.
     """
-    from distpaint.data.store import MaskStore
+    from distpaint.data.store import MaskStore  # deferred (Zarr, Dask): see the imports
 
     if _same_or_nested(src, out):
         raise InputError(f"{out}: output store must not be the source store {src} (nor inside it)")

@@ -122,7 +122,7 @@ class PatchSampler:
     def overview(self, name: str) -> np.ndarray:
         """Foreground count of every full stride x stride cell of sample `name`, `(H//s, W//s)`
         int32 (computed with Dask, block by block)."""
-        import dask.array as da
+        import dask.array as da  # deferred: see the note at the imports
 
         s = self.config.stride
         mask = self.store.dask(name, self.layer)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 from distpaint.metrics.harm import (
     DEFAULT_HARM_TOLERANCE,
@@ -407,8 +408,6 @@ class BatchResult:
 
 
 def _open(store: Any) -> Any:
-    from distpaint.data.store import MaskStore
-
     return store if isinstance(store, MaskStore) else MaskStore.open(store)
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from scipy import ndimage as ndi
 
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.catalogue import KINDS, SPLITS, SOURCES, Render, Source, hash_split
@@ -103,7 +104,7 @@ def _rivers(path: pathlib.Path, box: tuple[float, float, float, float], width_m:
             ) -> VectorLines:
     """The river polylines crossing `box` (lon0, lat0, lon1, lat1), clipped to it, in a local
     azimuthal equidistant projection centred on the box (metres)."""
-    from pyproj import Transformer
+    from pyproj import Transformer  # deferred: only the river sources (in degrees) need it
 
     meta_path = path.with_name(path.name.replace("rivers_", "riversmeta_"))
     data = np.fromfile(path, "<f4")
@@ -221,8 +222,6 @@ def close_seams(mask: np.ndarray) -> tuple[np.ndarray, int]:
     bus lanes) side by side with slivers of 10 cm to 1 m between their outlines, which burn
     into pinholes and thin slits inside the road; real holes (blocks, roundabout islands,
     the space between carriageways) are wider and stay."""
-    from scipy import ndimage as ndi
-
     holes = ndi.binary_fill_holes(mask) & ~mask
     labels, n = ndi.label(holes)
     if n == 0:

@@ -26,6 +26,10 @@ import numpy as np
 from distpaint.data.vector.lines import METRE, VectorLines, as_lines_and_polygons
 from distpaint.errors import InputError
 
+# geopandas and pyogrio (about 0.6 s to import) are imported by the functions that read GIS
+# files: the vector package is imported when the CLI starts (`distpaint realdata`), and SVG,
+# SUMO and GraphML inputs need neither.
+
 __all__ = ["read_gis", "from_geodataframe", "to_metric"]
 
 
@@ -37,8 +41,8 @@ def _first_line(exc: BaseException) -> str:
 def read_gis(path: str | pathlib.Path, *, layer: str | None = None) -> VectorLines:
     """Features of a GeoPackage / Shapefile / GeoJSON / FlatGeobuf file. A file with several
     layers needs `layer`; InputError names the file for anything unreadable."""
-    import geopandas
-    import pyogrio
+    import geopandas  # deferred: see the note at the imports
+    import pyogrio  # deferred: see the note at the imports
 
     path = pathlib.Path(path)
     try:

@@ -21,8 +21,14 @@ import math
 import pathlib
 from typing import Any
 
+import shapely
+
+from distpaint.data.vector.gis import from_geodataframe
 from distpaint.data.vector.lines import VectorLines
 from distpaint.errors import InputError
+
+# geopandas and networkx are imported by `read_graphml`: the vector package is imported when
+# the CLI starts (`distpaint realdata`), and only GraphML inputs need them.
 
 __all__ = ["read_graphml"]
 
@@ -42,11 +48,8 @@ def _coord(data: dict, key: str, node: Any, path: pathlib.Path) -> float:
 def read_graphml(path: str | pathlib.Path) -> VectorLines:
     """Edges of a GraphML street graph (module docstring); InputError names the file for
     anything unreadable."""
-    import geopandas
-    import networkx
-    import shapely
-
-    from distpaint.data.vector.gis import from_geodataframe
+    import geopandas  # deferred: see the note at the imports
+    import networkx  # deferred: see the note at the imports
 
     path = pathlib.Path(path)
     try:

@@ -21,7 +21,11 @@ from __future__ import annotations
 import os
 import pathlib
 
+from distpaint.data.vector.gis import read_gis
+from distpaint.data.vector.graphml import read_graphml
 from distpaint.data.vector.lines import VectorLines
+from distpaint.data.vector.sumo import read_sumo
+from distpaint.data.vector.svg import read_svg
 from distpaint.errors import ConfigError, InputError
 
 __all__ = ["VECTOR_SUFFIXES", "vector_kind", "vector_stem", "read_vector"]
@@ -74,17 +78,9 @@ def read_vector(path: str | os.PathLike, *, layer: str | None = None,
     if layer is not None and kind not in ("geopackage", "shapefile", "geojson", "flatgeobuf"):
         raise ConfigError(f"{path}: --layer applies to GIS files, not {kind}")
     if kind == "sumo":
-        from distpaint.data.vector.sumo import read_sumo
-
         return read_sumo(path)
     if kind == "graphml":
-        from distpaint.data.vector.graphml import read_graphml
-
         return read_graphml(path)
     if kind == "svg":
-        from distpaint.data.vector.svg import read_svg
-
         return read_svg(path, max_segment=max_segment)
-    from distpaint.data.vector.gis import read_gis
-
     return read_gis(path, layer=layer)

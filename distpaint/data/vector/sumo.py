@@ -196,8 +196,8 @@ def _assemble(path, lanes, lane_rows, junctions, touching, location) -> VectorLi
 
 
 def _crs_wkt(path: pathlib.Path, proj: str) -> str:
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
+    from pyproj import CRS  # deferred: only a net with a projection needs pyproj
+    from pyproj.exceptions import CRSError  # deferred: as above
 
     try:
         return CRS.from_user_input(proj).to_wkt()

@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import shapely
+from svgelements import SVG, Close, Line, Matrix, Move, Path, Shape
 
 from distpaint.data.vector.lines import VectorLines
 from distpaint.errors import ConfigError, InputError
@@ -51,8 +52,6 @@ def _sample(segment, step: float) -> np.ndarray:
 
 def _subpaths(element, step: float) -> list[np.ndarray]:
     """The element's outline as point arrays (document coordinates), one per subpath."""
-    from svgelements import Close, Line, Move, Path
-
     out: list[list[np.ndarray]] = []
     current: list[np.ndarray] | None = None
     for segment in Path(element).segments():
@@ -83,8 +82,6 @@ def read_svg(path: str | pathlib.Path, *, max_segment: float = 0.0625) -> Vector
     """Stroked shapes of an SVG file (module docstring); `max_segment` is the longest
     straight piece a curve is cut into, in user units. InputError names the file for anything
     unreadable."""
-    from svgelements import SVG, Matrix, Shape
-
     path = pathlib.Path(path)
     if not (isinstance(max_segment, (int, float)) and max_segment > 0):
         raise ConfigError(f"max_segment must be positive, got {max_segment!r}")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import yaml
 
 from distpaint.data.vector.lines import VectorLines
 from distpaint.errors import ConfigError, InputError
@@ -185,8 +186,6 @@ def load_class_widths(path: str | os.PathLike, base: dict[str, float] | None = N
                       ) -> dict[str, float]:
     """A class -> width table from a YAML or JSON mapping file, laid over `base` (default
     `OSM_HIGHWAY_WIDTHS`): entries in the file replace or add to the built-in ones."""
-    import yaml
-
     path = pathlib.Path(path)
     try:
         text = path.read_text(encoding="utf-8")
