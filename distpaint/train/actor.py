@@ -37,7 +37,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from distpaint.data.store import MaskStore
 from distpaint.train.recompose import GlobalView, InMemoryRecomposer
+
+# Ray is imported inside the functions that call it: `distpaint.train.distributed` imports this
+# module, and importing that must not load Ray (the CLI imports it at start-up for the demo).
 
 __all__ = ["NAMESPACE", "RecomposerService", "ActorRecomposer", "PackedView", "actor_name", "create_recomposer",
            "get_recomposer", "new_session", "pack_patches", "unpack_patches", "StaleSession"]
@@ -122,8 +126,6 @@ class RecomposerService:
             self._sizes.move_to_end(name)
             return
         if self._store is None:
-            from distpaint.data.store import MaskStore
-
             self._store = MaskStore.open(self.store_path)
         truth = np.asarray(self._store.array(name, self.layer)[...], dtype=bool)
         self._cached[name] = truth
@@ -187,7 +189,7 @@ class RecomposerService:
 
     def stats(self) -> dict[str, Any]:
         """Cached masks, session and the actor's node (for tests and monitoring)."""
-        import ray
+        import ray  # deferred: see the note at the imports
 
         return {"session": self._session, "cached": list(self._sizes), "cached_bytes": sum(self._sizes.values()),
                 "pending": len(self._done), "node_id": ray.get_runtime_context().get_node_id()}
@@ -198,7 +200,7 @@ def create_recomposer(run_name: str, store_path: str, *, max_size: int = 4096, m
                       cache_bytes: int = 4 << 30) -> Any:
     """Start run `run_name`'s actor (fails if one is already running: one driver per run).
     `num_cpus`/`resources` place it (0 CPUs by default: it mostly copies memory)."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
     cls = ray.remote(RecomposerService)
     return cls.options(name=actor_name(run_name), namespace=NAMESPACE, num_cpus=num_cpus,
@@ -208,7 +210,7 @@ def create_recomposer(run_name: str, store_path: str, *, max_size: int = 4096, m
 
 def get_recomposer(run_name: str) -> Any:
     """Handle of run `run_name`'s actor (from a worker)."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
     return ray.get_actor(actor_name(run_name), namespace=NAMESPACE)
 
@@ -236,7 +238,7 @@ class ActorRecomposer:
                                                 np.asarray(ys), np.asarray(xs))
 
     def global_view(self, name: str, step: int, *, tag: str = "sample") -> GlobalView:
-        import ray
+        import ray  # deferred: see the note at the imports
 
         try:
             bits, width, ys, xs = self._staged.pop((name, int(step), tag))

@@ -29,6 +29,10 @@ import yaml
 
 from distpaint.errors import ConfigError
 
+# Configs are read where torch and Dask are not wanted (the CLI's commands, the sweep driver,
+# `distpaint.weights.ship`): the model registry (`distpaint.models`, torch) and the synthetic
+# kinds (`distpaint.data.synth`, Dask) are imported inside the checks that need them.
+
 __all__ = [
     "VARIANTS",
     "REAL_VARIANTS",
@@ -112,7 +116,7 @@ class ModelConfig:
     Discriminators and optimisers start fresh. Empty: random init."""
 
     def __post_init__(self) -> None:
-        from distpaint.models import model_config  # torch-only import
+        from distpaint.models import model_config  # deferred (torch): see the note at the imports
 
         for role, name, args in (("generator", self.generator, self.generator_args),
                                  ("local_disc", self.local_disc, self.local_disc_args),
@@ -286,7 +290,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _coerce(self)
-        from distpaint.data.synth.config import KINDS
+        from distpaint.data.synth.config import KINDS  # deferred (Dask): see the imports
 
         for name in ("kind", "real_kind"):
             bad = [k for k in kinds_of(getattr(self, name)) if k not in KINDS]
@@ -326,7 +330,7 @@ class DataConfig:
 
 def kinds_of(spec: str) -> tuple[str, ...]:
     """Kinds named by a `DataConfig.kind` spec: one kind, a comma-separated list, or `all`."""
-    from distpaint.data.synth.config import KINDS
+    from distpaint.data.synth.config import KINDS  # deferred (Dask): see the imports
 
     if spec.strip() == "all":
         return KINDS
@@ -368,7 +372,7 @@ class TrainConfig:
         self._check_models()
 
     def _check_models(self) -> None:
-        from distpaint.models import get_entry, model_config
+        from distpaint.models import get_entry, model_config  # deferred (torch): see the imports
 
         g = get_entry(self.model.generator, "generator")
         if self.variant == "cnn" and g.model_cls.__name__ != "SasakiCNN":

@@ -71,7 +71,7 @@ def _stored_masks(config: DataConfig) -> dict[str, np.ndarray]:
     """The masks of the stores of `config.store` (comma-separated) that hold a batch of
     non-overlapping patches, in memory (real training masks are a few Mpx each), as
     {"store-<sample>": mask} (with one store) or {"store-<i>:<sample>": mask}."""
-    from distpaint.data.store import MaskStore
+    from distpaint.data.store import MaskStore  # deferred: Zarr only when data.store is set
 
     paths = [p.strip() for p in config.store.split(",") if p.strip()]
     p, need = config.patch_size, config.batch_size

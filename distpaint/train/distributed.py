@@ -34,8 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distpaint.errors import ConfigError
+from distpaint.data.store import MaskStore
+from distpaint.errors import ConfigError, InputError
+from distpaint.ray_connect import connect
+from distpaint.train.actor import create_recomposer
 from distpaint.train.config import TrainConfig, config_to_dict
+from distpaint.train.tracking import default_tracking_uri, finish_run, flatten, start_run
+
+# Importing this module loads neither Ray (Ray Train with its torch backend takes ~7 s) nor
+# torch: the CLI imports it at start-up (`distpaint demo`) and the sweep driver with `distpaint
+# tune`. Ray and the torch-side modules (the worker loop, checkpoints, the store and validation
+# data) are imported inside the functions that need them.
 
 __all__ = ["DistributedConfig", "RunPaths", "resolve_run", "train_distributed"]
 
@@ -131,14 +140,12 @@ def resolve_run(out: str | os.PathLike | None, options: DistributedConfig) -> Ru
 
 def _connect() -> bool:
     """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if we started one."""
-    from distpaint.ray_connect import connect
-
     return connect()
 
 
 def _check_capacity(options: DistributedConfig) -> None:
     """Refuse a request the (static, local) cluster can never satisfy (Ray would wait forever)."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
     total = ray.cluster_resources()
     need = {"CPU": options.num_workers * options.cpus_per_worker + options.actor_cpus}
@@ -151,7 +158,7 @@ def _check_capacity(options: DistributedConfig) -> None:
 
 
 def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig) -> tuple[str, str | None]:
-    from distpaint.data.store import MaskStore
+    # deferred (torch): see the note at the imports
     from distpaint.train.store_data import StoreData, synthesize_store
     from distpaint.train.validation import load_val_samples, synthesize_val_store
 
@@ -183,7 +190,7 @@ def _check_resume(cfg: TrainConfig, paths: RunPaths) -> None:
     """Fail before starting workers when the run exists with another config."""
     if paths.local is None:
         return
-    from distpaint.errors import InputError
+    # deferred (torch): see the note at the imports
     from distpaint.train.checkpoint import latest_checkpoint, load_config_of
     from distpaint.train.local import _check_same_config
 
@@ -198,8 +205,6 @@ def _check_resume(cfg: TrainConfig, paths: RunPaths) -> None:
 
 
 def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig, max_steps: int) -> tuple[str, str] | None:
-    from distpaint.train.tracking import default_tracking_uri, flatten, start_run
-
     if not options.mlflow:
         return None
     uri = options.mlflow_uri
@@ -227,6 +232,7 @@ def _placement_retries(options: DistributedConfig) -> int:
 
 def _trainer(spec: dict, cfg: TrainConfig, paths: RunPaths, options: DistributedConfig,
              callbacks: list | None = None) -> Any:
+    # deferred (Ray, torch): see the note at the imports
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -255,10 +261,9 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
     checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report.
     `callbacks` are Ray Train `UserCallback`s of the TorchTrainer's RunConfig (a Tune sweep
     passes `TuneReportCallback`, so every report reaches the trial: `distpaint.tune`)."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
-    from distpaint.train.actor import create_recomposer
-    from distpaint.train.worker import STATUS_DIR, WorkerSpec
+    from distpaint.train.worker import STATUS_DIR, WorkerSpec  # deferred (torch): see the imports
 
     options = options or DistributedConfig()
     max_steps = cfg.max_steps if max_steps is None else max_steps
@@ -293,8 +298,6 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
         return summary
     finally:
         if tracking is not None:  # fit raised
-            from distpaint.train.tracking import finish_run
-
             finish_run(tracking[0], tracking[1], "FAILED")
         if actor is not None:
             ray.kill(actor)
@@ -303,8 +306,6 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
 
 
 def _finish(result: Any, paths: RunPaths, tracking: tuple[str, str] | None) -> dict:
-    from distpaint.train.tracking import finish_run
-
     ckpt = result.checkpoint
     summary = {"name": paths.name, "run_dir": str(paths.local) if paths.local else f"{paths.storage}/{paths.name}",
                "checkpoint": ckpt.path if ckpt is not None else None, "metrics": dict(result.metrics or {}),

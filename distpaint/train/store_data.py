@@ -38,6 +38,7 @@ from distpaint.data.sampler import PatchSampler, SamplerConfig
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import TrainConfig
+from distpaint.train.data import LocalData
 from distpaint.train.side_band import side_band
 from distpaint.train.step import PatchBatch
 
@@ -143,8 +144,6 @@ def store_mask_size(cfg: TrainConfig, world_size: int) -> int:
 def synthesize_store(cfg: TrainConfig, path: str | os.PathLike, world_size: int = 1) -> Path:
     """Write the config's training pool (generation 0 of `LocalData`) as a store at `path`
     (atomically: a temporary store renamed into place); an existing store is kept as it is."""
-    from distpaint.train.data import LocalData
-
     path = Path(path)
     if path.exists():
         MaskStore.open(path)  # InputError if something else is there

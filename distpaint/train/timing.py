@@ -36,7 +36,7 @@ class PhaseTimer:
 
     def _sync(self) -> None:
         if self.cuda:
-            import torch
+            import torch  # deferred: this module is torch-free; only CUDA timing needs torch
 
             torch.cuda.synchronize()
 

@@ -15,7 +15,8 @@ concurrent writers.
     log = RunLogger(uri, run_id); log.metrics(step, {...}); log.flush()   # rank 0
     finish_run(uri, run_id, checkpoint_dir, "FINISHED")          # driver
 
-Needs mlflow (imported lazily: only the driver and rank 0 import it).
+Needs mlflow (about 3 s to import), imported inside the functions that use it: only the
+driver and rank 0 need it, and importing this module stays light.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 __all__ = ["EXPERIMENT", "RUN_TAG", "default_tracking_uri", "flatten", "start_run", "RunLogger",
            "finish_run", "find_run", "tracking_client"]
@@ -57,7 +60,7 @@ def flatten(data: dict, prefix: str = "") -> dict[str, str]:
 
 def tracking_client(uri: str):
     """An MlflowClient of `uri` (quiet about creating a new SQLite store)."""
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # deferred: see the module docstring
 
     # a new SQLite store announces its table creation and migration at INFO on stderr, which
     # reads like a problem in the middle of a command's output
@@ -101,7 +104,7 @@ def start_run(uri: str, run_dir: str | os.PathLike | None, name: str, params: di
         client.update_run(run_id, status="RUNNING")
         for key, value in (tags or {}).items():
             client.set_tag(run_id, key, value)
-    from mlflow.entities import Param
+    from mlflow.entities import Param  # deferred: see the module docstring
 
     fresh = [Param(k, v[:6000]) for k, v in params.items() if k not in logged]
     for i in range(0, len(fresh), 100):  # log_batch takes at most 100 parameters
@@ -129,7 +132,7 @@ class RunLogger:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         """Queue `values` at `step` (non-finite values are dropped: MLflow rejects NaN in some
         stores and they carry no information)."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # deferred: see the module docstring
 
         now = int(time.time() * 1000)
         for key, value in values.items():
@@ -147,8 +150,6 @@ class RunLogger:
 
     def image(self, image: Any, path: str) -> None:
         """Log an RGB uint8 array as PNG artifact `path` (e.g. "repairs/step_10/roots.png")."""
-        from PIL import Image
-
         folder, name = os.path.split(path)
         with tempfile.TemporaryDirectory() as tmp:
             file = os.path.join(tmp, name)

@@ -30,7 +30,10 @@ import torch
 
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.store import MaskStore
+from distpaint.data.synth import SynthConfig, synth_array
 from distpaint.errors import ConfigError, InputError
+from distpaint.infer.tiling import whole_apply
+from distpaint.metrics.evaluation import EvalConfig, evaluate
 from distpaint.train.config import TrainConfig
 
 __all__ = ["ValSample", "VAL_METRICS", "synthesize_val_store", "load_val_samples", "repair", "validate",
@@ -55,8 +58,6 @@ class ValSample:
 def synthesize_val_store(cfg: TrainConfig, path: str | os.PathLike, size: int | None = None) -> Path:
     """One corrupted whole mask per kind of `cfg.data` (seeds salted apart from the training
     pool), written atomically at `path`; an existing store is kept."""
-    from distpaint.data.synth import SynthConfig, synth_array
-
     path = Path(path)
     if path.exists():
         MaskStore.open(path)
@@ -115,8 +116,6 @@ def load_val_samples(path: str | os.PathLike, max_side: int = 1024, limit: int =
 def repair(g: torch.nn.Module, mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Whole-image repair of `mask` (H, W) with generator `g` (eval mode inside): input OR
     (probability > threshold)."""
-    from distpaint.infer.tiling import whole_apply
-
     was_training = g.training
     g.eval()
     try:
@@ -135,9 +134,6 @@ def repair(g: torch.nn.Module, mask: np.ndarray, threshold: float = 0.5) -> np.n
 def validate(g: torch.nn.Module, samples: list[ValSample]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Metrics `val/<metric>` (mean over samples) and `val/<sample>/<metric>`, and one example
     repair image per sample."""
-    from distpaint.metrics import evaluate
-    from distpaint.metrics.evaluation import EvalConfig
-
     metrics: dict[str, float] = {}
     images: dict[str, np.ndarray] = {}
     sums: dict[str, list[float]] = {k: [] for k in VAL_METRICS}

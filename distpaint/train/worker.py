@@ -36,6 +36,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+
+from distpaint.train.actor import ActorRecomposer, get_recomposer, new_session
+from distpaint.train.checkpoint import CHECKPOINTS, RngStates, checkpoint_name, restore, save_checkpoint
+from distpaint.train.config import config_from_dict
+from distpaint.train.ddp import state_digest, sync_buffers, wrap_models
+from distpaint.train.local import _check_same_config
+from distpaint.train.step import StepState, build_models, build_optimizers, train_step
+from distpaint.train.store_data import StoreData
+from distpaint.train.timing import PhaseTimer
+from distpaint.train.tracking import RunLogger
+from distpaint.train.validation import load_val_samples, validate
+
+# Ray is imported inside the functions that run under it (`train_worker`: Ray Train takes ~2 s
+# to import): the status file (`_Status`) is also written outside Ray, in unit use.
 
 __all__ = ["WorkerSpec", "train_worker", "step_seed"]
 
@@ -99,7 +114,7 @@ class _Status:
             with open(self.folder / "starts.jsonl", "a") as fh:
                 fh.write(json.dumps({k: self.data[k] for k in ("rank", "pid", "host", "session", "start_step")}) + "\n")
             try:
-                import ray
+                import ray  # deferred: see the note at the imports
 
                 self.data["node_id"] = ray.get_runtime_context().get_node_id()
             except Exception:  # not in Ray (unit use)
@@ -120,8 +135,6 @@ class _Status:
 
 
 def _broadcast_int(value: int, device: torch.device) -> int:
-    import torch.distributed as dist
-
     t = torch.tensor([value], dtype=torch.int64, device=device)  # nccl needs a CUDA tensor
     dist.broadcast(t, src=0)
     return int(t.item())
@@ -156,17 +169,8 @@ class _Window:
 
 def train_worker(spec_dict: dict) -> None:
     """Ray Train's per-worker function (see the module docstring)."""
-    import ray.train
-    import ray.train.torch
-
-    from distpaint.train.actor import ActorRecomposer, get_recomposer, new_session
-    from distpaint.train.checkpoint import CHECKPOINTS, RngStates, checkpoint_name, restore, save_checkpoint
-    from distpaint.train.config import config_from_dict
-    from distpaint.train.ddp import state_digest, sync_buffers, wrap_models
-    from distpaint.train.local import _check_same_config
-    from distpaint.train.step import StepState, build_models, build_optimizers, train_step
-    from distpaint.train.store_data import StoreData
-    from distpaint.train.timing import PhaseTimer
+    import ray.train  # deferred: see the note at the imports
+    import ray.train.torch  # deferred: see the note at the imports
 
     spec = WorkerSpec(**spec_dict)
     cfg = config_from_dict(spec.config, "train_loop_config")
@@ -200,17 +204,13 @@ def train_worker(spec_dict: dict) -> None:
     sampler = torch.Generator(device)
     status = _Status(spec.status_dir, rank, session, start)
     if recomposer is not None:
-        import ray
+        import ray  # deferred: see the note at the imports
 
         status.write(recomposer_node=ray.get(recomposer.handle.stats.remote())["node_id"])
     logger = val_samples = None
     if rank == 0 and spec.mlflow_uri and spec.mlflow_run_id:
-        from distpaint.train.tracking import RunLogger
-
         logger = RunLogger(spec.mlflow_uri, spec.mlflow_run_id)
     if rank == 0 and spec.val_store:
-        from distpaint.train.validation import load_val_samples
-
         val_samples = load_val_samples(spec.val_store, spec.val_max_side)
     val_every = spec.val_every or cfg.checkpoint_every
     patches_per_step = cfg.data.batch_size * world
@@ -241,8 +241,6 @@ def train_worker(spec_dict: dict) -> None:
         # ---- every K steps: validation (rank 0), checkpoint (rank 0), report (all ranks) -----
         report = {"step": done, **metrics}
         if val_samples is not None and (done % val_every == 0 or done == spec.max_steps):
-            from distpaint.train.validation import validate
-
             val_metrics, images = validate(models.g, val_samples)
             report.update(val_metrics)
             if logger is not None:
