@@ -25,7 +25,12 @@ import logging
 import time
 from collections import defaultdict
 
+import ray
+from ray._raylet import PlacementGroupID
 from ray.tune import Callback
+from ray.util import placement_group_table
+from ray.util.placement_group import PlacementGroup, remove_placement_group
+from ray.util.state import list_actors
 
 __all__ = ["WORKER_CLASS", "train_workers", "orphaned_groups", "release_orphaned_groups", "GroupReleaser"]
 
@@ -38,8 +43,6 @@ WORKER_CLASS = "RayTrainWorker"
 def train_workers(job_id: str | None = None) -> list:
     """Ray Train worker actors (dead ones too) of job `job_id` (None: of every job), from the
     state API."""
-    from ray.util.state import list_actors
-
     # matched here, not by the API's filter, which compares the qualified name
     actors = list_actors(detail=True, limit=10_000, raise_on_missing_output=False, timeout=10)
     return [a for a in actors if a.class_name.rsplit(".", 1)[-1] == WORKER_CLASS
@@ -49,8 +52,6 @@ def train_workers(job_id: str | None = None) -> list:
 def orphaned_groups(job_id: str | None = None) -> list[str]:
     """Hex ids of the live placement groups that hold Ray Train workers (of job `job_id`; None:
     of any job), every one of them dead."""
-    from ray.util import placement_group_table
-
     live = {pg_id for pg_id, pg in placement_group_table().items() if pg.get("state") != "REMOVED"}
     if not live:
         return []
@@ -63,9 +64,6 @@ def orphaned_groups(job_id: str | None = None) -> list[str]:
 
 def release_orphaned_groups(job_id: str | None = None) -> list[str]:
     """Remove the groups `orphaned_groups(job_id)` names; returns their ids."""
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
-
     released = []
     for pg_id in orphaned_groups(job_id):
         remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
@@ -76,8 +74,6 @@ def release_orphaned_groups(job_id: str | None = None) -> list[str]:
 
 
 def _current_job() -> str:
-    import ray
-
     return ray.get_runtime_context().get_job_id()
 
 

@@ -142,11 +142,13 @@ def write_table(rows: list[dict], folder: str | os.PathLike) -> tuple[Path, Path
 
 def plot_metric(rows: list[dict], space, metric: str, path: str | os.PathLike, title: str = "") -> Path:
     """PNG of the metric (last report) against each searched parameter (see module docstring)."""
+    # deferred: matplotlib takes ~0.6 s to import, only the plot needs it, and the Agg backend
+    # must be chosen before pyplot is imported
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
+    import matplotlib.pyplot as plt  # deferred: as above, after the backend is chosen
+    from matplotlib.ticker import NullFormatter  # deferred: as above
 
     path = Path(path)
     params = space.params

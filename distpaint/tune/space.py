@@ -45,6 +45,8 @@ from typing import Any
 
 import yaml
 
+from distpaint.data.gaps import GapConfig
+from distpaint.data.synth import SynthConfig
 from distpaint.errors import ConfigError
 from distpaint.train.config import TrainConfig, config_from_dict, config_to_dict
 
@@ -143,7 +145,7 @@ class Param:
 
     def domain(self) -> Any:
         """The Ray Tune search domain."""
-        from ray import tune
+        from ray import tune  # deferred: spaces are parsed and checked before Ray is needed
 
         low_high = self.args
         if self.kind == "uniform":
@@ -218,9 +220,6 @@ def _fields(cls: type) -> dict[str, Any]:
 def _mapping_fields() -> dict[str, type | None]:
     """Mapping fields whose keys a path may name, with the dataclass their keys belong to
     (None: the model registry checks the keys when the config is built)."""
-    from distpaint.data.gaps import GapConfig
-    from distpaint.data.synth import SynthConfig
-
     return {"data.gaps": GapConfig, "data.real_gaps": GapConfig, "data.synth": SynthConfig,
             "model.generator_args": None, "model.local_disc_args": None, "model.global_disc_args": None}
 
@@ -345,7 +344,7 @@ def _parse_param(source: str, path: Any, spec: Any) -> Param:
 
 def _check_values(space: SearchSpace, base: TrainConfig) -> None:
     """Build the base config with each endpoint / listed value (one parameter at a time)."""
-    from distpaint.train.data import LocalData
+    from distpaint.train.data import LocalData  # deferred (torch): `distpaint tune` imports this
 
     for p in space.params:
         for value in p.check_values():

@@ -43,10 +43,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import TrainConfig, config_to_dict
+from distpaint.train.distributed import _connect, default_placement_retries
+from distpaint.train.tracking import finish_run, find_run, flatten
+from distpaint.tune.report import (TrialOutcome, plot_metric, summary_rows, write_best_config,
+                                   write_table)
 from distpaint.tune.space import SearchSpace, load_space
-from distpaint.tune.trial import TrialSpec, trial_run_name
+from distpaint.tune.trial import TrialSpec, run_trial, trial_run_name
+
+# Importing this module loads neither Ray, MLflow nor torch (`distpaint tune` checks a sweep's
+# settings before Ray starts): Ray Tune, the Ray-only modules `distpaint.tune.placement` and
+# `distpaint.tune.tracking`, MLflow and the torch-side training modules are imported inside
+# the functions that need them.
 
 __all__ = ["SweepConfig", "SweepResult", "run_sweep", "METRICS", "TRIAL_DRIVER_CPU"]
 
@@ -205,12 +215,10 @@ def _pool_shared(space: SearchSpace) -> bool:
 
 def _resolve_val(path: str) -> str:
     """A validation set given by the user: a benchmark set means its patch level."""
-    from distpaint.train.validation import load_val_samples
+    from distpaint.train.validation import load_val_samples  # deferred (torch): see the imports
 
     p = Path(path).resolve()
     if (p / "manifest.json").is_file():
-        from distpaint.data.benchset import open_benchset
-
         bench = open_benchset(p)
         level = "patch" if "patch" in bench.levels() else bench.levels()[0]
         p = p / level
@@ -220,8 +228,6 @@ def _resolve_val(path: str) -> str:
 
 def _build_val(base: TrainConfig, folder: Path, options: SweepConfig, log: Callable[[str], None]) -> str:
     """The default validation set: benchmark-format patches of the base config's kinds."""
-    from distpaint.data.benchset import BenchsetConfig, make_benchset
-
     kinds = tuple(dict.fromkeys(base.data.kinds))  # distinct, in order
     config = BenchsetConfig(seed=options.val_seed, kinds=kinds, patches=max(1, math.ceil(options.val_samples / len(kinds))),
                             whole_count=0)
@@ -256,7 +262,7 @@ def _check_settings(path: Path, settings: dict) -> None:
 
 def _capacity(options: SweepConfig, started: bool) -> int:
     """Trials at once: the cluster's CPUs (and GPUs) over one trial's needs."""
-    import ray
+    import ray  # deferred: see the note at the imports
 
     total = ray.cluster_resources()
     cpu = options.workers_per_trial * options.cpus_per_worker + TRIAL_DRIVER_CPU
@@ -274,12 +280,13 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _tune_config(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], concurrency: int) -> Any:
+    # deferred (Ray): see the note at the imports
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     if options.search == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
+        from ray.tune.search.optuna import OptunaSearch  # deferred: Optuna only for --search optuna
 
         search = OptunaSearch(seed=options.seed)
     else:
@@ -297,8 +304,6 @@ def _tune_config(space: SearchSpace, options: SweepConfig, steps: tuple[int, int
 
 
 def _outcomes(results: Any, space: SearchSpace, runs_dir: str, name: str) -> list:
-    from distpaint.tune.report import TrialOutcome
-
     out = []
     for r in results:
         trial_id = (r.metrics or {}).get("trial_id") or Path(r.path).name.removeprefix("trial_")
@@ -316,8 +321,6 @@ def _outcomes(results: Any, space: SearchSpace, runs_dir: str, name: str) -> lis
 
 def _mark_stopped_runs(rows: list[dict]) -> None:
     """Trials ASHA stopped were killed mid-fit: close their own MLflow runs as KILLED."""
-    from distpaint.train.tracking import finish_run, find_run
-
     for r in rows:
         db = Path(r["run_dir"]) / "mlflow.db" if r["run_dir"] else None
         if r["status"] != "stopped early" or db is None or not db.is_file():
@@ -325,7 +328,7 @@ def _mark_stopped_runs(rows: list[dict]) -> None:
         uri = f"sqlite:///{db}"
         run = find_run(uri, Path(r["run_dir"]).name)
         if run is not None and run.info.status != "KILLED":
-            from mlflow.tracking import MlflowClient
+            from mlflow.tracking import MlflowClient  # deferred: see the note at the imports
 
             MlflowClient(uri).set_tag(run.info.run_id, "distpaint.stopped_early", "true")
             finish_run(uri, run.info.run_id, "KILLED")
@@ -363,20 +366,18 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     if sweep_dir is not None:
         _check_settings(sweep_dir / "sweep.json", settings)
 
-    from distpaint.train.distributed import _connect, default_placement_retries
-
     if not os.environ.get("RAY_ADDRESS"):
         # every report is a barrier that waits for the next worker health check (2 s by default)
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     started = _connect()
-    import ray
+    import ray  # deferred: see the note at the imports
 
     try:
         concurrency = _capacity(options, started)
         if val is None:
             val = _build_val(base, sweep_dir / "valset", options, log)
         if data is None and _pool_shared(space) and sweep_dir is not None:
-            from distpaint.train.store_data import synthesize_store
+            from distpaint.train.store_data import synthesize_store  # deferred (torch): see the imports
 
             (sweep_dir / "data").mkdir(parents=True, exist_ok=True)
             data = str(synthesize_store(base, sweep_dir / "data" / "train.zarr", options.workers_per_trial))
@@ -405,8 +406,7 @@ def _space_data(space: SearchSpace) -> dict:
 
 def _start_parent(space: SearchSpace, base: TrainConfig, base_source: str, options: SweepConfig,
                   steps: tuple[int, int, int], name: str, sweep_dir: Path | None, spec: TrialSpec) -> tuple[str, str]:
-    from distpaint.train.tracking import flatten
-    from distpaint.tune.tracking import default_tracking_uri, start_parent
+    from distpaint.tune.tracking import default_tracking_uri, start_parent  # deferred (Ray): see the imports
 
     uri = options.mlflow_uri or default_tracking_uri(sweep_dir)
     params = {"space": space.source, "searched": ",".join(space.paths), "base_config": base_source,
@@ -423,10 +423,10 @@ def _start_parent(space: SearchSpace, base: TrainConfig, base_source: str, optio
 
 def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], concurrency: int,
          spec: TrialSpec, experiment: str, tracking: tuple[str, str] | None, log: Callable[[str], None]) -> Any:
+    # deferred (Ray): see the note at the imports
     from ray import tune
 
     from distpaint.tune.placement import GroupReleaser
-    from distpaint.tune.trial import run_trial
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec.to_dict()), {"cpu": TRIAL_DRIVER_CPU})
     if tune.Tuner.can_restore(experiment):
@@ -435,7 +435,7 @@ def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], 
     else:
         callbacks = [GroupReleaser()]
         if tracking is not None:
-            from distpaint.tune.tracking import SweepLogger
+            from distpaint.tune.tracking import SweepLogger  # deferred (Ray): see the imports
 
             callbacks.append(SweepLogger(tracking[0], tracking[1], spec.sweep, spec.base, spec.space_data,
                                          spec.space_source, options.metric, options.mode, steps[0],
@@ -464,7 +464,7 @@ def _saved_statuses(experiment: str) -> dict[str, str]:
     """{trial id: status} as Tune saved them last. After an interruption (SIGINT) Tune saves
     the unfinished trials as PENDING (to resume them) and then marks every trial TERMINATED in
     memory, so only the saved state tells an interrupted sweep from a finished one."""
-    from ray.tune import ExperimentAnalysis
+    from ray.tune import ExperimentAnalysis  # deferred: see the note at the imports
 
     return {t.trial_id: t.status for t in ExperimentAnalysis(experiment).trials}
 
@@ -472,8 +472,6 @@ def _saved_statuses(experiment: str) -> dict[str, str]:
 def _finish(results: Any, statuses: dict[str, str], space: SearchSpace, base: TrainConfig, options: SweepConfig,
             steps: tuple[int, int, int], spec: TrialSpec, report_dir: Path, tracking: tuple[str, str] | None,
             concurrency: int, experiment: str, seconds: float, log: Callable[[str], None]) -> SweepResult:
-    from distpaint.tune.report import plot_metric, summary_rows, write_best_config, write_table
-
     complete = all(s in ("TERMINATED", "ERROR") for s in statuses.values())
     outcomes = _outcomes(results, space, spec.runs_storage, spec.sweep)
     for t in outcomes:
@@ -511,7 +509,7 @@ def _finish(results: Any, statuses: dict[str, str], space: SearchSpace, base: Tr
 
 
 def _finish_parent(tracking: tuple[str, str], out: SweepResult, metric: str, complete: bool) -> None:
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # deferred: see the note at the imports
 
     client = MlflowClient(tracking[0])
     run_id = tracking[1]

@@ -30,10 +30,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from distpaint.train.config import config_from_dict, config_to_dict
 from distpaint.train.tracking import flatten, tracking_client
+from distpaint.tune.space import parse_space
 from distpaint.tune.trial import trial_run_name
 
 __all__ = ["EXPERIMENT", "SWEEP_TAG", "TRIAL_TAG", "default_tracking_uri", "ensure_experiment", "start_parent",
@@ -72,8 +74,6 @@ def ensure_experiment(uri: str, sweep_dir: str | os.PathLike | None) -> str:
 
 def _log_params(client: Any, run_id: str, params: dict[str, str], logged: dict[str, str]) -> None:
     """Log the parameters `run_id` lacks (MLflow parameters are immutable)."""
-    from mlflow.entities import Param
-
     fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]
     for i in range(0, len(fresh), 100):  # log_batch takes at most 100 parameters
         client.log_batch(run_id, params=fresh[i:i + 100])
@@ -137,8 +137,6 @@ class SweepLogger(MLflowLoggerCallback):
         self.runs_dir = runs_dir
 
     def _space(self):
-        from distpaint.tune.space import parse_space
-
         return parse_space(self.space_data, self.space_source)
 
     def log_trial_start(self, trial: Any) -> None:
@@ -170,8 +168,6 @@ class SweepLogger(MLflowLoggerCallback):
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         """One point per report, at the training step (not Tune's iteration counter, which
         restarts when a resumed trial starts again)."""
-        from mlflow.entities import Metric
-
         run_id = self._trial_runs[trial]
         step = int(result.get("step", iteration))
         ms = int(result.get("timestamp", 0) * 1000)
@@ -182,8 +178,6 @@ class SweepLogger(MLflowLoggerCallback):
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         """Final and best scores, the checkpoint, whether ASHA stopped it; end the child run."""
-        from mlflow.entities import Metric
-
         client = self.mlflow_util._get_client()
         run_id = self._trial_runs[trial]
         last = trial.last_result or {}

@@ -21,6 +21,8 @@ import dataclasses
 from dataclasses import asdict, dataclass
 
 from distpaint.train.config import TrainConfig, config_from_dict
+from distpaint.train.distributed import DistributedConfig, train_distributed
+from distpaint.tune.space import parse_space
 
 __all__ = ["TrialSpec", "trial_run_name", "trial_config", "run_trial"]
 
@@ -82,11 +84,9 @@ def trial_config(space, base: TrainConfig, values: dict, report_every: int) -> T
 
 def run_trial(config: dict, spec: dict) -> None:
     """Tune trainable (see the module docstring); `config` holds the trial's sampled values."""
+    # deferred (Ray): the sweep's driver imports this module before Ray is needed
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
-
-    from distpaint.train.distributed import DistributedConfig, train_distributed
-    from distpaint.tune.space import parse_space
 
     s = TrialSpec(**spec)
     space = parse_space(s.space_data, s.space_source)
