@@ -73,7 +73,8 @@ class SamplerConfig:
 
 @dataclass
 class PatchBatch:
-    """One rank's patches of one step, and where they came from."""
+    """One rank's complete patches of one step (NumPy), and where they came from; training
+    turns them into a `distpaint.train.step.TrainBatch` of tensors."""
 
     name: str
     """Sample the patches came from (one per batch, as in the paper)."""

@@ -23,7 +23,7 @@ on the artificial gap region trains G (with `DataConfig.real_band`, also on the 
 background beside the strokes: `distpaint.train.side_band`).
 
     data = LocalData(cfg.data, seed=0, variant="gan-gl")
-    batch = data.batch(step=0)          # PatchBatch of torch tensors (m, 1, P, P)
+    batch = data.batch(step=0)          # TrainBatch of torch tensors (m, 1, P, P)
     masks = data.pool_for(step=0)       # {name: whole mask} the batch may come from
 """
 
@@ -40,7 +40,7 @@ from distpaint.data.synth import SynthConfig, synth_array
 from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import REAL_VARIANTS, DataConfig, kinds_of
 from distpaint.train.side_band import side_band
-from distpaint.train.step import PatchBatch
+from distpaint.train.step import TrainBatch
 
 __all__ = ["LocalData", "grid_cells"]
 
@@ -186,7 +186,7 @@ class LocalData:
             gaps = dataclasses.replace(gaps, density=gaps.density * scale)
         return gap_region(patch, gaps, rng)
 
-    def batch(self, step: int) -> PatchBatch:
+    def batch(self, step: int) -> TrainBatch:
         """The batch of `step` (a pure function of seed and step)."""
         rng = np.random.default_rng([self.seed, step, 3])
         real = self.is_real_step(step)
@@ -216,5 +216,5 @@ class LocalData:
             partners = [n for n in names if n != names[i] and _kind_of(n) == kind]
             partners = partners or [n for n in names if n != names[i]]
             other = _tensor(self._patches(pool[partners[int(rng.integers(len(partners)))]], rng)[0])
-        return PatchBatch(name=names[i], x=_tensor(xs_patches), y=_tensor(ys_patches),
+        return TrainBatch(name=names[i], x=_tensor(xs_patches), y=_tensor(ys_patches),
                           region=_tensor(regions), ys=ys, xs=xs, y_other=other, real=real)

@@ -37,7 +37,7 @@ from distpaint.train.config import OptimConfig, TrainConfig
 from distpaint.train.recompose import Recomposer
 from distpaint.weights import checkpoint_or_shipped
 
-__all__ = ["Models", "Optimizers", "PatchBatch", "StepState", "Timer", "build_models",
+__all__ = ["Models", "Optimizers", "TrainBatch", "StepState", "Timer", "build_models",
            "build_optimizers", "train_step"]
 
 
@@ -66,8 +66,10 @@ class Optimizers:
 
 
 @dataclass
-class PatchBatch:
-    """One step's patches, all from mask `name`; tensors `(m, 1, P, P)` float in {0, 1}."""
+class TrainBatch:
+    """One training step's input, all from mask `name`; tensors `(m, 1, P, P)` float in {0, 1}:
+    corrupted patches, targets, gap regions (built by `LocalData` and `StoreData` from the
+    complete patches that `distpaint.data.sampler.PatchBatch` holds)."""
 
     name: str
     """Whole mask the patches come from (the recomposer's key)."""
@@ -86,10 +88,10 @@ class PatchBatch:
     real: bool = False
     """A real-data batch of GAN-GL-M: masked CE only."""
 
-    def to(self, device: torch.device | str) -> "PatchBatch":
+    def to(self, device: torch.device | str) -> "TrainBatch":
         """Copy with the tensors on `device`."""
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return PatchBatch(self.name, move(self.x), move(self.y), move(self.region), self.ys, self.xs,
+        return TrainBatch(self.name, move(self.x), move(self.y), move(self.region), self.ys, self.xs,
                           move(self.y_other), self.real)
 
 
@@ -195,7 +197,7 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None, clip: f
     opt.step()
 
 
-def _update_local(models: Models, opts: Optimizers, batch: PatchBatch, prob: torch.Tensor,
+def _update_local(models: Models, opts: Optimizers, batch: TrainBatch, prob: torch.Tensor,
                   cfg: TrainConfig) -> dict[str, float]:
     fake = losses.fake_for_local(prob, cfg.loss.local_fake, cfg.loss.threshold).detach()
     m = batch.y.shape[0]
@@ -206,7 +208,7 @@ def _update_local(models: Models, opts: Optimizers, batch: PatchBatch, prob: tor
     return {"loss_dl": loss.item(), "dl_real": real_s.mean().item(), "dl_fake": fake_s.mean().item()}
 
 
-def _update_global(models: Models, opts: Optimizers, batch: PatchBatch, prob: torch.Tensor,
+def _update_global(models: Models, opts: Optimizers, batch: TrainBatch, prob: torch.Tensor,
                    actions: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
     if cfg.loss.dg_fake == "threshold":
         fake = (prob.detach() > cfg.loss.threshold).to(prob.dtype)
@@ -222,7 +224,7 @@ def _update_global(models: Models, opts: Optimizers, batch: PatchBatch, prob: to
             "dg_neg": torch.sigmoid(logits[m:]).mean().item()}
 
 
-def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: torch.Tensor,
+def _reward(models: Models, recomposer: Recomposer, batch: TrainBatch, patches: torch.Tensor,
             step: int, tag: str, rank: int) -> float:
     """Put `patches` (m, 1, P, P), recompose, and score the global view with D_G."""
     arr = patches[:, 0].detach().to("cpu", torch.uint8).numpy()
@@ -237,7 +239,7 @@ def _reward(models: Models, recomposer: Recomposer, batch: PatchBatch, patches: 
     return float(_from_rank0(score).item())
 
 
-def _patch_rewards(models: Models, batch: PatchBatch, patches: torch.Tensor) -> torch.Tensor:
+def _patch_rewards(models: Models, batch: TrainBatch, patches: torch.Tensor) -> torch.Tensor:
     """D_G's score `(m,)` of each patch in place against its complete patch (reward_scope=patch).
     Under DDP each rank scores its own patches (nothing is broadcast, unlike the view reward)."""
     with torch.no_grad(), _evaluating(models.d_global):
@@ -283,7 +285,7 @@ def _baseline(cfg: TrainConfig, state: StepState, reward: float, greedy_reward):
     return b
 
 
-def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logits: torch.Tensor,
+def _policy_term(models: Models, recomposer: Recomposer, batch: TrainBatch, logits: torch.Tensor,
                  prob: torch.Tensor, actions: torch.Tensor, cfg: TrainConfig, step: int,
                  state: StepState, rank: int) -> tuple[torch.Tensor, dict[str, float]]:
     candidates = cfg.loss.pg_region == "candidates"
@@ -312,7 +314,7 @@ def _policy_term(models: Models, recomposer: Recomposer, batch: PatchBatch, logi
     return pg, {"reward": reward, "baseline": mean(b), "advantage": mean(advantage), "pg": pg.item()}
 
 
-def train_step(models: Models, opts: Optimizers, batch: PatchBatch, recomposer: Recomposer | None,
+def train_step(models: Models, opts: Optimizers, batch: TrainBatch, recomposer: Recomposer | None,
                cfg: TrainConfig, step: int, sampler: torch.Generator, state: StepState,
                rank: int = 0, timer: Timer | None = None) -> dict[str, float]:
     """Run one step on `batch` (already on the models' device); returns scalar metrics.

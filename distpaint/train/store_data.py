@@ -17,7 +17,7 @@ enlarged when needed so that every rank's patches of a step fit without overlapp
 
     path = synthesize_store(cfg, "runs/x/train.zarr", world_size=2)
     data = StoreData(path, cfg, rank=0, world_size=2)
-    batch = data.batch(step)        # distpaint.train.step.PatchBatch, tensors (m, 1, P, P)
+    batch = data.batch(step)        # distpaint.train.step.TrainBatch, tensors (m, 1, P, P)
 
 Needs Zarr and Dask (the store); not imported by the training step.
 """
@@ -40,7 +40,7 @@ from distpaint.errors import ConfigError, InputError
 from distpaint.train.config import TrainConfig
 from distpaint.train.data import LocalData
 from distpaint.train.side_band import side_band
-from distpaint.train.step import PatchBatch
+from distpaint.train.step import TrainBatch
 
 __all__ = ["StoreData", "REAL_PREFIX", "synthesize_store", "store_mask_size"]
 
@@ -113,7 +113,7 @@ class StoreData:
             gaps = dataclasses.replace(gaps, density=gaps.density * scale)
         return gap_region(patch, gaps, rng)
 
-    def batch(self, step: int) -> PatchBatch:
+    def batch(self, step: int) -> TrainBatch:
         """This rank's batch of `step` (a pure function of seed, step, rank and world size)."""
         real = self.is_real_step(step)
         sampler = self._real if real else self._main
@@ -128,7 +128,7 @@ class StoreData:
         other = None
         if not real and self.cfg.needs_partner:  # only D_G's (y1, y2) pairs use the partner patches
             other = _tensor(self._partner(got.name, step).batch(step, self.rank, self.world_size).patches)
-        return PatchBatch(name=got.name, x=_tensor(x), y=_tensor(got.patches), region=_tensor(regions),
+        return TrainBatch(name=got.name, x=_tensor(x), y=_tensor(got.patches), region=_tensor(regions),
                           ys=got.ys, xs=got.xs, y_other=other, real=real)
 
 
