@@ -26,6 +26,7 @@ def average(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out"),
 ) -> None:
     """Average the generator weights of checkpoints (for inference, shipping or --init)."""
+    # deferred (torch): `distpaint` imports every command module when it starts
     from distpaint.train.average import average_checkpoints, run_checkpoints
 
     if last < 0:

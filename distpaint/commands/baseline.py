@@ -31,7 +31,10 @@ from rich.console import Console
 
 from distpaint.baselines.closing import ClosingConfig
 from distpaint.baselines.linking import LinkingConfig
+from distpaint.baselines.predictor import repair_files
 from distpaint.baselines.run import repair_store
+from distpaint.commands.infer import _results_table, _RichProgress
+from distpaint.data.inputs import expand_inputs
 from distpaint.errors import ConfigError
 
 __all__ = ["baseline_app", "closing_command", "linking_command", "register"]
@@ -51,8 +54,6 @@ _OUT_HELP = ("Output file (one input) or folder; for one store, a .zarr store wi
 
 def _store_mode(inputs: list[str], out: pathlib.Path) -> bool:
     """One distpaint store in and a .zarr out: the evaluation layout of `repair_store`."""
-    from distpaint.data.inputs import expand_inputs
-
     if len(inputs) != 1 or out.suffix.lower() != ".zarr":
         return False
     path = pathlib.Path(inputs[0])
@@ -85,9 +86,6 @@ def _run_files(inputs: list[str], out: pathlib.Path, method: str, config: Any,
                overwrite: bool, input_threshold: float | None, as_json: bool) -> None:
     """Files, folders, globs, stores into a folder: infer's job with the baseline as model;
     progress, results table and exit status as `distpaint infer`."""
-    from distpaint.baselines.predictor import repair_files
-    from distpaint.commands.infer import _results_table, _RichProgress
-
     err = Console(stderr=True)
     progress = _RichProgress(err)
     start = time.perf_counter()

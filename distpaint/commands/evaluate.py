@@ -32,6 +32,8 @@ import dask.array as da
 import typer
 from rich.console import Console
 
+from distpaint.data.files import read_raw
+from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 from distpaint.metrics.evaluation import EvalConfig, evaluate, evaluate_store, metric_info
 from distpaint.metrics.report import (
@@ -62,15 +64,11 @@ def read_mask(ref: str, option: str) -> tuple[Any, str]:
 
 def _read_mask(ref: str, option: str) -> tuple[Any, str]:
     if "::" in ref:
-        from distpaint.data.store import MaskStore
-
         parts = ref.split("::")
         if len(parts) not in (2, 3) or not all(parts):
             raise ConfigError(f"{option} {ref!r}: expected STORE::SAMPLE or STORE::SAMPLE::LAYER")
         store = MaskStore.open(parts[0])
         return store.dask(parts[1], parts[2] if len(parts) == 3 else "mask"), parts[1]
-    from distpaint.data.files import read_raw
-
     path = pathlib.Path(ref)
     raw, _ = read_raw(path)
     name = path.name if path.suffix.lower() == "" else path.stem

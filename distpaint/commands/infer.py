@@ -40,6 +40,9 @@ from rich.table import Table
 from rich.text import Text
 
 from distpaint.errors import ConfigError
+from distpaint.infer.engine import InferConfig
+from distpaint.infer.job import JobConfig, run_job
+from distpaint.weights import inference_defaults
 
 __all__ = ["register", "infer"]
 
@@ -153,16 +156,11 @@ def infer(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Repair masks with a trained model; outputs keep the input's format."""
-    from distpaint.infer.engine import InferConfig
-    from distpaint.infer.job import JobConfig, run_job
-
     if sample and threshold is not None:
         raise ConfigError("--threshold and --sample exclude each other: threshold the "
                           "probabilities or sample them")
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
-    from distpaint.weights import inference_defaults
-
     chosen = inference_defaults(model)  # the model card's threshold and keep policy
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),

@@ -47,6 +47,7 @@ def _shipped_table() -> Table:
 
 
 def _architecture_table() -> Table:
+    # deferred (torch): `distpaint` imports every command module when it starts
     from distpaint.models import get_entry, list_models
     from distpaint.models.layers import count_parameters
 

@@ -23,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from distpaint.data.vector import RasterizeConfig, WidthRule, load_class_widths, rasterize_files
+
 __all__ = ["register", "rasterize"]
 
 
@@ -68,13 +70,6 @@ def rasterize(
     chunks: int = typer.Option(1024, help="Side of the square blocks burnt and Zarr chunks."),
 ) -> None:
     """Burn vector lines (GIS, SUMO, GraphML, SVG) into a mask store, one sample per file."""
-    from distpaint.data.vector import (
-        RasterizeConfig,
-        WidthRule,
-        load_class_widths,
-        rasterize_files,
-    )
-
     table = load_class_widths(class_widths) if class_widths is not None else None
     rule = WidthRule(
         width=width, width_attr=width_attr, lanes_attr=lanes_attr, lane_width=lane_width,

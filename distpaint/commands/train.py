@@ -24,14 +24,13 @@ import typer
 from rich.console import Console
 
 from distpaint.errors import ConfigError
-from distpaint.train.config import VARIANTS
+from distpaint.train import distributed
+from distpaint.train.config import VARIANTS, load_config, packaged_config
 
 __all__ = ["register"]
 
 
 def _resolve_config(config: str):
-    from distpaint.train.config import load_config, packaged_config
-
     path = Path(config)
     return load_config(path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(config))
 
@@ -86,6 +85,7 @@ def train(
         return
     if out is None:
         raise ConfigError("--local needs --out (the run directory)")
+    # deferred (torch): `distpaint` imports every command module when it starts
     import torch
 
     from distpaint.train.local import train_local
@@ -104,11 +104,10 @@ def train(
 
 
 def _train_ray(cfg, out: Path | None, max_steps: int | None, console: Console, **options) -> None:
-    try:
-        distributed = importlib.import_module("distpaint.train.distributed")
+    try:  # Ray is optional at run time: say so in one line rather than a traceback
         importlib.import_module("ray.train")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("distpaint.train.distributed", "ray", "ray.train"):
+        if exc.name not in ("ray", "ray.train"):
             raise
         raise ConfigError("distributed training is not available here (no Ray); pass --local") from None
     summary = distributed.train_distributed(cfg, out, max_steps=max_steps,

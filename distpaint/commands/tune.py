@@ -25,7 +25,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from distpaint.commands.train import _resolve_config
 from distpaint.errors import ConfigError
+from distpaint.tune.sweep import SweepConfig, run_sweep
 
 __all__ = ["register"]
 
@@ -61,9 +63,6 @@ def tune(
     verbose: int = typer.Option(1, "--verbose", help="Ray Tune output: 0 silent, 1 status, 2 every result"),
 ) -> None:
     """Sweep hyper-parameters of a training recipe with Ray Tune (ASHA), logged to MLflow."""
-    from distpaint.commands.train import _resolve_config
-    from distpaint.tune.sweep import SweepConfig, run_sweep
-
     options = SweepConfig(num_samples=num_samples, scheduler=scheduler, search=search, max_steps=max_steps,
                           report_every=report_every, grace_steps=grace_steps, reduction_factor=reduction_factor,
                           metric=metric, mode=mode, workers_per_trial=workers_per_trial, gpus_per_trial=gpus_per_trial,
