@@ -18,7 +18,6 @@ import pathlib
 import uuid
 from typing import Any
 
-import imageio.v3 as iio
 import numpy as np
 
 __all__ = ["COLOURS", "preview_factor", "render_preview", "write_preview"]
@@ -81,6 +80,10 @@ def render_preview(given: Any, added: Any, output: Any | None = None,
 def write_preview(path: str | os.PathLike, given: Any, added: Any, output: Any | None = None,
                   max_side: int = 2048) -> tuple[int, int]:
     """Render the preview and write it to `path` as PNG, atomically; returns its (h, w)."""
+    # deferred: `distpaint` imports the job (and so this module) when it starts; imageio only
+    # when a preview is written
+    import imageio.v3 as iio
+
     path = pathlib.Path(path)
     image = render_preview(given, added, output, max_side)
     path.parent.mkdir(parents=True, exist_ok=True)
