@@ -1,6 +1,6 @@
 """Default tile side: a fixed 1024 against `auto_tile` (from the halo), side by side in one run.
 
-    python bench/auto_tile.py [--models general general-thin roads] [--size 4096] [--repeats 2] [--threads 2]
+    python bench/auto_tile.py [--models general-synthetic general roads] [--size 4096] [--repeats 2] [--threads 2]
     python bench/auto_tile.py --smoke-test     # 768 px, --base-tile 256, one repeat, seconds
 
 For each shipped model, `run_inference` (Zarr targets, batch 1, skip-empty off, shards of 4096)
@@ -75,7 +75,7 @@ def _one(model: str, mask: np.ndarray, base: int, repeats: int, threads: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["general", "general-thin", "roads"])
+    parser.add_argument("--models", nargs="+", default=["general-synthetic", "general", "roads"])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--base-tile", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=2)

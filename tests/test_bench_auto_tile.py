@@ -18,10 +18,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "auto_tile.py"
 
 def test_smoke_run_compares_fixed_and_auto_tiles():
     out = subprocess.run([sys.executable, str(SCRIPT), "--smoke-test", "--threads", "1",
-                          "--models", "general"], capture_output=True, text=True, timeout=300)
+                          "--models", "general-synthetic"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    assert row["model"] == "general" and row["halo"] == 64
+    assert row["model"] == "general-synthetic" and row["halo"] == 64
     assert (row["tile_fixed"], row["tile_auto"]) == (256, 1024)
     assert row["tiles_fixed"] == 9 and row["tiles_auto"] == 1
     assert row["identical"] is True

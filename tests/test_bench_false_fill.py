@@ -52,8 +52,8 @@ def test_false_share_equals_the_metric():
 
 
 def test_smoke_run_prints_a_row_per_model():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--smoke-test", "--models", "general",
-                          "islands=general:drop_islands=1"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, str(SCRIPT), "--smoke-test", "--models", "general-synthetic:keep=all",
+                          "islands=general-synthetic:drop_islands=1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith(("general", "islands"))]
     assert len(rows) == 2
