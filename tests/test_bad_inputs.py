@@ -114,6 +114,10 @@ MAKE = {
     "nomasks/notes.txt": lambda p: p.write_text("no masks here"),
     "ro": _readonly,
     "ro_store.zarr": lambda p: (_store(p), p.chmod(0o555)),
+    "broken_group.zarr": lambda p: _store(p, "b/zarr.json"),
+    "out/store.zarr": lambda p: (_store(p), p.chmod(0o555)),
+    "out/store.previews": _readonly,
+    ".o.png.distpaint-infer": _readonly,
 }
 
 
@@ -205,6 +209,25 @@ CASES = [
     ("infer-read-only-out-folder", ["good.png", "store.zarr", "ro"],
      ["infer", "good.png", "store.zarr", "--model", "{ckpt}", "--out", "ro"], {},
      r".*/ro: cannot write the output: the folder is not writable \(permission denied\)"),
+    ("evaluate-broken-sample-group-zarr-json", ["broken_group.zarr", "store.zarr"],
+     ["evaluate", "--pred-store", "broken_group.zarr", "--truth-store", "store.zarr"], {},
+     r"(.*/)?broken_group\.zarr/b/zarr\.json: broken Zarr metadata \(not valid JSON: .*\)"),
+    ("infer-read-only-output-store-with-overwrite", ["good.png", "store.zarr", "out/store.zarr"],
+     ["infer", "store.zarr", "good.png", "--model", "{ckpt}", "--out", "out", "--overwrite"], {},
+     r".*/out/store\.zarr: cannot write the output: the folder is not writable "
+     r"\(permission denied\)"),
+    ("infer-read-only-previews-folder", ["good.png", "store.zarr", "out/store.previews"],
+     ["infer", "store.zarr", "good.png", "--model", "{ckpt}", "--out", "out"], {},
+     r".*/out/store\.previews/a\.png: cannot write the output: the folder "
+     r".*/out/store\.previews is not writable \(permission denied\)"),
+    ("infer-read-only-leftover-work-folder", ["good.png", ".o.png.distpaint-infer"],
+     ["infer", "good.png", "--model", "{ckpt}", "--out", "o.png"], {},
+     r".*/\.o\.png\.distpaint-infer: cannot write the job's work folder: the folder is not "
+     r"writable \(permission denied\)"),
+    ("baseline-read-only-previews-folder", ["good.png", "store.zarr", "out/store.previews"],
+     ["baseline", "closing", "store.zarr", "good.png", "--out", "out"], {},
+     r".*/out/store\.previews/a\.png: cannot write the output: the folder "
+     r".*/out/store\.previews is not writable \(permission denied\)"),
     ("baseline-truncated-png", ["trunc.png"],
      ["baseline", "closing", "trunc.png", "--out", "o.png"], {},
      r".*/trunc\.png: cannot read as PNG: image file is truncated.*"),
@@ -232,7 +255,8 @@ CASES = [
      r".*/ro/o\.zarr: cannot write the mask store: the folder .*/ro is not writable "
      r"\(permission denied\)"),
 ]
-NEEDS_READ_ONLY = ("ro", "ro_store.zarr")
+NEEDS_READ_ONLY = ("ro", "ro_store.zarr", "out/store.zarr", "out/store.previews",
+                   ".o.png.distpaint-infer")
 
 
 def _tree(root: pathlib.Path) -> dict[str, str]:

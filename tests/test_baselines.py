@@ -229,6 +229,7 @@ def test_cli_baseline_takes_files_folders_globs_and_writes_like_infer(tmp_path):
     write_mask_file(tmp_path / "in.png", broken)
     result = _baseline_cli("closing", tmp_path / "in.png", "--out", tmp_path / "out.png")
     assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("closing ") and "infer" not in result.stderr  # its label
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "in.png", "out.added.png", "out.png", "out.preview.png"]
     np.testing.assert_array_equal(_read(tmp_path / "out.png"), closing(broken))

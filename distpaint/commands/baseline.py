@@ -87,7 +87,7 @@ def _run_files(inputs: list[str], out: pathlib.Path, method: str, config: Any,
     """Files, folders, globs, stores into a folder: infer's job with the baseline as model;
     progress, results table and exit status as `distpaint infer`."""
     err = Console(stderr=True)
-    progress = _RichProgress(err)
+    progress = _RichProgress(err, method)
     start = time.perf_counter()
     try:
         report = repair_files(inputs, out, method, config, overwrite=overwrite,

@@ -42,6 +42,7 @@ from rich.text import Text
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
+from distpaint.ray_connect import use_address
 from distpaint.weights import inference_defaults
 
 __all__ = ["register", "infer"]
@@ -60,9 +61,10 @@ class _Throughput(ProgressColumn):
 class _RichProgress:
     """`JobProgress` drawn as a rich progress bar on stderr."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, label: str = "infer") -> None:
+        self.label = label  # the command's name: `distpaint baseline` shows its method
         self.bar = Progress(
-            TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
+            TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
             _Throughput(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
             console=console, transient=False,
         )
@@ -70,7 +72,7 @@ class _RichProgress:
 
     def start(self, tiles: int, pixels: int) -> None:
         self.bar.start()
-        self.task = self.bar.add_task("infer", total=max(tiles, 0), pixels=0)
+        self.task = self.bar.add_task(self.label, total=max(tiles, 0), pixels=0)
 
     def advance(self, tiles: int, pixels: int) -> None:
         if self.task is not None:
@@ -147,6 +149,10 @@ def infer(
     workers: int = typer.Option(None, help="--ray: actors (default: one per GPU, or per "
                                            "--cpus-per-worker CPUs)."),
     cpus_per_worker: float = typer.Option(1.0, help="--ray: CPUs and torch threads per actor."),
+    address: str = typer.Option(None, "--address",
+                                help="--ray: join this cluster (head host:port, ray://head:10001); "
+                                     "default RAY_ADDRESS (set inside `ray job submit`), else a "
+                                     "private local Ray."),
     threads: int = typer.Option(None, help="Torch CPU threads of a local run."),
     preview_size: int = typer.Option(2048, help="Longest side of the preview PNG."),
     shard: int = typer.Option(4096, help="Side of the output shards: the unit of work, of "
@@ -172,6 +178,8 @@ def infer(
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,
                            shard=shard)
+    if ray:
+        use_address(address)
     err = Console(stderr=True)
     progress = _RichProgress(err)
     start = time.perf_counter()

@@ -44,6 +44,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from distpaint.data.store import FORMAT_ATTR, compressors, jsonable, layout, stream_to_zarr
+from distpaint.data.zarr_meta import broken_zarr_metadata  # re-exported (was defined here)
 from distpaint.errors import ConfigError, InputError
 
 # Each format's library (Pillow and imageio for PNG, tifffile for TIFF, rasterio and affine
@@ -369,31 +370,6 @@ def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
     except Exception as exc:  # broken metadata: name the file that is broken
         raise broken_zarr_metadata(path) or _unreadable(path, "Zarr", exc) from None
     return _guarded(node, path, "Zarr", chunks), carried
-
-
-_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
-
-
-def broken_zarr_metadata(path: str | os.PathLike, depth: int = 3) -> InputError | None:
-    """An InputError naming the first metadata file (zarr.json, .zarray, ...) of the Zarr
-    hierarchy at `path` (down to `depth` levels: store, sample, layer) that is not a JSON
-    object, or None if they all are. For errors: zarr's own message does not say which
-    file is broken. Hidden groups (a killed write's `.tmp-*`) are looked at too: zarr lists
-    them, and fails on them, like any other."""
-    root = pathlib.Path(path)
-    for level in range(depth):
-        for name in _ZARR_METADATA:
-            for meta in sorted(root.glob("/".join(["*"] * level + [name]))):
-                try:
-                    doc = json.loads(meta.read_bytes())
-                except OSError as exc:
-                    return InputError(f"{meta}: cannot read Zarr metadata: {exc.strerror or exc}")
-                except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-                    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    return InputError(f"{meta}: broken Zarr metadata (not valid JSON: {detail})")
-                if not isinstance(doc, dict):
-                    return InputError(f"{meta}: broken Zarr metadata (not a JSON object)")
-    return None
 
 
 def _zarr_group_array(path: pathlib.Path, group: Any) -> tuple[Any, dict]:

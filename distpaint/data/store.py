@@ -40,6 +40,7 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.storage import LocalStore
 
+from distpaint.data.zarr_meta import broken_zarr_metadata
 from distpaint.errors import ConfigError, InputError
 
 __all__ = [
@@ -230,22 +231,41 @@ class MaskStore:
         return isinstance(name, str) and name in self.names()
 
     # ---- reading ---------------------------------------------------------------------------
+    def _broken(self, exc: Exception) -> InputError:
+        """The user error for zarr failing on this store's metadata: name the broken file
+        (zarr's JSON errors do not), else the store and zarr's message."""
+        found = broken_zarr_metadata(self.path)
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return found or InputError(f"{self.path}: unreadable Zarr metadata: {detail}")
+
     def names(self) -> list[str]:
         """Sorted sample names (hidden temporary groups of unfinished writes excluded)."""
-        return sorted(k for k in self._group.group_keys() if not k.startswith("."))
+        try:
+            keys = list(self._group.group_keys())
+        except Exception as exc:  # a sample's broken zarr.json: the user's file, not a bug
+            raise self._broken(exc) from None
+        return sorted(k for k in keys if not k.startswith("."))
 
     def _sample(self, name: str) -> zarr.Group:
-        if not isinstance(name, str) or name.startswith(".") or name not in self._group:
+        try:
+            found = isinstance(name, str) and not name.startswith(".") and name in self._group
+            node = self._group[name] if found else None
+        except Exception as exc:  # broken metadata of the sample
+            raise self._broken(exc) from None
+        if node is None:
             have = ", ".join(self.names()[:10]) or "none"
             raise InputError(f"{self.path}: no sample {name!r} (samples: {have})")
-        node = self._group[name]
         if not isinstance(node, zarr.Group):
             raise InputError(f"{self.path}/{name}: not a sample group")
         return node
 
     def layers(self, name: str) -> list[str]:
         """The layers of sample `name`, sorted (always including `mask`)."""
-        return sorted(self._sample(name).array_keys())
+        sample = self._sample(name)
+        try:
+            return sorted(sample.array_keys())
+        except Exception as exc:  # a layer's broken zarr.json
+            raise self._broken(exc) from None
 
     def attrs(self, name: str) -> dict:
         """A copy of sample `name`'s attributes (provenance, shape, crs, ...)."""
@@ -261,7 +281,10 @@ class MaskStore:
             raise InputError(
                 f"{self.path}/{name}: no layer {layer!r} (layers: {', '.join(self.layers(name))})"
             )
-        return zarr.open_array(store=self._read_store, path=f"{name}/{layer}", mode="r")
+        try:
+            return zarr.open_array(store=self._read_store, path=f"{name}/{layer}", mode="r")
+        except Exception as exc:  # broken layer metadata
+            raise self._broken(exc) from None
 
     def dask(self, name: str, layer: str = "mask") -> da.Array:
         """Layer `layer` of sample `name` as a lazy Dask array, one Dask chunk per Zarr chunk."""

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import dask.array as da
 import zarr
 
-from distpaint.data.files import read_mask_file, write_mask_file
+from distpaint.data.files import check_writable, read_mask_file, write_mask_file
 from distpaint.data.store import MaskStore, jsonable
 from distpaint.errors import ConfigError, DistpaintError, InputError
 from distpaint.infer.engine import (
@@ -281,19 +281,32 @@ def _existing_outputs(units: list[Unit]) -> list[pathlib.Path]:
     return found
 
 
+def _check_writable(units: list[Unit], work: pathlib.Path) -> None:
+    """Refuse, before any work, outputs and a work folder that cannot be written (a read-only
+    output store, previews folder or leftover work folder inside a writable OUT)."""
+    check_writable(work, "job's work folder")
+    for unit in units:
+        for path in (unit.out_mask, unit.out_added, unit.out_preview):
+            if path is not None:
+                check_writable(path, "output")
+
+
 def _rename_into(src: pathlib.Path, dst: pathlib.Path) -> None:
     """Rename `src` to `dst` atomically; an existing `dst` is moved aside first and deleted
     after, so readers see the old or the new output, never a mix."""
     old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dst, old)
     try:
-        os.rename(src, dst)
-    except BaseException:
-        if old is not None:
-            os.rename(old, dst)
-        raise
+        if dst.exists():
+            old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(dst, old)
+        try:
+            os.rename(src, dst)
+        except BaseException:
+            if old is not None:
+                os.rename(old, dst)
+            raise
+    except OSError as exc:  # a read-only output store or folder: the user's to fix
+        raise InputError(f"{dst}: cannot write the output: {exc.strerror or exc}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
@@ -416,6 +429,7 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
     out_path = pathlib.Path(out).absolute()
+    _check_writable(units, work_dir(out_path, is_file))
     created = not out_path.exists() and not is_file
     out_path.mkdir(parents=True, exist_ok=True) if not is_file else None
     job = JobDir(work_dir(out_path, is_file), key, description)

@@ -77,8 +77,12 @@ class JobDir:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> JobDir:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(self.path / "lock", "w")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_fh = open(self.path / "lock", "w")
+        except OSError as exc:  # a read-only work folder left behind: the user's to fix
+            raise InputError(f"{self.path}: cannot write the job's work folder: "
+                             f"{exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

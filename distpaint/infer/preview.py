@@ -12,6 +12,7 @@ structures and single added pixels stay visible. The masks are read in bands of 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pathlib
@@ -19,6 +20,8 @@ import uuid
 from typing import Any
 
 import numpy as np
+
+from distpaint.errors import InputError
 
 __all__ = ["COLOURS", "preview_factor", "render_preview", "write_preview"]
 
@@ -86,11 +89,15 @@ def write_preview(path: str | os.PathLike, given: Any, added: Any, output: Any |
 
     path = pathlib.Path(path)
     image = render_preview(given, added, output, max_side)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         iio.imwrite(tmp, image, extension=".png")
         os.replace(tmp, path)
+    except OSError as exc:  # a read-only folder, a folder in the way, a full disk: the user's
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write the preview: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
