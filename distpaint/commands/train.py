@@ -3,6 +3,8 @@
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
     distpaint train --config roads_stage3 --variant gan-gl --init roads --data my_roads.zarr -n 2  # fine-tune
+    distpaint train --config cpu_small --local --out runs/dev \
+        --set loss.lambda_global=3 --set data.gaps.density=2      # any config field
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
@@ -12,12 +14,16 @@ without it the distributed trainer (Ray Train, `distpaint.train.distributed`) ru
 config: on the cluster of `RAY_ADDRESS` (set inside `ray job submit`), else on a local Ray it
 starts. Its run directory is `--out`, or `<--storage>/<--name>`; re-running with the same one
 resumes from the newest checkpoint there.
+`--set PATH=VALUE` (repeatable) sets any field of the recipe by its dotted path
+(`distpaint.train.overrides`): the value is read as YAML and the config is rebuilt and checked
+as a recipe file is, so a bad path or value is one error line naming the field (exit 2).
+`--variant` and `--init` are short for `--set variant=...` and `--set model.init_generator=...`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -25,14 +31,25 @@ from rich.console import Console
 
 from distpaint.errors import ConfigError
 from distpaint.train import distributed
-from distpaint.train.config import VARIANTS, load_config, packaged_config
+from distpaint.train.config import VARIANTS, TrainConfig, load_config, packaged_config
+from distpaint.train.overrides import apply_overrides, parse_assignments
 
 __all__ = ["register"]
 
 
-def _resolve_config(config: str):
+SET_HELP = ("Set a config field by its dotted path, the value read as YAML and checked as in a recipe; "
+            "repeatable: --set loss.lambda_global=3 --set data.store_share=0.5")
+
+
+def _resolve_config(config: str, sets: Sequence[str] = (), shorthands: dict | None = None) -> TrainConfig:
+    """The recipe `config` (a YAML file or a shipped recipe's name) with the `--set PATH=VALUE`
+    items and the shorthand options ({path: value}, None values skipped) applied together."""
     path = Path(config)
-    return load_config(path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(config))
+    cfg = load_config(path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(config))
+    overrides = parse_assignments(sets)
+    overrides.update({k: v for k, v in (shorthands or {}).items() if v is not None})
+    source = "--set" if not any(v is not None for v in (shorthands or {}).values()) else "--set/--variant/--init"
+    return apply_overrides(cfg, overrides, source) if overrides else cfg
 
 
 def train(
@@ -41,6 +58,7 @@ def train(
                              help="Run directory (checkpoints, metrics); resumed if present. Required with --local"),
     local: bool = typer.Option(False, "--local", help="Train in this process (no Ray)"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the config's)"),
+    sets: list[str] = typer.Option(None, "--set", metavar="PATH=VALUE", help=SET_HELP),
     init: str = typer.Option(None, "--init",
                              help="Fine-tune: start G from a shipped model (see distpaint models) or a checkpoint "
                                   "directory of the same architecture (sets model.init_generator)"),
@@ -68,12 +86,8 @@ def train(
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs (and torch threads) per worker"),
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
-    cfg = _resolve_config(config)
-    if variant is not None:
-        # replace() re-runs the config's checks: an unknown variant is a ConfigError naming the choices
-        cfg = dataclasses.replace(cfg, variant=variant)
-    if init is not None:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_generator=init))
+    # the shorthands win over a --set of the same field; all are checked together, as one recipe
+    cfg = _resolve_config(config, sets or (), {"variant": variant, "model.init_generator": init})
     if max_steps is not None and max_steps < 0:
         raise ConfigError("--max-steps must be >= 0")
     console = Console()

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distpaint.commands.train import _resolve_config
+from distpaint.commands.train import SET_HELP, _resolve_config
 from distpaint.errors import ConfigError
 from distpaint.tune.sweep import SweepConfig, run_sweep
 
@@ -35,6 +35,8 @@ __all__ = ["register"]
 def tune(
     space: Path = typer.Option(..., "--space", "-s", help="Search space YAML (see tune_spaces/README.md)"),
     config: str = typer.Option(..., "--config", "-c", help="Base recipe: a YAML file or a shipped one (cpu_small, ...)"),
+    sets: list[str] = typer.Option(None, "--set", metavar="PATH=VALUE",
+                                   help=f"Base recipe: {SET_HELP[0].lower()}{SET_HELP[1:]}"),
     num_samples: int = typer.Option(8, "--num-samples", "-n", help="Trials to sample (times the size of any grid)"),
     scheduler: str = typer.Option("asha", "--scheduler", help="asha (stop weak trials early) or fifo"),
     search: str = typer.Option("random", "--search", help="random or optuna"),
@@ -72,9 +74,10 @@ def tune(
                           val_seed=val_seed, seed=seed, verbose=verbose)
     if not space.is_file():
         raise ConfigError(f"--space {space}: no such file")
-    base = _resolve_config(config)
+    base = _resolve_config(config, sets or ())
+    base_source = " ".join([config, *(f"--set {item}" for item in sets or ())])
     console = Console(soft_wrap=True)  # paths stay whole (copy-pastable), tables still fit
-    result = run_sweep(space, base, options, base_source=config, log=lambda line: console.print(line, highlight=False))
+    result = run_sweep(space, base, options, base_source=base_source, log=lambda line: console.print(line, highlight=False))
     console.print(_table(result, options.metric))
     console.print(f"table: {', '.join(result.table)}", highlight=False)
     if result.plot:

@@ -123,7 +123,10 @@ class ModelConfig:
                                  ("global_disc", self.global_disc, self.global_disc_args)):
             if not isinstance(args, dict):
                 raise ConfigError(f"model.{role}_args must be a mapping")
-            model_config(name, role, **args)  # raises ConfigError naming the bad option
+            try:
+                model_config(name, role, **args)  # raises ConfigError naming the bad option
+            except ConfigError as exc:  # say which of the three fields it was
+                raise ConfigError(f"model.{role}: {exc}") from None
         if not isinstance(self.init_generator, str):
             raise ConfigError("model.init_generator must be a shipped model name or a checkpoint directory")
         # whether it exists is checked when G is built, not here: a saved config stays

@@ -34,7 +34,6 @@ Importable without Ray (Ray Tune is imported by `to_tune` only).
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import math
@@ -45,10 +44,10 @@ from typing import Any
 
 import yaml
 
-from distpaint.data.gaps import GapConfig
-from distpaint.data.synth import SynthConfig
 from distpaint.errors import ConfigError
-from distpaint.train.config import TrainConfig, config_from_dict, config_to_dict
+from distpaint.train.config import TrainConfig
+from distpaint.train.overrides import apply_overrides, field_type
+from distpaint.train.overrides import plain_value as _plain
 
 __all__ = ["DISTRIBUTIONS", "FIXED", "Param", "SearchSpace", "load_space", "parse_space", "apply_overrides"]
 
@@ -57,7 +56,6 @@ DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "grid")
 FIXED = ("max_steps", "checkpoint_every", "log_every", "keep_checkpoints")
 """Config fields the sweep sets itself (--max-steps, --report-every), never searched."""
 _TOP_KEYS = ("description", "parameters")
-_SECTIONS = ("model", "optim", "loss", "data")
 
 
 # ---- YAML with duplicate keys refused --------------------------------------------------------
@@ -79,17 +77,6 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 
 
 # ---- parameters -------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    """YAML/numpy values as plain Python (numpy scalars from Tune's samplers included)."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -197,85 +184,19 @@ class SearchSpace:
         return apply_overrides(base, self.overrides(trial_config), f"{self.source} (trial)")
 
 
-def apply_overrides(base: TrainConfig, overrides: dict[str, Any], source: str = "<overrides>") -> TrainConfig:
-    """`base` with {dotted path: value} set (mapping fields gain the key), built and validated."""
-    data = config_to_dict(base)
-    for path, value in overrides.items():
-        node = data
-        keys = path.split(".")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{source}: {path}: {key} is not a mapping")
-        node[keys[-1]] = _plain(value)
-    return config_from_dict(data, source)
-
-
-# ---- path resolution -------------------------------------------------------------------------
-def _fields(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _mapping_fields() -> dict[str, type | None]:
-    """Mapping fields whose keys a path may name, with the dataclass their keys belong to
-    (None: the model registry checks the keys when the config is built)."""
-    return {"data.gaps": GapConfig, "data.real_gaps": GapConfig, "data.synth": SynthConfig,
-            "model.generator_args": None, "model.local_disc_args": None, "model.global_disc_args": None}
-
-
-def _all_paths() -> list[str]:
-    out = [name for name in _fields(TrainConfig) if name not in _SECTIONS and name not in FIXED]
-    for section in _SECTIONS:
-        cls = typing.get_type_hints(TrainConfig)[section]
-        out += [f"{section}.{name}" for name in _fields(cls)]
-    for prefix, cls in _mapping_fields().items():
-        if cls is not None:
-            out += [f"{prefix}.{name}" for name in _fields(cls)]
-    return out
-
-
-def _unknown(source: str, path: str, reason: str = "unknown parameter") -> ConfigError:
-    close = difflib.get_close_matches(path, _all_paths(), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else (
-        "; parameters are dotted config paths such as loss.lambda_ce, optim.lr_g, data.gaps.density")
-    return ConfigError(f"{source}: parameters.{path}: {reason}{hint}")
-
-
 def _resolve(source: str, path: str) -> Any:
-    """The annotated type of the field `path` names (None where unknown: model option keys)."""
+    """The annotated type of the field `path` names (None where unknown: model option keys);
+    the path rules are those of `--set` (`distpaint.train.overrides`), less the fields the
+    sweep sets itself."""
     if not isinstance(path, str) or not path or path != path.strip():
         raise ConfigError(f"{source}: parameters: {path!r} is not a parameter path")
-    keys = path.split(".")
-    top = _fields(TrainConfig)
-    if keys[0] in FIXED:
+    if path.split(".")[0] in FIXED:
         raise ConfigError(f"{source}: parameters.{path}: set by the sweep (--max-steps, --report-every), "
                           "not searched")
-    if keys[0] not in top:
-        raise _unknown(source, path)
-    if keys[0] not in _SECTIONS:
-        if len(keys) > 1:
-            raise _unknown(source, path, f"{keys[0]} is not a section")
-        return top[keys[0]]
-    if len(keys) == 1:
-        raise ConfigError(f"{source}: parameters.{path}: a whole section cannot be searched; "
-                          f"name a field, e.g. {path}.{next(iter(_fields(top[path])))}")
-    fields = _fields(top[keys[0]])
-    if keys[1] not in fields:
-        raise _unknown(source, path)
-    if len(keys) == 2:
-        return fields[keys[1]]
-    prefix = ".".join(keys[:2])
-    mappings = _mapping_fields()
-    if prefix not in mappings or len(keys) > 3:
-        raise _unknown(source, path, f"{prefix} has no sub-keys")
-    cls = mappings[prefix]
-    if cls is None:
-        return None
-    sub = _fields(cls)
-    if keys[2] not in sub:
-        raise _unknown(source, path)
-    return sub[keys[2]]
+    try:
+        return field_type(path, verb="searched")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: parameters.{exc}") from None
 
 
 # ---- distributions ---------------------------------------------------------------------------
