@@ -1,6 +1,13 @@
-"""Joining Ray, the same way for every command: the cluster of RAY_ADDRESS (what `ray job
-submit` sets for its jobs), or else a private local instance that the caller shuts down.
+"""Joining Ray, the same way for every command: a cluster only when told, else a private local
+instance that the caller shuts down.
 
+Told means: the command's `--address` (exported as RAY_ADDRESS by `use_address`), or
+RAY_ADDRESS itself (what `ray job submit` sets for its jobs). Otherwise `ray.init` gets
+`address="local"`: a new instance of our own. Ray's default (`address=None`) would join
+"the latest cluster" started on this machine (`<RAY_TMPDIR>/ray/ray_current_cluster`, logged as
+"Connecting to latest cluster at ..."): any colleague's or test's `ray start --head`.
+
+    use_address(address)                # a command's --address, before anything joins Ray
     started = connect()                 # training, tuning: with the dashboard
     try: ...
     finally:
@@ -24,7 +31,7 @@ import logging
 import os
 import socket
 
-__all__ = ["connect", "STATE_API_VARIABLE"]
+__all__ = ["connect", "cluster_address", "use_address", "STATE_API_VARIABLE"]
 
 STATE_API_VARIABLE = "RAY_API_SERVER_ADDRESS"
 """Where Ray's state-API clients look first for the dashboard (before RAY_ADDRESS and before
@@ -37,13 +44,33 @@ def _free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+def cluster_address() -> str | None:
+    """The cluster this process was told to join (RAY_ADDRESS), or None: a private local Ray."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    return address if address and address != "local" else None
+
+
+def use_address(address: str | None) -> None:
+    """Make a command's `--address` the cluster to join (None or empty: leave RAY_ADDRESS as it
+    is; "local": a private instance even where RAY_ADDRESS is set).
+
+    Exported as RAY_ADDRESS rather than passed along: that is the variable `ray.init` itself
+    gives precedence to, the one Ray Train's and Tune's own processes inherit, and the one the
+    code that adapts to a cluster (placement retries, storage checks) reads, so `--address X`
+    behaves exactly like `RAY_ADDRESS=X` and like a `ray job submit` job.
+    """
+    if address is not None and address.strip():
+        os.environ["RAY_ADDRESS"] = address.strip()  # "local" included: cluster_address() says None
+
+
 def connect(*, address: str | None = None, dashboard: bool = True, log_to_driver: bool = True,
             num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
-    """Join RAY_ADDRESS's cluster, or start a local Ray; True if this call started one.
+    """Join the cluster of `address` or RAY_ADDRESS, or start a private local Ray; True if this
+    call started one.
 
     Args:
-        address: passed to `ray.init` for a local start ("local": always a new instance, even if
-            another one runs on this machine; None: Ray's default lookup).
+        address: a cluster to join (None or "local": RAY_ADDRESS's, else a new private instance,
+            even if another one runs on this machine).
         dashboard: start the dashboard, which serves the state API that Ray Train's controller
             polls and its placement-group cleaner needs (see the module docstring); it listens
             on loopback only.
@@ -55,14 +82,15 @@ def connect(*, address: str | None = None, dashboard: bool = True, log_to_driver
 
     if ray.is_initialized():
         return False
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
+    use_address(None if address in (None, "local") else address)
+    if cluster_address() is not None:
+        ray.init(log_to_driver=True)  # RAY_ADDRESS: ray.init's own first choice
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private instance, no token files
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict = {"log_to_driver": log_to_driver}
-    if address is not None:
-        options["address"] = address
+    os.environ.pop("RAY_ADDRESS", None)  # "local" or empty: ray.init would read it before `address`
+    # "local": never Ray's default lookup, which joins the latest `ray start` on this machine
+    options: dict = {"log_to_driver": log_to_driver, "address": "local"}
     if num_cpus is not None:
         options["num_cpus"] = num_cpus
     if temp_dir is not None:

@@ -11,9 +11,10 @@
 `--config` is a YAML file or the name of a recipe shipped in distpaint/configs/ (tiny,
 cpu_small, paper, paper_faithful). `--local` runs the single-process loop in this process;
 without it the distributed trainer (Ray Train, `distpaint.train.distributed`) runs the same
-config: on the cluster of `RAY_ADDRESS` (set inside `ray job submit`), else on a local Ray it
-starts. Its run directory is `--out`, or `<--storage>/<--name>`; re-running with the same one
-resumes from the newest checkpoint there.
+config: on the cluster of `--address` or `RAY_ADDRESS` (set inside `ray job submit`), else on a
+private local Ray it starts (never another Ray already running on the machine). Its run
+directory is `--out`, or `<--storage>/<--name>`; re-running with the same one resumes from the
+newest checkpoint there.
 `--set PATH=VALUE` (repeatable) sets any field of the recipe by its dotted path
 (`distpaint.train.overrides`): the value is read as YAML and the config is rebuilt and checked
 as a recipe file is, so a bad path or value is one error line naming the field (exit 2).
@@ -30,6 +31,7 @@ import typer
 from rich.console import Console
 
 from distpaint.errors import ConfigError
+from distpaint.ray_connect import use_address
 from distpaint.train import distributed
 from distpaint.train.config import VARIANTS, TrainConfig, load_config, packaged_config
 from distpaint.train.overrides import apply_overrides, parse_assignments
@@ -84,6 +86,9 @@ def train(
     max_failures: int = typer.Option(3, "--max-failures",
                                      help="Ray: worker-group restarts from the last checkpoint (-1: no limit)"),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs (and torch threads) per worker"),
+    address: str = typer.Option(None, "--address",
+                                help="Ray: join this cluster (head host:port, ray://head:10001); default "
+                                     "RAY_ADDRESS (set inside `ray job submit`), else a private local Ray"),
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
     # the shorthands win over a --set of the same field; all are checked together, as one recipe
@@ -92,6 +97,7 @@ def train(
         raise ConfigError("--max-steps must be >= 0")
     console = Console()
     if not local:
+        use_address(address)
         _train_ray(cfg, out, max_steps, console, num_workers=num_workers, use_gpu=gpu, storage=storage, name=name,
                    mlflow_uri=mlflow_uri, mlflow=not no_mlflow, data=None if data is None else str(data),
                    val_data=val_data, val_every=val_every, max_failures=max_failures,

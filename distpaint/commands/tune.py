@@ -27,6 +27,7 @@ from rich.table import Table
 
 from distpaint.commands.train import SET_HELP, _resolve_config
 from distpaint.errors import ConfigError
+from distpaint.ray_connect import use_address
 from distpaint.tune.sweep import SweepConfig, run_sweep
 
 __all__ = ["register"]
@@ -63,6 +64,9 @@ def tune(
     val_seed: int = typer.Option(1, "--val-seed", help="Seed of the default validation set (not the one you report on)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the searcher"),
     verbose: int = typer.Option(1, "--verbose", help="Ray Tune output: 0 silent, 1 status, 2 every result"),
+    address: str = typer.Option(None, "--address",
+                                help="Join this Ray cluster (head host:port, ray://head:10001); default "
+                                     "RAY_ADDRESS (set inside `ray job submit`), else a private local Ray"),
 ) -> None:
     """Sweep hyper-parameters of a training recipe with Ray Tune (ASHA), logged to MLflow."""
     options = SweepConfig(num_samples=num_samples, scheduler=scheduler, search=search, max_steps=max_steps,
@@ -74,6 +78,7 @@ def tune(
                           val_seed=val_seed, seed=seed, verbose=verbose)
     if not space.is_file():
         raise ConfigError(f"--space {space}: no such file")
+    use_address(address)
     base = _resolve_config(config, sets or ())
     base_source = " ".join([config, *(f"--set {item}" for item in sets or ())])
     console = Console(soft_wrap=True)  # paths stay whole (copy-pastable), tables still fit

@@ -36,7 +36,7 @@ from typing import Any
 
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
-from distpaint.ray_connect import connect
+from distpaint.ray_connect import cluster_address, connect
 from distpaint.train.actor import create_recomposer
 from distpaint.train.config import TrainConfig, config_to_dict
 from distpaint.train.tracking import default_tracking_uri, finish_run, flatten, start_run
@@ -139,7 +139,8 @@ def resolve_run(out: str | os.PathLike | None, options: DistributedConfig) -> Ru
 
 
 def _connect() -> bool:
-    """Join the cluster of RAY_ADDRESS, or start a private local Ray; True if we started one."""
+    """Join the cluster of RAY_ADDRESS (or the command's --address), or start a private local
+    Ray, never another one running on this machine; True if we started one."""
     return connect()
 
 
@@ -223,7 +224,7 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
 def default_placement_retries() -> int:
     """DistributedConfig.placement_retries when unset, decided where RAY_ADDRESS is known (a
     driver; Ray's worker processes never have it): no limit on a cluster, 2 on a local instance."""
-    return -1 if os.environ.get("RAY_ADDRESS") else 2
+    return -1 if cluster_address() else 2
 
 
 def _placement_retries(options: DistributedConfig) -> int:

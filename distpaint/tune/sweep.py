@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.errors import ConfigError, InputError
+from distpaint.ray_connect import cluster_address
 from distpaint.train.config import TrainConfig, config_to_dict
 from distpaint.train.distributed import _connect, default_placement_retries
 from distpaint.train.tracking import finish_run, find_run, flatten
@@ -366,7 +367,7 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     if sweep_dir is not None:
         _check_settings(sweep_dir / "sweep.json", settings)
 
-    if not os.environ.get("RAY_ADDRESS"):
+    if not cluster_address():
         # every report is a barrier that waits for the next worker health check (2 s by default)
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     started = _connect()
