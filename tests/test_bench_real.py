@@ -1,4 +1,4 @@
-"""bench/real_vs_synth.py's statistics on hand-made masks, and bench/real_targets.py's checks
+"""research/real_vs_synth.py's statistics on hand-made masks, and bench/real_targets.py's checks
 on a hand-made result (a target met, a mask harmed, a rival better).
 
 Run: .venv/bin/python -m pytest tests/test_bench_real.py -q
@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
 
 
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+def _module(name: str, folder: Path = BENCH):
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,7 +28,7 @@ def _module(name: str):
 
 def test_mask_stats_count_ends_junctions_widths_and_holes():
     pytest.importorskip("skan")  # the bench extra
-    stats = _module("real_vs_synth")
+    stats = _module("real_vs_synth", ROOT / "research")
     mask = np.zeros((200, 200), bool)
     mask[100, 20:180] = True               # a 1-px road ...
     mask[20:100, 100] = True               # ... with a branch up: one junction, three dead ends

@@ -6,6 +6,7 @@ Run: .venv/bin/python -m pytest tests/test_layout.py -q
 
 from __future__ import annotations
 
+import ast
 import copy
 from pathlib import Path
 
@@ -22,10 +23,26 @@ def _validate(config: dict) -> None:
 
 
 def test_layout_exists():
-    for path in ("distpaint", "tests", "bench", "tune_spaces", "README.md", "pyproject.toml",
+    for path in ("distpaint", "tests", "bench", "research", "tune_spaces", "README.md", "pyproject.toml",
                  "cluster.yaml", ".ci/run"):
         assert (ROOT / path).exists(), f"{path} is missing"
     assert (ROOT / "tune_spaces" / "README.md").read_text().strip()
+
+
+def test_research_scripts_say_the_question_they_answer():
+    """research/ holds one-off diagnostics, bench/ what users run: every research script opens
+    with the question it answers and is listed in research/README.md."""
+    listed = (ROOT / "research" / "README.md").read_text()
+    scripts = sorted(p for p in (ROOT / "research").iterdir() if p.suffix in (".py", ".sh"))
+    assert scripts
+    for path in scripts:
+        text = path.read_text()
+        if path.suffix == ".py":
+            opening = ast.get_docstring(ast.parse(text)) or ""
+        else:  # the comment block under the shebang
+            opening = "\n".join(line for line in text.splitlines()[1:12] if line.startswith("#"))
+        assert "?" in opening.split("\n\n")[0], f"{path.name}: its docstring asks no question"
+        assert f"`{path.name}`" in listed, f"{path.name} is not in research/README.md"
 
 
 def test_cluster_yaml_is_a_valid_aws_cluster_config():

@@ -2,7 +2,7 @@
 
 `--passes P` runs the model again on its own output, which closes long gaps a single pass
 narrows but cannot close; it also lengthens dead ends into spurs and paints beside roads, so
-its centreline precision falls (`bench/cldice_parts.py`). With `--bridges-only`, a pixel that
+its centreline precision falls (`research/cldice_parts.py`). With `--bridges-only`, a pixel that
 only a later pass adds is kept when its 8-connected piece of added pixels touches the first
 pass's output (input included) at two or more separate places: it bridges a gap or closes a
 loop. Pieces that touch it once (extensions, thickening) or never (islands) are dropped.

@@ -4,7 +4,7 @@
 then a 5x5 stride-1 conv to the embedding width) followed by adaptive average pooling, so it
 takes inputs of any size: 256x256 patch pairs when D_G is trained (eq. 8) and whole recomposed
 masks when it gives the reward (eq. 7, 9). The paper's similarity is `sigmoid(f(a) . f(b))`
-with no learned head (`similarity="dot"`); measured with bench/discriminators.py, D_G then
+with no learned head (`similarity="dot"`); measured with research/discriminators.py, D_G then
 cannot tell complete from inpainted pairs (ROC AUC 0.62 after 300 steps on roads), so the
 default is a learned diagonal bilinear form, `sigmoid(w . (f(a) * f(b)) + c)` (AUC 0.82 under
 the same budget); `paper_faithful.yaml` keeps the paper's.
@@ -58,7 +58,7 @@ class GlobalDiscConfig:
     l1: sigmoid(w . |f(a) - f(b)| + c), a learned weighting of the embeddings' distance (Koch et
     al. 2015's Siamese head); a pair of identical inputs always scores sigmoid(c), so with
     `loss.dg_positive: self` D_G only has to learn which differences from the truth matter
-    (bench/discriminators.py --positive self, 300 steps, all kinds: ROC AUC 0.955, against 0.568
+    (research/discriminators.py --positive self, 300 steps, all kinds: ROC AUC 0.955, against 0.568
     for weighted). It separates too well to give a policy-gradient reward, though: in a GAN-GL
     run of the general recipe with `reward_scope: patch`, the reward of G's Bernoulli samples
     was 0 (below 2e-10) at every logged step from 50 to 450, so the advantage was 0."""
@@ -69,7 +69,7 @@ class GlobalDiscConfig:
     """none (paper) or layer: LayerNorm (no affine) on each embedding f(x), so |f(x)| = sqrt(dim).
     Sparse binary inputs through spectrally normalised convs and a global average pool give
     embeddings near 0, so the paper's sigmoid(f(a).f(b)) sits at 0.5 and D_G cannot learn
-    (bench/discriminators.py); normalised embeddings with scaled_dot give logits in
+    (research/discriminators.py); normalised embeddings with scaled_dot give logits in
     [-sqrt(dim), sqrt(dim)]. Per sample, so the two branches and reward time still agree."""
 
     def __post_init__(self) -> None:

@@ -174,7 +174,7 @@ class LossConfig:
     baseline: str = "ema"
     """Reward baseline b in -(r - b) log pi(a): none (paper), ema (moving average of the
     reward), self_critical (reward of the thresholded output). ema trained best with
-    bench/reward_baselines.py (roads, 400 steps: relative component difference 0.84 vs 0.64
+    research/reward_baselines.py (roads, 400 steps: relative component difference 0.84 vs 0.64
     self-critical and 0.27 none, whose always-positive reward reinforces every sampled pixel
     and paints: false fill 0.57)."""
     ema_momentum: float = 0.9
@@ -194,13 +194,13 @@ class LossConfig:
     the paper) or self ((y, y), a complete patch and itself, so that D_G learns how close an
     output is to its own complete version). With other, the only pairs of a patch with its own
     truth D_G ever sees are the negatives, and it learns to score "paired with its own truth"
-    low: measured with bench/reward_signal.py on the 8000-step GAN-G run, (y, y) (a perfect
+    low: measured with research/reward_signal.py on the 8000-step GAN-G run, (y, y) (a perfect
     repair) scored 0.10, below the unrepaired input (x, y) at 0.17."""
     reward_scope: str = "view"
     """What D_G scores for the policy gradient: view (the recomposed whole-mask window against
     Y's, one reward per step, the paper) or patch (each sampled patch, in place, against its
     complete patch: the pairs D_G is trained on, one reward and advantage per patch, no
-    re-composition). Measured with bench/reward_signal.py on the 8000-step GAN-G and GAN-GL
+    re-composition). Measured with research/reward_signal.py on the 8000-step GAN-G and GAN-GL
     runs: the view reward was above 0.999 for every view, unrepaired and perfect alike (and in
     96% of logged training steps), so the paper's policy gradient carried no signal there."""
     masked_ce_on: str = "region"

@@ -1,6 +1,6 @@
 """Can the global discriminator D_G learn its task? Similarity heads side by side.
 
-    python bench/discriminators.py [--steps 300] [--seeds 0 1] [--kind roads] [--positive other] [--json]
+    python research/discriminators.py [--steps 300] [--seeds 0 1] [--kind roads] [--positive other] [--json]
 
 D_G's task (eq. 8) is to score pairs of complete patches of two different masks (y1, y2) as
 similar and an inpainted patch with its own complete patch (G(x1), y1) as dissimilar

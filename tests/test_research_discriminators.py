@@ -1,8 +1,8 @@
-"""bench/discriminators.py at a tiny budget: each similarity head is the one it names (the
+"""research/discriminators.py at a tiny budget: each similarity head is the one it names (the
 paper's dot product is not the registry default), every score is a probability, and the
 (y, y) positives of `--positive self` run.
 
-Run: .venv/bin/python -m pytest tests/test_bench_discriminators.py -q
+Run: .venv/bin/python -m pytest tests/test_research_discriminators.py -q
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "discriminators.py"
+SCRIPT = ROOT / "research" / "discriminators.py"
 
 
 def _bench(*args: str) -> dict:

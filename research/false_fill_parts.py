@@ -1,9 +1,10 @@
-"""Where a model's false fill lies: added pixels outside the gaps, by distance to the input and
-by what their added component touches.
+"""Question: where does a model's false fill lie? Added pixels outside the gaps, by distance to
+the input and by what their added component touches (thickening, spurs, islands or bridges; a
+one-off diagnostic, answered in docs/HISTORY.md).
 
-    python bench/false_fill_parts.py --data runs/benchset-seed0 --kind sketch --models general
-    python bench/false_fill_parts.py --data runs/benchset-seed1 --models a=RUN_A/average b=RUN_B/average
-    python bench/false_fill_parts.py --smoke-test        # a tiny benchmark set built in a temp folder
+    python research/false_fill_parts.py --data runs/benchset-seed0 --kind sketch --models general
+    python research/false_fill_parts.py --data runs/benchset-seed1 --models a=RUN_A/average b=RUN_B/average
+    python research/false_fill_parts.py --smoke-test        # a tiny benchmark set built in a temp folder
 
 For each model (`bench/quality.py --models` specs: a shipped name, a checkpoint, `LABEL=...`,
 options such as `:drop_islands=1`) and each whole mask of the kind, the added pixels (output &

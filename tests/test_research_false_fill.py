@@ -1,7 +1,7 @@
-"""bench/false_fill_parts.py: a hand case for its split of the false fill, agreement with the
+"""research/false_fill_parts.py: a hand case for its split of the false fill, agreement with the
 false-fill metric, and its --smoke-test run.
 
-Run: .venv/bin/python -m pytest tests/test_bench_false_fill.py -q
+Run: .venv/bin/python -m pytest tests/test_research_false_fill.py -q
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from distpaint.metrics import false_fill
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "false_fill_parts.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "research" / "false_fill_parts.py"
 _spec = importlib.util.spec_from_file_location("false_fill_parts", SCRIPT)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)

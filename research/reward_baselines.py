@@ -1,7 +1,7 @@
 """Which reward baseline trains GAN-GL best? none (paper), ema, self_critical, side by side.
 
-    python bench/reward_baselines.py [--steps 800] [--seeds 0 1] [--kind roads] [--json]
-    python bench/reward_baselines.py --smoke-test      # the same code path in seconds
+    python research/reward_baselines.py [--steps 800] [--seeds 0 1] [--kind roads] [--json]
+    python research/reward_baselines.py --smoke-test      # the same code path in seconds
 
 Each baseline trains the same GAN-GL (same seed, same batches, CPU scale: unet_cpu with the
 small discriminators, 8 patches of 128 px) for `--steps` steps through the real training

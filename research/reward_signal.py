@@ -13,7 +13,7 @@ signal (its advantage is noise around 0). Prints the mean of each score, the fra
 rewards above 0.999, and the gap "perfect - none" per level, so that patch and view compare
 in one run.
 
-    python bench/reward_signal.py runs/variants8k/gan-g/checkpoints/step_00008000 --steps 40
+    python research/reward_signal.py runs/variants8k/gan-g/checkpoints/step_00008000 --steps 40
 """
 
 from __future__ import annotations

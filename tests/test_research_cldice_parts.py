@@ -1,7 +1,7 @@
-"""bench/cldice_parts.py: a hand case for its segment groups, oracle and counts, agreement with
+"""research/cldice_parts.py: a hand case for its segment groups, oracle and counts, agreement with
 the clDice metric, and its --smoke-test run.
 
-Run: .venv/bin/python -m pytest tests/test_bench_cldice_parts.py -q
+Run: .venv/bin/python -m pytest tests/test_research_cldice_parts.py -q
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from distpaint.metrics.topology import cldice
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "cldice_parts.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "research" / "cldice_parts.py"
 _spec = importlib.util.spec_from_file_location("cldice_parts", SCRIPT)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)

@@ -1,7 +1,7 @@
-"""bench/reward_signal.py on a real (tiny, 2-step) GAN-GL run: every score is a probability,
+"""research/reward_signal.py on a real (tiny, 2-step) GAN-GL run: every score is a probability,
 patch and view levels are both measured, and a checkpoint without D_G is refused.
 
-Run: .venv/bin/python -m pytest tests/test_reward_signal.py -q
+Run: .venv/bin/python -m pytest tests/test_research_reward_signal.py -q
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from distpaint.train.config import config_from_dict
 from distpaint.train.local import train_local
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "reward_signal.py"
+SCRIPT = ROOT / "research" / "reward_signal.py"
 CFG = {
     "variant": "gan-gl", "checkpoint_every": 2,
     "model": {"generator": "unet_tiny", "local_disc": "patchgan_tiny", "global_disc": "siamese_tiny"},

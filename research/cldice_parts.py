@@ -1,9 +1,10 @@
-"""Where a model's clDice falls short: the truth's centreline it misses, by the kind and length of
-the erased segment it lies in, and the ceiling of a method that can only bridge visible pieces.
+"""Question: where does a model's clDice fall short? The truth's centreline it misses, by the
+kind and length of the erased segment it lies in, and the ceiling of a method that can only
+bridge visible pieces (a one-off diagnostic; answered in docs/HISTORY.md, roads stage 6).
 
-    python bench/cldice_parts.py --data runs/benchset-seed0 --kind roads --models roads
-    python bench/cldice_parts.py --data runs/benchset-seed0 --models roads roads:passes=2
-    python bench/cldice_parts.py --smoke-test        # a tiny benchmark set built in a temp folder
+    python research/cldice_parts.py --data runs/benchset-seed0 --kind roads --models roads
+    python research/cldice_parts.py --data runs/benchset-seed0 --models roads roads:passes=2
+    python research/cldice_parts.py --smoke-test        # a tiny benchmark set built in a temp folder
 
 Each erased segment (8-connected component of the gaps M) is a *bridge* when it touches the
 input at two or more separate places (it joins visible pieces, or closes a loop), a *dead end*

@@ -1,6 +1,7 @@
-"""Real against synthetic: the statistics of thin structures, side by side, per kind.
+"""Question: how far are the synthetic generators from real masks? The statistics of thin
+structures, real against synthetic, side by side per kind (used to calibrate `SynthConfig`).
 
-    python bench/real_vs_synth.py --real runs/real [--split train] [--size 2048] [--seeds 4]
+    python research/real_vs_synth.py --real runs/real [--split train] [--size 2048] [--seeds 4]
         [--kinds roads ...] [--synth density=2 width_scale=1.5 ...] [--json]
 
 For the complete masks of the real benchmark's split (`distpaint realdata build`; training

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
+# Question: does another variant, given `general-thin`'s exact training budget, match it?
 # Same-budget baselines for `general-thin`: continue an 8000-step run of another variant (from
 # `python bench/train_variants.py --recipe same_budget`) through general-thin's three stages with
 # the same recipes, seeds and steps (3000 + 4000 + 4000), only `variant` swapped (and the CNN's
 # generator, by bench/train_variants.py's variant_config); each stage starts from the mean of the
 # previous stage's last 8 checkpoints, as general-thin's did. One core, ~85 min per variant.
 #
-# Run: bash bench/train_like_general_thin.sh VARIANT START OUT
-#   e.g. bash bench/train_like_general_thin.sh cnn runs/variants8k/cnn/average runs/fair19k/cnn
+# Run: bash research/train_like_general_thin.sh VARIANT START OUT
+#   e.g. bash research/train_like_general_thin.sh cnn runs/variants8k/cnn/average runs/fair19k/cnn
 # then: python bench/quality.py --data runs/benchset-seed0 --levels whole \
 #         --models cnn19k=runs/fair19k/cnn/s3/average general-thin
 set -euo pipefail
@@ -16,7 +17,7 @@ python=${PYTHON:-python}
 mkdir -p "$out"
 stage=1
 for recipe in general_thin general_thin_stage2 general_thin_stage3; do
-  "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" "$(dirname "$0")" <<'PY'
+  "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" "$(dirname "$0")/../bench" <<'PY'
 import sys
 
 import yaml
@@ -30,7 +31,7 @@ from distpaint.train.config import packaged_config
 cfg = variant_config(yaml.safe_load(packaged_config(recipe).read_text()), variant)
 cfg["model"].pop("init_generator", None)  # given with --init: the previous stage
 with open(dest, "w") as fh:
-    fh.write(f"# {recipe}.yaml with variant {variant} (bench/train_like_general_thin.sh)\n")
+    fh.write(f"# {recipe}.yaml with variant {variant} (research/train_like_general_thin.sh)\n")
     yaml.safe_dump(cfg, fh, sort_keys=False)
 PY
   "$distpaint" train --config "$out/recipe_s$stage.yaml" --init "$prev" --local --out "$out/s$stage" --threads 1
