@@ -9,6 +9,7 @@ Run: .venv/bin/python -m pytest tests/test_infer_job.py -q
 from __future__ import annotations
 
 import pathlib
+import re
 
 import imageio.v3 as iio
 import numpy as np
@@ -233,10 +234,15 @@ def test_an_interrupted_job_resumes_to_the_same_bytes(tmp_path):
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
 
 
-@pytest.mark.parametrize("option", [{"drop_islands": True}, {"passes": 2, "bridges_only": True}])
-def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path, option):
+@pytest.mark.parametrize("option, named", [
+    ({"drop_islands": True}, "(--drop-islands was True, now False)"),
+    ({"passes": 2, "bridges_only": True}, "(--bridges-only was True, now False)"),
+])
+def test_a_retry_with_other_output_options_is_refused_and_overwrite_starts_over(
+        tmp_path, option, named):
     """These options change the output bytes: shards written with them are not resumed
-    without (nor the other way round)."""
+    without (nor the other way round); the retry is refused naming the option, and only
+    --overwrite discards the progress and starts over."""
     import dataclasses
 
     mask = _mask((300, 200), seed=11, density=0.05)
@@ -246,9 +252,49 @@ def test_a_job_interrupted_with_other_output_options_starts_over(tmp_path, optio
         run_job([tmp_path / "m.tif"], FnFactory("pool16", interrupt_at=12), tmp_path / "run" / "m.tif",
                 other, JOB)
     plain = dataclasses.replace(INFER, passes=other.passes)  # the same halo and grid
-    report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", plain, JOB)
+    kept = _files(tmp_path / "run")
+    with pytest.raises(InputError, match=re.escape(named)):
+        run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", plain, JOB)
+    assert _files(tmp_path / "run") == kept
+    report = run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "run" / "m.tif", plain,
+                     dataclasses.replace(JOB, overwrite=True))
     assert report.done[0].resumed_shards == 0
     run_job([tmp_path / "m.tif"], FnFactory("pool16"), tmp_path / "ref" / "m.tif", plain, JOB)
+    assert _files(tmp_path / "run") == _files(tmp_path / "ref")
+
+
+def test_a_retry_with_another_model_or_tile_keeps_the_progress(tmp_path):
+    """After an interrupted job (some units finished, others part-way), retries with another
+    model or tile are refused before anything is touched, naming what differs; the original
+    command then resumes (nothing recomputed that was done) to the uninterrupted bytes."""
+    import dataclasses
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        write_mask_file(tmp_path / "in" / f"m{i}.png", _mask((300, 200), seed=20 + i, density=0.05))
+    with pytest.raises(KeyboardInterrupt):  # m0 finished and in place, m1 part-way
+        run_job([tmp_path / "in"], FnFactory("pool16", interrupt_at=55), tmp_path / "run", INFER,
+                JOB)
+    assert (tmp_path / "run" / "m0.png").is_file() and not (tmp_path / "run" / "m2.png").exists()
+    kept = _files(tmp_path / "run")
+    with pytest.raises(InputError, match=r"\.distpaint-infer: an interrupted job with other "
+                       r"settings .*--model was fn:pool16, now fn:dilate3.*--overwrite"):
+        run_job([tmp_path / "in"], FnFactory("dilate3"), tmp_path / "run", INFER, JOB)
+    with pytest.raises(InputError, match=r"\(--tile was 32, now 64\); re-run it with its settings"):
+        run_job([tmp_path / "in"], FnFactory("pool16"), tmp_path / "run",
+                dataclasses.replace(INFER, tile=64), JOB)
+    assert _files(tmp_path / "run") == kept  # nothing touched, the progress kept
+    record = tmp_path / "run" / ".distpaint-infer" / "job.json"  # an unreadable record too
+    good = record.read_bytes()
+    record.write_bytes(good[:40])
+    with pytest.raises(InputError, match=r"job\.json: unreadable record of an interrupted job"):
+        run_job([tmp_path / "in"], FnFactory("pool16"), tmp_path / "run", INFER, JOB)
+    record.write_bytes(good)
+    assert _files(tmp_path / "run") == kept
+    report = run_job([tmp_path / "in"], FnFactory("pool16"), tmp_path / "run", INFER, JOB)
+    assert len(report.done) == 3 and report.done[1].resumed_shards > 0
+    assert report.pixels < 2 * 300 * 200  # m0 not recomputed, nor m1's finished shards
+    run_job([tmp_path / "in"], FnFactory("pool16"), tmp_path / "ref", INFER, JOB)
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
 
 

@@ -145,7 +145,9 @@ def infer(
     ray: bool = typer.Option(False, "--ray", help="Spread shards over a Ray actor pool."),
     gpu: bool = typer.Option(False, "--gpu", help="Run the model on a GPU (bf16 autocast)."),
     overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace existing outputs (inputs never)."),
+                                   help="Replace existing outputs (inputs never) and "
+                                        "discard the progress of an interrupted job with "
+                                        "other settings."),
     workers: int = typer.Option(None, help="--ray: actors (default: one per GPU, or per "
                                            "--cpus-per-worker CPUs)."),
     cpus_per_worker: float = typer.Option(1.0, help="--ray: CPUs and torch threads per actor."),

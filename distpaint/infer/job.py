@@ -6,7 +6,8 @@
    that would overwrite an input, and existing outputs unless `overwrite`;
 2. load the model once (`distpaint.infer.model`; its down-sampling factor and receptive field
    fix the tiling) and open the work folder (`distpaint.infer.manifest`): a job killed earlier
-   with the same model and settings is resumed, shard by shard;
+   with the same model and settings is resumed, shard by shard; one with other settings is
+   refused, naming them, before anything is touched (`overwrite` discards its progress);
 3. check every unit (readable, binary, not empty); one bad mask of an archive is reported and
    skipped, a single bad mask is an error;
 4. compute the missing shards into staging Zarr arrays, in this process (`engine.run_inference`)
@@ -76,7 +77,8 @@ class JobConfig:
     """How a job runs (what does not change the pixels, plus the output options)."""
 
     overwrite: bool = False
-    """Replace outputs that exist (never an input)."""
+    """Replace outputs that exist (never an input), and discard the progress an interrupted
+    job with other settings left for this output (without it such a retry is refused)."""
     ray: bool = False
     """Spread the shards over a Ray actor pool (RAY_ADDRESS's cluster, or a local one)."""
     gpu: bool = False
@@ -432,7 +434,8 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     _check_writable(units, work_dir(out_path, is_file))
     created = not out_path.exists() and not is_file
     out_path.mkdir(parents=True, exist_ok=True) if not is_file else None
-    job = JobDir(work_dir(out_path, is_file), key, description)
+    job = JobDir(work_dir(out_path, is_file), key, description, discard=config.overwrite,
+                 labels={"model": label})
     with job:
         resuming = bool(job.registered)
         try:

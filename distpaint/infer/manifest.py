@@ -6,8 +6,11 @@ every process and Ray actor writes its own file, so no two writers share one). A
 is appended only after the shard is on disk, so after a kill every listed shard is complete
 and the rest is recomputed: re-running the same command resumes. `job.json` records the job's
 identity (model and every setting that changes pixels) and the units it registered (whose
-existing outputs it may therefore replace when it resumes); a folder left by a job with
-another identity is discarded. One job at a time per folder (an exclusive `flock`).
+existing outputs it may therefore replace when it resumes). A retry never throws progress
+away: a folder left by a job with another identity (another `--model`, `--tile`, ...) is
+refused, naming the settings that differ, before anything is touched; only `discard`
+(`--overwrite`) deletes it and starts over. One job at a time per folder (an exclusive
+`flock`).
 
     with JobDir(work, key) as job:
         done = job.state()            # {uid: UnitState}
@@ -33,6 +36,17 @@ __all__ = ["JobDir", "ManifestWriter", "UnitState", "JOB_FORMAT"]
 
 JOB_FORMAT = 1
 """Version of the work-folder layout (part of the job identity)."""
+_OPTION = {
+    "model": "--model", "tile": "--tile", "halo": "--halo", "batch": "--batch",
+    "threshold": "--threshold", "sample": "--sample", "seed": "--seed",
+    "keep_input": "--keep-input", "skip_empty": "--skip-empty", "shard": "--shard",
+    "preview_size": "--preview-size", "input_threshold": "--input-threshold",
+    "views": "--views", "passes": "--passes", "drop_islands": "--drop-islands",
+    "bridges_only": "--bridges-only", "keep": "--keep", "format": "work-folder format",
+}
+"""The command-line option of each job setting, for messages."""
+_OMITTED = {"views": 1, "passes": 1, "drop_islands": False, "bridges_only": False, "keep": "all"}
+"""Settings the job key leaves out at these values (so that older jobs still resume)."""
 
 
 @dataclass
@@ -71,8 +85,13 @@ class ManifestWriter:
 class JobDir:
     """The work folder of one job; use as a context manager (takes the lock)."""
 
-    def __init__(self, path: pathlib.Path, key: str, description: dict[str, Any]) -> None:
+    def __init__(self, path: pathlib.Path, key: str, description: dict[str, Any], *,
+                 discard: bool = False, labels: dict[str, str] | None = None) -> None:
+        """`description`: the settings hashed into `key`; `discard`: delete the progress of a
+        job with another key instead of refusing; `labels`: readable names of settings whose
+        description is a hash (the model), shown when a retry is refused."""
         self.path, self.key, self.description = path, key, description
+        self.discard, self.labels = discard, dict(labels or {})
         self._lock_fh: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -91,10 +110,16 @@ class JobDir:
                 f"{self.path}: another `distpaint infer` is writing this output; wait for it "
                 "to finish"
             ) from None
-        job = self._read_job()
-        if job is not None and job.get("key") != self.key:
-            self._reset()  # another model or settings: its partial work is of no use
-            job = None
+        try:
+            job = self._read_job()
+            if job is not None and job.get("key") != self.key:
+                if not self.discard:  # refuse before touching anything: its progress is kept
+                    raise InputError(self._refusal(job))
+                self._reset()  # --overwrite: the other job's progress is discarded on request
+                job = None
+        except BaseException:
+            self.__exit__()
+            raise
         self.registered: dict[str, str] = dict(job.get("units", {})) if job else {}
         return self
 
@@ -105,10 +130,40 @@ class JobDir:
             self._lock_fh = None
 
     def _read_job(self) -> dict | None:
-        try:
-            return json.loads((self.path / "job.json").read_text())
-        except (OSError, ValueError):
+        """job.json, or None where there is none (a job killed before it registered anything:
+        no progress to keep). An unreadable one is refused, not taken for no job, unless
+        discarding: the manifest and staging beside it may hold hours of work."""
+        path = self.path / "job.json"
+        if not path.exists():
             return None
+        try:
+            job = json.loads(path.read_text())
+            if not isinstance(job, dict):
+                raise ValueError("not a JSON object")
+            return job
+        except (OSError, ValueError) as exc:
+            if self.discard:
+                return {"key": None}
+            detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise InputError(f"{path}: unreadable record of an interrupted job ({detail}); "
+                             "pass --overwrite to discard its progress") from None
+
+    def _refusal(self, job: dict) -> str:
+        """The message refusing a retry with other settings, naming each difference."""
+        old, new = job.get("description") or {}, self.description
+        old_labels = job.get("labels") or {}
+        diffs = []
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                was = old_labels.get(name, old.get(name, _OMITTED.get(name, "unset")))
+                now = self.labels.get(name, new.get(name, _OMITTED.get(name, "unset")))
+                if was == now:  # the same name for other contents (a retrained checkpoint)
+                    was, now = f"{was} ({old.get(name)})", f"{now} ({new.get(name)})"
+                diffs.append(f"{_OPTION.get(name, name)} was {was}, now {now}")
+        what = "; ".join(diffs) or "job format"
+        return (f"{self.path}: an interrupted job with other settings left its progress here "
+                f"({what}); re-run it with its settings to resume, or pass --overwrite to "
+                "discard that progress")
 
     def _reset(self) -> None:
         for child in self.path.iterdir():
@@ -126,7 +181,7 @@ class JobDir:
         self.registered.update(units)
         tmp = self.path / f".job.json.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps({"format": JOB_FORMAT, "key": self.key,
-                                   "description": self.description,
+                                   "description": self.description, "labels": self.labels,
                                    "units": self.registered}, indent=1, sort_keys=True))
         os.replace(tmp, self.path / "job.json")
 
