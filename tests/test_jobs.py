@@ -230,7 +230,6 @@ def test_runtime_env_uploads_the_code_and_weights_but_no_data(tmp_path):
 
 
 def test_train_tune_and_infer_as_ray_jobs(head):
-    pytest.importorskip("distpaint.commands.infer")
     shared = head.shared
     run_dir = shared / "runs" / "job-train"
     # Training, literally `ray job submit --working-dir . -- distpaint train ...`.

@@ -125,24 +125,63 @@ def test_in_memory_recomposer_gathers_ranks():
         rec.global_view("m", 4)
 
 
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters, buffers (spectral norm's u/v) and gradients of `module`, cloned."""
+    out = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    out.update({f"{k}.grad": p.grad.clone() for k, p in module.named_parameters() if p.grad is not None})
+    return out
+
+
 @pytest.mark.parametrize("baseline", ["none", "ema", "self_critical"])
 def test_baselines_and_reward_leaves_dg_untouched(baseline):
+    """D_G changes in a step only by its own update (eq. 8): scoring the rewards (its forwards
+    on the composed views) and G's update leave its parameters, buffers and gradients as that
+    update left them."""
     cfg, models, opts, data, rec, sampler, state = _setup(baseline=baseline)
+    before = _state(models.d_global)
+    after_update = {}
+    step_dg = opts.d_global.step
+
+    def step_and_snapshot(*args, **kwargs):
+        out = step_dg(*args, **kwargs)
+        after_update.update(_state(models.d_global))
+        return out
+
+    opts.d_global.step = step_and_snapshot
     m = train_step(models, opts, data.batch(0), rec, cfg, 0, sampler, state)
     assert 0 < m["reward"] < 1 and m["advantage"] == pytest.approx(m["reward"] - m["baseline"])
     if baseline == "none":
         assert m["baseline"] == 0
     if baseline == "self_critical":
         rec.global_view(data.batch(0).name, 0, tag="greedy")  # the thresholded output was composed
-    # the reward is computed in eval mode: scoring twice gives the same value, state unchanged
-    before = {k: v.clone() for k, v in models.d_global.state_dict().items()}
-    view = rec.global_view(data.batch(0).name, 0)
-    t = lambda a: torch.from_numpy(a).float()[None, None]  # noqa: E731
-    models.d_global.eval()
-    with torch.no_grad():
-        r1, r2 = models.d_global(t(view.x_hat), t(view.truth)), models.d_global(t(view.x_hat), t(view.truth))
-    assert torch.equal(r1, r2)
-    assert all(torch.equal(before[k], v) for k, v in models.d_global.state_dict().items())
+    assert after_update and any(not torch.equal(before[k], after_update[k]) for k in before)  # D_G trained
+    end = _state(models.d_global)
+    assert end.keys() == after_update.keys()
+    assert all(torch.equal(end[k], after_update[k]) for k in end), \
+        [k for k in end if not torch.equal(end[k], after_update[k])]
+
+
+@pytest.mark.parametrize("term, weight, extra", [
+    ("lsgan_g", "lambda_local", {}),
+    # baseline none: with the moving average the first step's advantage is exactly 0
+    ("pg", "lambda_global", {"baseline": "none"}),
+])
+def test_adversarial_terms_each_move_g(term, weight, extra):
+    """With every other weight of G's objective 0, the LSGAN term (D_L, eq. 6) alone and the
+    policy-gradient term (D_G, eq. 9) alone change G's weights in `train_step`; with its weight
+    0 as well G does not move (Adam turns zero gradients into zero steps), so the change comes
+    from that term and its weight scales it."""
+    zero = {"lambda_ce": 0.0, "lambda_local": 0.0, "lambda_global": 0.0}
+
+    def g_moves(loss: dict) -> bool:
+        cfg, models, opts, data, rec, sampler, state = _setup(**extra, **loss)
+        before = [p.detach().clone() for p in models.g.parameters()]
+        m = train_step(models, opts, data.batch(0), rec, cfg, 0, sampler, state)
+        assert m[term] != 0 and np.isfinite(m[term])
+        return any(not torch.equal(a, b) for a, b in zip(before, models.g.parameters()))
+
+    assert g_moves({**zero, weight: 1.0})
+    assert not g_moves(zero)
 
 
 def _spy_logits(models) -> list[tuple[torch.Tensor, torch.Tensor]]:
