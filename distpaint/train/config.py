@@ -202,7 +202,9 @@ class LossConfig:
     complete patch: the pairs D_G is trained on, one reward and advantage per patch, no
     re-composition). Measured with research/reward_signal.py on the 8000-step GAN-G and GAN-GL
     runs: the view reward was above 0.999 for every view, unrepaired and perfect alike (and in
-    96% of logged training steps), so the paper's policy gradient carried no signal there."""
+    96% of logged training steps), so the policy gradient carried no signal there (those runs had
+    D_G's weighted head and the ema baseline; with the paper's dot head and no baseline the view
+    reward sits near 0.5 instead)."""
     masked_ce_on: str = "region"
     """GAN-GL-M's masked CE (eq. 11) covers the erased region (background and foreground) or
     only the removed foreground pixels (gaps), which would never penalise false positives."""
