@@ -21,28 +21,42 @@ from distpaint.weights import model_card, shipped_models
 __all__ = ["register", "models"]
 
 
-def _score(card: dict, key: str) -> str:
-    """`key` on the whole-mask benchmark set of the model's first kind (the cards written by
-    `distpaint.weights.ship --scores` hold {"whole/<kind>": {metric: mean}, ...})."""
+def _scored_set(card: dict) -> tuple[str, dict]:
+    """The benchmark set a card's scores are shown for: the real test split of the first kind
+    the model repairs that has one (real masks are the judge), else its synthetic whole-mask
+    set. Cards written by `distpaint.weights.ship --scores` hold {"test/<kind>": {...},
+    "whole/<kind>": {...}, ...}."""
     scores = card.get("scores", {})
-    kinds = card.get("kinds") or [""]
-    value = scores.get(f"whole/{kinds[0]}", {}).get(key, scores.get(key))
-    return "-" if value is None else f"{value:.3f} ({kinds[0]})"
+    kinds = card.get("kinds") or []
+    for prefix, label in (("test", "real test"), ("whole", "synthetic")):
+        for kind in kinds:
+            if f"{prefix}/{kind}" in scores:
+                return f"{kind}, {label}", scores[f"{prefix}/{kind}"]
+    return "-", {}
+
+
+def _value(scores: dict, key: str) -> str:
+    value = scores.get(key)
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _shipped_table() -> Table:
     table = Table(title="shipped models (use with --model NAME)")
-    for column in ("name", "repairs", "generator", "params", "Mpx/s (2 CPU)", "rel. comp. diff (whole masks)",
-                   "clDice (whole masks)", "description"):
-        table.add_column(column, justify="left" if column in ("name", "repairs", "generator", "description")
-                         else "right")
+    columns = ("name", "repairs", "generator", "params", "Mpx/s (2 CPU)", "scored on", "rel. comp. diff",
+               "gap recall", "false fill", "no-harm share", "description")
+    for column in columns:
+        left = column in ("name", "repairs", "generator", "scored on", "description")
+        table.add_column(column, justify="left" if left else "right")
     for name in shipped_models():
         card = model_card(name)
         speed = card.get("mpx_per_s_cpu2")
+        scored_on, scores = _scored_set(card)
         table.add_row(name, ", ".join(card.get("kinds", [])), card.get("generator", "?"),
                       f"{card['params'] / 1e6:.2f} M" if "params" in card else "-",
-                      "-" if speed is None else f"{speed:.2f}",
-                      _score(card, "rel_component_diff"), _score(card, "cldice"), card.get("description", ""))
+                      "-" if speed is None else f"{speed:.2f}", scored_on,
+                      _value(scores, "rel_component_diff"), _value(scores, "skeleton_recall_gaps"),
+                      _value(scores, "false_fill"), _value(scores, "no_harm_share"),
+                      card.get("description", ""))
     return table
 
 
