@@ -5,6 +5,7 @@
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
         [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep bridges|attached|all] [--drop-islands] \\
         [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
+    distpaint infer s3://bucket/archive.zarr --model general --out s3://bucket/repaired.zarr
 
 INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
 mask gets the repaired mask in its own format (a GeoTIFF keeps its CRS and transform), the
@@ -12,7 +13,8 @@ added pixels (`NAME.added.EXT`; a layer `added` for store samples) and a preview
 white, added red). A progress bar shows tiles, throughput and time left. An interrupted run
 resumes when the same command is run again; `--ray` spreads shards over a Ray actor pool
 (RAY_ADDRESS's cluster, or a local one). Exit status: 0, or 1 if some masks of an archive
-were bad (reported and skipped), or 2 for a bad command (one red line).
+were bad (reported and skipped), or 2 for a bad command (one red line). Stores may be fsspec
+URLs (`distpaint.infer.sources`: the work folder then stays on this machine).
 
 The logic lives in `distpaint.infer` (job, engine, tiling, ray_runner); this module only
 parses options and draws progress and results.
@@ -21,7 +23,6 @@ parses options and draws progress and results.
 from __future__ import annotations
 
 import json
-import pathlib
 import time
 from dataclasses import asdict
 
@@ -104,8 +105,10 @@ def infer(
     model: str = typer.Option(..., "--model", "-m",
                               help="A shipped model's name (distpaint models) or a checkpoint "
                                    "directory."),
-    out: pathlib.Path = typer.Option(..., "--out", "-o",
-                                     help="Output file (one input) or folder."),
+    # str, not Path: OUT may be a URL (s3://bucket/out.zarr), which Path would mangle
+    out: str = typer.Option(..., "--out", "-o",
+                            help="Output file (one input) or folder; a store input may also "
+                                 "write to an fsspec URL (s3://bucket/out.zarr)."),
     tile: int = typer.Option(None, help="Tile side in pixels, a multiple of the model's "
                                         "down-sampling factor, 16 (default: 1024, or 1536 "
                                         "where the halo would cost more than 0.75x the tile's "

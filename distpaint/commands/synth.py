@@ -2,6 +2,7 @@
 
     distpaint synth roads --size 4096 4096 --seed 0 --count 4 --out synth.zarr
     distpaint synth roots --size 2500 1000 --seed 7 --root-hairs --out synth.zarr
+    distpaint synth roads --size 4096 4096 --count 8 --out s3://bucket/synth.zarr   # object storage
 
 KIND is one of roots, vessels, roads, sketch. Sample i is named `<kind>-<i:04d>` and drawn
 from the i-th seed spawned from --seed (`numpy.random.SeedSequence(seed).spawn(count)`); the
@@ -11,8 +12,6 @@ samples (name, shape, foreground %, seconds).
 """
 
 from __future__ import annotations
-
-import pathlib
 
 import typer
 from rich.console import Console
@@ -31,7 +30,9 @@ def synth(
     size: tuple[int, int] = typer.Option((2048, 2048), "--size", help="Mask height and width (px)."),
     seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses the i-th spawned seed."),
     count: int = typer.Option(1, "--count", "-n", help="Number of samples to write."),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing)."),
+    # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
+    out: str = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing): a folder or "
+                                                     "an fsspec URL (s3://bucket/masks.zarr)."),
     chunks: int = typer.Option(1024, help="Side of the square chunks (rasterisation and Zarr)."),
     density: float = typer.Option(1.0, help="Structures per unit area, relative to the default."),
     width_scale: float = typer.Option(1.0, help="Multiplier on every stroke width."),
@@ -49,7 +50,7 @@ def synth(
     _print_samples(samples, out)
 
 
-def _print_samples(samples: list[SynthSample], out: pathlib.Path) -> None:
+def _print_samples(samples: list[SynthSample], out: str) -> None:
     table = Table(title=f"synthetic samples in {out}")
     for column in ("sample", "seed", "shape", "foreground", "seconds"):
         table.add_column(column, justify="left" if column == "sample" else "right")

@@ -5,7 +5,8 @@ same way: files (PNG, TIFF, GeoTIFF, NPY, a Zarr array or distpaint sample), dis
 stores (one mask per sample), directories (every mask file below them, recursively, hidden
 files and folders skipped, not descending into Zarr directories) and globs
 (`'masks/**/*.png'`, expanded here when the shell did not). A store whose metadata is broken
-is refused naming its zarr.json.
+is refused naming its zarr.json. A URL (`s3://bucket/archive.zarr`, any fsspec scheme) names
+a mask store on object storage (`distpaint.data.location`); its masks keep the URL as `path`.
 
     for found in expand_inputs(["masks/", "roads.tif", "archive.zarr"]):
         print(found.path, found.sample, found.rel)
@@ -18,6 +19,7 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from distpaint.data import location
 from distpaint.data.files import FORMATS, broken_zarr_metadata
 from distpaint.data.store import MaskStore
 from distpaint.errors import InputError
@@ -31,8 +33,9 @@ _GLOB_CHARS = set("*?[")
 class InputMask:
     """One mask found among the INPUT arguments."""
 
-    path: pathlib.Path
-    """The file, or the store of a sample (absolute)."""
+    path: pathlib.Path | str
+    """The file, or the store of a sample (absolute); a URL string for a store on object
+    storage."""
     sample: str | None
     """Sample name within the store `path`; None for a file."""
     rel: pathlib.PurePath
@@ -84,7 +87,20 @@ def _expand_store(path: pathlib.Path, rel: pathlib.PurePath) -> list[InputMask]:
     return [InputMask(path, name, rel) for name in names]
 
 
+def _expand_url(url: str) -> list[InputMask]:
+    """A store on object storage (no patterns, folders or single files there yet)."""
+    url = url.rstrip("/")
+    store = MaskStore.open(url)  # InputError naming the URL: bucket, key or scheme
+    names = store.names()
+    if not names:
+        raise InputError(f"{url}: mask store with no samples")
+    rel = pathlib.PurePath(url.rsplit("/", 1)[-1])
+    return [InputMask(url, name, rel) for name in names]
+
+
 def _expand_one(raw: str) -> list[InputMask]:
+    if location.is_url(raw):
+        return _expand_url(raw)
     path = pathlib.Path(raw)
     if not path.exists() and _GLOB_CHARS & set(raw):
         matches = sorted(glob.glob(raw, recursive=True))

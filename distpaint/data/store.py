@@ -1,4 +1,5 @@
-"""The mask store: a Zarr v3 group on disk holding binary masks, read lazily with Dask.
+"""The mask store: a Zarr v3 group on disk or on object storage holding binary masks, read
+lazily with Dask.
 
 Layout (see docs/ARCHITECTURE.md)::
 
@@ -11,6 +12,12 @@ Writing a sample is atomic: the sub-group is written under a hidden temporary na
 (`.tmp-<name>-<hex>`) and renamed into place only when every layer is complete, so a failure
 leaves nothing half-written. Inputs (NumPy, Dask or Zarr arrays) are written one shard-aligned
 block at a time, so memory stays constant however large the mask.
+
+A store may also be an fsspec URL (`s3://bucket/masks.zarr`; `distpaint.data.location`): the
+same layout through zarr's FsspecStore, whole-shard writes only. Object stores cannot rename,
+so there the finished temporary group is copied into place server side, its zarr.json last
+(`location.publish`): readers find a sample by its zarr.json and so still never see a partial
+one. Replacing a sample there removes the old one first: a reader may briefly find it missing.
 
 Usage::
 
@@ -40,6 +47,7 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.storage import LocalStore
 
+from distpaint.data import location
 from distpaint.data.zarr_meta import broken_zarr_metadata
 from distpaint.errors import ConfigError, InputError
 
@@ -169,18 +177,27 @@ def _check_name(name: str, what: str = "sample") -> None:
 class MaskStore:
     """A Zarr v3 group of binary mask samples; see the module docstring for the layout."""
 
-    def __init__(self, path: pathlib.Path, group: zarr.Group, mode: str) -> None:
-        """Use `MaskStore.create` or `MaskStore.open`."""
+    def __init__(self, path: pathlib.Path | str, group: zarr.Group, mode: str) -> None:
+        """Use `MaskStore.create` or `MaskStore.open`. `path` is a local path, or a URL string
+        for a store on object storage (`is_remote`)."""
         self.path = path
         self.mode = mode
         self._group = group
-        self._read_store = LocalStore(path, read_only=True)
+        self._read_store = (location.zarr_store(path, read_only=True) if self.is_remote
+                            else LocalStore(path, read_only=True))
+
+    @property
+    def is_remote(self) -> bool:
+        """True for a store at an fsspec URL (object storage)."""
+        return isinstance(self.path, str)
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, *, exist_ok: bool = False) -> MaskStore:
         """Create an empty store at `path` (opened for writing); with `exist_ok`, open an
         existing store instead. A path holding anything else is an InputError."""
+        if location.is_url(path):
+            return cls._create_remote(os.fspath(path).rstrip("/"), exist_ok)
         path = pathlib.Path(path)
         if path.exists() and not (path.is_dir() and not any(path.iterdir())):
             if not exist_ok:
@@ -196,19 +213,36 @@ class MaskStore:
         return cls(path, group, "a")
 
     @classmethod
+    def _create_remote(cls, url: str, exist_ok: bool) -> MaskStore:
+        if location.exists(url):  # also: InputError for a missing or unreachable bucket
+            if not exist_ok:
+                raise InputError(f"{url}: already exists; choose another path")
+            return cls.open(url, mode="a")
+        try:
+            group = zarr.open_group(location.zarr_store(url, read_only=False), mode="w-",
+                                    zarr_format=3, attributes={FORMAT_ATTR: STORE_FORMAT})
+        except Exception as exc:  # denied, unreachable: the user's bucket
+            raise location.url_error(url, exc, "cannot create a mask store") from None
+        return cls(url, group, "a")
+
+    @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r") -> MaskStore:
         """Open an existing store, read-only (`mode="r"`) or for writing (`mode="a"`).
         Anything that is not a distpaint store is an InputError naming the path."""
         if mode not in ("r", "a"):
             raise ConfigError(f"MaskStore mode must be 'r' or 'a', not {mode!r}")
-        path = pathlib.Path(path)
-        if not path.is_dir() or not (path / "zarr.json").is_file():
-            raise InputError(f"{path}: not a distpaint mask store (no Zarr v3 group there)")
+        if location.is_url(path):
+            path = os.fspath(path).rstrip("/")
+            if not location.exists(path) or not location.is_file(location.join(path, "zarr.json")):
+                raise InputError(f"{path}: not a distpaint mask store (no Zarr v3 group there)")
+            zstore = location.zarr_store(path, read_only=mode == "r")
+        else:
+            path = pathlib.Path(path)
+            if not path.is_dir() or not (path / "zarr.json").is_file():
+                raise InputError(f"{path}: not a distpaint mask store (no Zarr v3 group there)")
+            zstore = LocalStore(path, read_only=mode == "r")
         try:
-            group = zarr.open_group(
-                LocalStore(path, read_only=mode == "r"), mode="r" if mode == "r" else "r+",
-                zarr_format=3,
-            )
+            group = zarr.open_group(zstore, mode="r" if mode == "r" else "r+", zarr_format=3)
         except Exception as exc:  # corrupt metadata: any zarr/json error is the user's file
             raise InputError(f"{path}: not a readable Zarr v3 group: {exc}") from None
         version = group.attrs.get(FORMAT_ATTR)
@@ -234,7 +268,7 @@ class MaskStore:
     def _broken(self, exc: Exception) -> InputError:
         """The user error for zarr failing on this store's metadata: name the broken file
         (zarr's JSON errors do not), else the store and zarr's message."""
-        found = broken_zarr_metadata(self.path)
+        found = None if self.is_remote else broken_zarr_metadata(self.path)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return found or InputError(f"{self.path}: unreadable Zarr metadata: {detail}")
 
@@ -313,8 +347,7 @@ class MaskStore:
         _check_name(name)
         shape = self._check_layers(name, layers)
         sample_attrs = jsonable({**(attrs or {}), "shape": list(shape)})
-        final = self.path / name
-        if final.exists() and not overwrite:
+        if self._has(name) and not overwrite:
             raise InputError(f"{self.path}: sample {name!r} already exists (use overwrite)")
         self._remove_leftovers(name)
         tmp_name = f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
@@ -331,8 +364,17 @@ class MaskStore:
             stream_to_zarr(layers, targets)
             self._commit(tmp_name, name)
         except BaseException:
-            shutil.rmtree(self.path / tmp_name, ignore_errors=True)
+            if self.is_remote:
+                location.remove_tree(location.join(self.path, tmp_name))
+            else:
+                shutil.rmtree(self.path / tmp_name, ignore_errors=True)
             raise
+
+    def _has(self, name: str) -> bool:
+        """Is there anything at the sample's place (a sample, or a non-sample in the way)?"""
+        if self.is_remote:
+            return bool(location.list_names(location.join(self.path, name)))
+        return (self.path / name).exists()
 
     def _check_layers(self, name: str, layers: Mapping[str, Any]) -> tuple[int, int]:
         if "mask" not in layers:
@@ -355,6 +397,12 @@ class MaskStore:
         whose sample is missing is kept: it may be the only copy of the user's data.)"""
         pattern = re.compile(rf"^({re.escape(_TMP_PREFIX)}|{re.escape(_TRASH_PREFIX)})"
                              rf"{re.escape(name)}-[0-9a-f]{{12}}$")
+        if self.is_remote:
+            for entry in location.list_names(self.path):
+                m = pattern.match(entry)
+                if m and (m[1] == _TMP_PREFIX or self._has(name)):
+                    location.remove_tree(location.join(self.path, entry))
+            return
         for entry in self.path.iterdir():
             m = pattern.match(entry.name)
             if m and (m[1] == _TMP_PREFIX or (self.path / name).exists()):
@@ -364,8 +412,14 @@ class MaskStore:
         """Rename the finished temporary group into place, replacing an old sample if any.
 
         A rename within one directory is atomic; the old sample is first moved aside under a
-        hidden name so that readers see either the old or the new sample, never a mix.
+        hidden name so that readers see either the old or the new sample, never a mix. On
+        object storage: the old sample removed, the new one published (module docstring).
         """
+        if self.is_remote:
+            if self._has(name):
+                location.remove_tree(location.join(self.path, name))
+            location.publish(location.join(self.path, tmp_name), location.join(self.path, name))
+            return
         tmp, final = self.path / tmp_name, self.path / name
         trash = None
         if final.exists():
@@ -385,6 +439,10 @@ class MaskStore:
         if self.mode == "r":
             raise InputError(f"{self.path}: store opened read-only; open it with mode='a'")
         self._sample(name)
+        if self.is_remote:  # its zarr.json first: from then on readers no longer list it
+            location.remove_tree(location.join(self.path, name, "zarr.json"))
+            location.remove_tree(location.join(self.path, name))
+            return
         trash = self.path / f"{_TRASH_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
         os.rename(self.path / name, trash)
         shutil.rmtree(trash, ignore_errors=True)

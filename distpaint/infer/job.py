@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import dask.array as da
 import zarr
 
+from distpaint.data import location
 from distpaint.data.files import check_writable, read_mask_file, write_mask_file
 from distpaint.data.store import MaskStore, jsonable
 from distpaint.errors import ConfigError, DistpaintError, InputError
@@ -273,6 +274,12 @@ def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictor: Pred
 def _existing_outputs(units: list[Unit]) -> list[pathlib.Path]:
     found = []
     for unit in units:
+        if isinstance(unit.out_mask, str):  # object storage: a sample's output and its preview
+            found += [p for p in unit.outputs if location.list_names(p) or location.is_file(p)]
+            if location.list_names(unit.out_mask) and not location.is_file(
+                    location.join(unit.out_mask, "zarr.json")):
+                raise InputError(f"{unit.out_mask}: exists and is not a mask store")
+            continue
         for path in unit.outputs:
             if path.exists():
                 found.append(path)
@@ -289,7 +296,7 @@ def _check_writable(units: list[Unit], work: pathlib.Path) -> None:
     check_writable(work, "job's work folder")
     for unit in units:
         for path in (unit.out_mask, unit.out_added, unit.out_preview):
-            if path is not None:
+            if path is not None and not isinstance(path, str):  # a URL: its bucket was checked
                 check_writable(path, "output")
 
 
@@ -318,7 +325,9 @@ def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
     unit, staging = p.unit, pathlib.Path(p.spec.staging)
     result = UnitResult.from_counts(unit, p.spec.shape, p.state.shards, resumed)
     output = None if infer.keep_input else "mask"
-    if unit.sample is not None:
+    if unit.sample is not None and isinstance(unit.out_mask, str):
+        _publish_remote(p, staging, output, config)
+    elif unit.sample is not None:
         final = unit.out_mask / unit.sample
         if staging.is_dir():
             targets = open_staging(p.spec, mode="r")
@@ -344,6 +353,27 @@ def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
 
 
 # ---- execution -----------------------------------------------------------------------------
+def _publish_remote(p: _Prepared, staging: pathlib.Path, output: str | None,
+                    config: JobConfig) -> None:
+    """A finished sample into an output store on object storage: the preview, then the staging
+    group uploaded object by object (whole shards, its zarr.json last) as the sample."""
+    unit = p.unit
+    final = location.join(unit.out_mask, unit.sample)
+    if staging.is_dir():
+        targets = open_staging(p.spec, mode="r")
+        preview = staging.parent / f"{staging.name}.preview.png"
+        write_preview(preview, p.source, targets["added"], targets[output] if output else None,
+                      config.preview_size)
+        location.put_file(preview, unit.out_preview)
+        preview.unlink()
+        MaskStore.create(unit.out_mask, exist_ok=True)  # the store root, if new
+        location.remove_tree(final)  # an old output (--overwrite was checked when planning)
+        location.upload_group(staging, final)
+    elif not location.is_file(location.join(final, "zarr.json")):
+        raise InputError(f"{unit.key}: staging data of the interrupted run is missing; "
+                         "re-run to compute it again")
+
+
 def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConfig,
                config: JobConfig, writer: ManifestWriter, report: JobReport,
                progress: JobProgress | None, single: bool) -> None:
@@ -430,10 +460,11 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     infer, halo = replace(infer, tile=grid.tile), grid.halo
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
-    out_path = pathlib.Path(out).absolute()
+    remote = location.is_url(out)  # object storage: outputs there, the work folder local
+    out_path = os.fspath(out).rstrip("/") if remote else pathlib.Path(out).absolute()
     _check_writable(units, work_dir(out_path, is_file))
-    created = not out_path.exists() and not is_file
-    out_path.mkdir(parents=True, exist_ok=True) if not is_file else None
+    created = not remote and not out_path.exists() and not is_file
+    out_path.mkdir(parents=True, exist_ok=True) if not is_file and not remote else None
     job = JobDir(work_dir(out_path, is_file), key, description, discard=config.overwrite,
                  labels={"model": label})
     with job:

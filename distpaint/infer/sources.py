@@ -19,6 +19,12 @@ an OUT inside an input folder, is refused even with `--overwrite`. An OUT that c
 written (a read-only folder) and a store whose metadata is broken (naming the zarr.json) are
 refused before any work starts.
 
+Object storage (`distpaint.data.location`): a store INPUT may be a URL (`s3://b/in.zarr`) and
+so may OUT (`s3://b/out.zarr`, or a URL prefix in folder mode); an OUT URL takes store inputs
+only (their outputs are stores). The job's work folder (manifest and staging arrays) is then
+a local folder, `remote_work_dir(OUT)`, and only finished samples and previews are written to
+the bucket.
+
     units, root = plan_units(["masks/", "roads.tif"], "out/")
 """
 
@@ -29,11 +35,18 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from distpaint.data import location
 from distpaint.data.files import FORMATS, check_writable
 from distpaint.data.inputs import InputMask, expand_inputs
 from distpaint.errors import InputError
 
-__all__ = ["Unit", "plan_units", "work_dir", "file_mode"]
+__all__ = ["Unit", "plan_units", "work_dir", "file_mode", "remote_work_dir", "Where"]
+
+Where = pathlib.Path | str
+"""A local path, or a URL string on object storage."""
+
+WORK_CACHE_VARIABLE = "DISTPAINT_WORK_CACHE"
+"""Folder of the local work folders of jobs whose OUT is a URL (default ~/.cache/distpaint/infer)."""
 
 
 @dataclass(frozen=True)
@@ -42,26 +55,30 @@ class Unit:
 
     key: str
     """Display name and manifest key (the input path, `STORE/SAMPLE` for a sample)."""
-    path: pathlib.Path
-    """The input file or store (absolute)."""
+    path: Where
+    """The input file or store (absolute; a URL for a store on object storage)."""
     sample: str | None
     """Sample name of a store input; None for a file."""
-    out_mask: pathlib.Path
+    out_mask: Where
     """Repaired mask file; for a sample: the output store (the sample keeps its name)."""
     out_added: pathlib.Path | None
     """Added-pixels file; None for a sample (a layer `added` of the output sample)."""
-    out_preview: pathlib.Path
+    out_preview: Where
     """Preview PNG: input in white, added pixels in red."""
 
     @property
-    def outputs(self) -> list[pathlib.Path]:
+    def outputs(self) -> list[Where]:
         """Every path this unit writes (for a sample: the sample folder in the output store)."""
-        first = self.out_mask / self.sample if self.sample else self.out_mask
+        first = _child(self.out_mask, self.sample) if self.sample else self.out_mask
         return [p for p in (first, self.out_added, self.out_preview) if p is not None]
 
     def fingerprint(self) -> str:
-        """Identity of the input's current contents (path, size, inode, mtime): a changed
-        input is recomputed from scratch when a job resumes."""
+        """Identity of the input's current contents (path, size, inode, mtime; on object
+        storage the sample's metadata objects' ETags and sizes): a changed input is recomputed
+        from scratch when a job resumes."""
+        if isinstance(self.path, str):
+            stamp = location.metadata_stamp(location.join(self.path, self.sample or ""))
+            return hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
         target = self.path / self.sample if self.sample else self.path
         st = target.stat()
         parts = [str(target), st.st_size, st.st_ino, st.st_mtime_ns]
@@ -73,11 +90,37 @@ class Unit:
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def file_mode(inputs: list[str | os.PathLike], sources: list[InputMask], out: pathlib.Path) -> bool:
+def _child(parent: Where, name: str) -> Where:
+    return location.join(parent, name) if isinstance(parent, str) else parent / name
+
+
+def _suffix(where: Where) -> str:
+    return pathlib.PurePosixPath(where.rsplit("/", 1)[-1]).suffix if isinstance(where, str) else where.suffix
+
+
+def _key(where: Where) -> pathlib.PurePath:
+    """A path for containment checks: a URL as /<scheme>/<rest>, never equal to a local path."""
+    if isinstance(where, str):
+        scheme, rest = where.split("://", 1)
+        return pathlib.PurePosixPath("/", f"{scheme}:", *[p for p in rest.split("/") if p])
+    return where.resolve()
+
+
+def remote_work_dir(out: str) -> pathlib.Path:
+    """The local work folder of a job whose OUT is the URL `out`: the same one for every run of
+    the same OUT on this machine, so a killed job resumes."""
+    root = os.environ.get(WORK_CACHE_VARIABLE) or pathlib.Path.home() / ".cache" / "distpaint" / "infer"
+    digest = hashlib.sha256(out.encode()).hexdigest()[:16]
+    return pathlib.Path(root) / f"{out.rsplit('/', 1)[-1]}-{digest}"
+
+
+def file_mode(inputs: list[str | os.PathLike], sources: list[InputMask], out: Where) -> bool:
     """True if OUT names the output itself: one INPUT that is a file or a store (not a folder
     of masks, not a pattern) and OUT with a mask suffix."""
     if len(inputs) != 1 or len({s.path for s in sources}) != 1:
         return False
+    if location.is_url(inputs[0]):  # a store (the only URL input)
+        return _suffix(out).lower() in FORMATS
     raw = pathlib.Path(os.fspath(inputs[0]))
     if not raw.exists():  # a pattern
         return False
@@ -86,13 +129,26 @@ def file_mode(inputs: list[str | os.PathLike], sources: list[InputMask], out: pa
     return out.suffix.lower() in FORMATS
 
 
-def work_dir(out: pathlib.Path, is_file_mode: bool) -> pathlib.Path:
+def work_dir(out: Where, is_file_mode: bool) -> pathlib.Path:
     """Where a job keeps its manifest and staging arrays: OUT/.distpaint-infer for a folder,
-    a hidden sibling of OUT for a single output."""
+    a hidden sibling of OUT for a single output; for a URL, `remote_work_dir`."""
+    if isinstance(out, str):
+        return remote_work_dir(out)
     return out.parent / f".{out.name}.distpaint-infer" if is_file_mode else out / ".distpaint-infer"
 
 
-def _outputs_for(source: InputMask, out: pathlib.Path, is_file_mode: bool) -> Unit:
+def _outputs_for(source: InputMask, out: Where, is_file_mode: bool) -> Unit:
+    if isinstance(out, str):
+        if source.sample is None:
+            raise InputError(f"--out {out}: an object-storage output takes mask stores as input; "
+                             f"{source.path} is a file (ingest it into a store first)")
+        store = out if is_file_mode else location.join(out, str(source.rel))
+        if _suffix(store).lower() != ".zarr":
+            raise InputError(f"--out {out}: the input {source.path} is a mask store; its output "
+                             "must be a .zarr store (or a folder)")
+        previews = store[: -len(".zarr")] + ".previews"
+        return Unit(f"{source.path}/{source.sample}", source.path, source.sample, store, None,
+                    location.join(previews, f"{source.sample}.png"))
     if source.sample is not None:
         store = out if is_file_mode else out / source.rel
         if store.suffix.lower() != ".zarr":
@@ -116,11 +172,11 @@ def _inside(child: pathlib.Path, parent: pathlib.Path) -> bool:
 
 def _check_inputs_untouched(units: list[Unit], sources: list[InputMask], out: pathlib.Path,
                             inputs: list[str | os.PathLike]) -> None:
-    protected = {s.path.resolve() for s in sources}
+    protected = {_key(s.path) for s in sources}
     folders = [pathlib.Path(os.fspath(r)).resolve() for r in inputs
-               if pathlib.Path(os.fspath(r)).is_dir() and pathlib.Path(os.fspath(r)).resolve()
-               not in protected]
-    out_r = out.resolve()
+               if not location.is_url(r) and pathlib.Path(os.fspath(r)).is_dir()
+               and pathlib.Path(os.fspath(r)).resolve() not in protected]
+    out_r = _key(out)
     for folder in folders:
         if _inside(out_r, folder):
             raise InputError(
@@ -129,7 +185,7 @@ def _check_inputs_untouched(units: list[Unit], sources: list[InputMask], out: pa
             )
     for unit in units:
         for output in unit.outputs:
-            target = output.resolve()
+            target = _key(output)
             for src in protected:
                 if _inside(target, src) or _inside(src, target):
                     raise InputError(
@@ -141,19 +197,23 @@ def _check_inputs_untouched(units: list[Unit], sources: list[InputMask], out: pa
 def plan_units(inputs: list[str | os.PathLike], out: str | os.PathLike) -> tuple[list[Unit], bool]:
     """(units, file_mode) for the INPUT arguments and OUT; InputError for inputs that do not
     exist, two inputs writing one output, or an output that would overwrite an input."""
-    out = pathlib.Path(out).absolute()
+    remote = location.is_url(out)
+    out = os.fspath(out).rstrip("/") if remote else pathlib.Path(out).absolute()
     sources = expand_inputs(inputs)
-    check_writable(out, "output")
+    if remote:
+        location.exists(out)  # InputError now for a missing bucket or a refused connection
+    else:
+        check_writable(out, "output")
     is_file = file_mode(inputs, sources, out)
-    if not is_file and out.suffix.lower() in FORMATS and out.suffix.lower() != ".zarr":
+    if not is_file and _suffix(out).lower() in FORMATS and _suffix(out).lower() != ".zarr":
         raise InputError(
             f"--out {out}: {len(sources)} masks need an output folder, not a "
-            f"{out.suffix} file"
+            f"{_suffix(out)} file"
         )
-    if not is_file and out.exists() and not out.is_dir():
+    if not remote and not is_file and out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     units = [_outputs_for(s, out, is_file) for s in sources]
-    seen: dict[pathlib.Path, str] = {}
+    seen: dict[Where, str] = {}
     for unit in units:
         for output in unit.outputs:
             if output in seen:

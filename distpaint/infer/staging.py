@@ -42,7 +42,7 @@ class UnitSpec:
     uid: str
     """Unit id: a hash of the unit's key and input fingerprint (the staging group's name)."""
     path: str
-    """Input file, or the store of a sample."""
+    """Input file, or the store of a sample (a local path or a URL)."""
     sample: str | None
     """Sample name for a store input."""
     threshold: float | None
@@ -74,9 +74,9 @@ class UnitSpec:
 def open_source(spec: UnitSpec) -> Any:
     """The unit's input as a 2-D bool array-like (zarr.Array for a sample, lazy Dask array for
     a file); reading it never modifies it."""
+    if spec.sample is not None:  # spec.path may be a URL: MaskStore.open takes both
+        return MaskStore.open(spec.path).array(spec.sample)
     path = pathlib.Path(spec.path)
-    if spec.sample is not None:
-        return MaskStore.open(path).array(spec.sample)
     raw, _ = read_raw(path)
     mask = raw != 0 if spec.threshold is None else raw > spec.threshold
     if tuple(mask.shape) != spec.shape:
