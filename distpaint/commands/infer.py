@@ -103,8 +103,9 @@ def infer(
         ..., metavar="INPUT...",
         help="Mask files (.png .tif .tiff .npy .zarr), mask stores, directories, globs."),
     model: str = typer.Option(..., "--model", "-m",
-                              help="A shipped model's name (distpaint models) or a checkpoint "
-                                   "directory."),
+                              help="A shipped model's name (distpaint models), a checkpoint "
+                                   "directory, a checkpoint folder URL (s3://...) or an MLflow "
+                                   "model URI (models:/NAME/VERSION, runs:/ID/PATH)."),
     # str, not Path: OUT may be a URL (s3://bucket/out.zarr), which Path would mangle
     out: str = typer.Option(..., "--out", "-o",
                             help="Output file (one input) or folder; a store input may also "

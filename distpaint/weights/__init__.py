@@ -10,7 +10,8 @@ torch, so listing models is instant.
     for name in shipped_models():
         print(name, model_card(name)["description"])
 
-From the shell: `distpaint models`; inference picks one with `--model NAME`.
+From the shell: `distpaint models`; inference picks one with `--model NAME` (or a checkpoint
+folder, a folder URL, an MLflow model URI: `checkpoint_or_shipped`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distpaint.errors import InputError
+from distpaint.weights.remote import fetch_model, is_remote_model
 
 __all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped",
            "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP"]
@@ -54,8 +56,12 @@ def model_card(name: str) -> dict[str, Any]:
 
 
 def checkpoint_or_shipped(name_or_path: str | Path) -> Path:
-    """Checkpoint directory of `name_or_path`: a checkpoint directory (or its model.pt), else
-    the name of a shipped model; InputError naming it and the shipped models otherwise."""
+    """Checkpoint directory of `name_or_path`: a checkpoint directory (or its model.pt), a
+    folder URL (s3://...) or an MLflow model URI (models:/NAME/VERSION, runs:/ID/PATH), fetched
+    into a local cache (`distpaint.weights.remote`), else the name of a shipped model;
+    InputError naming it and the shipped models otherwise."""
+    if isinstance(name_or_path, str) and is_remote_model(name_or_path):
+        return fetch_model(name_or_path)
     path = Path(name_or_path)
     if path.is_file() and path.name == "model.pt":
         return path.parent
