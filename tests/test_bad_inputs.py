@@ -77,6 +77,19 @@ def _store(path: pathlib.Path, broken: str | None = None) -> None:
         (path / broken).write_text('{"zarr_format": 3, "node_type": ')
 
 
+def _damaged_store(path: pathlib.Path, how: str) -> None:
+    """A one-sample store whose only shard file has 64 bytes flipped, or is gone."""
+    MaskStore.create(path).write("b", {"mask": _mask()})
+    shard = path / "b" / "mask" / "c" / "0" / "0"
+    if how == "flip":
+        data = bytearray(shard.read_bytes())
+        mid = len(data) // 2
+        data[mid - 32 : mid + 32] = bytes(x ^ 0xFF for x in data[mid - 32 : mid + 32])
+        shard.write_bytes(bytes(data))
+    else:
+        shard.unlink()
+
+
 def _readonly(path: pathlib.Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o555)
@@ -115,6 +128,8 @@ MAKE = {
     "ro": _readonly,
     "ro_store.zarr": lambda p: (_store(p), p.chmod(0o555)),
     "broken_group.zarr": lambda p: _store(p, "b/zarr.json"),
+    "bad_shard.zarr": lambda p: _damaged_store(p, "flip"),
+    "lost_shard.zarr": lambda p: _damaged_store(p, "unlink"),
     "out/store.zarr": lambda p: (_store(p), p.chmod(0o555)),
     "out/store.previews": _readonly,
     ".o.png.distpaint-infer": _readonly,
@@ -228,6 +243,19 @@ CASES = [
      ["baseline", "closing", "store.zarr", "good.png", "--out", "out"], {},
      r".*/out/store\.previews/a\.png: cannot write the output: the folder "
      r".*/out/store\.previews is not writable \(permission denied\)"),
+    ("infer-corrupt-shard", ["bad_shard.zarr"],
+     ["infer", "bad_shard.zarr", "--model", "{ckpt}", "--out", "o.zarr"], {},
+     r".*/bad_shard\.zarr/b/mask/c/0/0: corrupt shard of sample 'b' \(checksum mismatch: "
+     r"the bytes changed on disk\); .*"),
+    ("infer-missing-shard", ["lost_shard.zarr"],
+     ["infer", "lost_shard.zarr", "--model", "{ckpt}", "--out", "o.zarr"], {},
+     r".*/lost_shard\.zarr/b/mask/c/0/0: missing shard of sample 'b': the store recorded it "
+     r"as written; .*"),
+    ("ingest-corrupt-shard", ["bad_shard.zarr"], ["ingest", "bad_shard.zarr", "--out", "s.zarr"],
+     {}, r".*/bad_shard\.zarr/b/mask/c/0/0: corrupt shard of sample 'b' .*"),
+    ("baseline-missing-shard", ["lost_shard.zarr"],
+     ["baseline", "closing", "lost_shard.zarr", "--out", "o.zarr"], {},
+     r"(.*/)?lost_shard\.zarr/b/mask/c/0/0: missing shard of sample 'b': .*"),
     ("baseline-truncated-png", ["trunc.png"],
      ["baseline", "closing", "trunc.png", "--out", "o.png"], {},
      r".*/trunc\.png: cannot read as PNG: image file is truncated.*"),

@@ -101,8 +101,9 @@ def test_round_trip_numpy_and_layout_on_disk(store):
     assert len(list((store.path / "a" / "mask").rglob("c/*/*"))) == 1
     np.testing.assert_array_equal(arr[:], mask)
     np.testing.assert_array_equal(arr[100:356, 700:956], mask[100:356, 700:956])
-    (codec,) = arr.compressors
+    codec, checksum = arr.compressors  # every chunk's crc32c last (distpaint.data.integrity)
     assert (codec.cname.value, codec.shuffle.value) == ("zstd", "bitshuffle")
+    assert type(checksum).__name__ == "Crc32cCodec"
     reopened = MaskStore.open(store.path)
     truth = store.array("a", "truth")[:]
     np.testing.assert_array_equal(reopened.dask("a", "truth").compute(), truth)

@@ -16,6 +16,8 @@ Usage::
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -51,10 +53,26 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
     if os.path.realpath(src) == os.path.realpath(out):
         raise InputError(f"{out}: the output store must differ from the source store")
     check_writable(out, "mask store")
-    target = MaskStore.create(out, exist_ok=True)
     names = list(names) if names else source.names()
     if not names:
         raise InputError(f"{source.path}: the store holds no samples")
+    for name in names:  # opening checks the shard records: a lost shard fails before writing
+        for layer in source.layers(name):
+            source.array(name, layer)
+    created = not pathlib.Path(out).exists()
+    target = MaskStore.create(out, exist_ok=True)
+    try:
+        _repair_samples(source, target, names, method, config, repair, overwrite, progress)
+    except BaseException:
+        if created and not target.names():  # a corrupt shard found while reading: leave nothing
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return names
+
+
+def _repair_samples(source: MaskStore, target: MaskStore, names: list[str], method: str,
+                    config: Any, repair: Callable[[da.Array, Any], da.Array], overwrite: bool,
+                    progress: Callable[[str], None] | None) -> None:
     for name in names:
         mask = source.dask(name, "mask")
         layers = {"mask": repair(mask, config)}
@@ -70,4 +88,3 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
                              f"{exc.strerror or exc}") from None
         if progress is not None:
             progress(name)
-    return names

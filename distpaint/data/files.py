@@ -43,6 +43,7 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from distpaint.data.integrity import CheckedArray
 from distpaint.data.store import FORMAT_ATTR, compressors, jsonable, layout, stream_to_zarr
 from distpaint.data.zarr_meta import broken_zarr_metadata  # re-exported (was defined here)
 from distpaint.errors import ConfigError, InputError
@@ -365,6 +366,10 @@ def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
         if isinstance(node, zarr.Group):
             node, carried = _zarr_group_array(path, node)
         chunks = node.chunks
+        # a shard recorded but missing, or a corrupt one, named by its file (integrity.py)
+        where = path / node.path if node.path else path
+        node = CheckedArray(node, str(where), where.parent.name if node.path else path.name)
+        node.check_missing()
     except InputError:
         raise
     except Exception as exc:  # broken metadata: name the file that is broken

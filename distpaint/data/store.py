@@ -48,6 +48,7 @@ from zarr.codecs import BloscCodec
 from zarr.storage import LocalStore
 
 from distpaint.data import location
+from distpaint.data.integrity import CHECKSUM, CheckedArray, record_shards
 from distpaint.data.zarr_meta import broken_zarr_metadata
 from distpaint.errors import ConfigError, InputError
 
@@ -82,9 +83,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 Block = tuple[slice, slice]
 
 
-def compressors() -> list[BloscCodec]:
-    """Blosc zstd with bit-shuffle: a bool pixel is one byte, bit-shuffle packs 8 per byte."""
-    return [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")]
+def compressors() -> list[Any]:
+    """Blosc zstd with bit-shuffle (a bool pixel is one byte, bit-shuffle packs 8 per byte),
+    then a crc32c checksum of every chunk, so that corrupt bytes fail to decode instead of
+    reading as other pixels (`distpaint.data.integrity`)."""
+    return [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), CHECKSUM()]
 
 
 def layout(
@@ -309,20 +312,28 @@ class MaskStore:
         """(H, W) of sample `name`."""
         return tuple(self.array(name).shape)  # type: ignore[return-value]
 
-    def array(self, name: str, layer: str = "mask") -> zarr.Array:
-        """Layer `layer` of sample `name` as a read-only zarr.Array: slice it for patches."""
+    def array(self, name: str, layer: str = "mask") -> CheckedArray:
+        """Layer `layer` of sample `name` as a read-only zarr.Array (wrapped: a shard the store
+        recorded but lacks, or a corrupt one, is an InputError naming the shard file): slice it
+        for patches."""
         if layer not in self.layers(name):
             raise InputError(
                 f"{self.path}/{name}: no layer {layer!r} (layers: {', '.join(self.layers(name))})"
             )
         try:
-            return zarr.open_array(store=self._read_store, path=f"{name}/{layer}", mode="r")
+            array = zarr.open_array(store=self._read_store, path=f"{name}/{layer}", mode="r")
         except Exception as exc:  # broken layer metadata
             raise self._broken(exc) from None
+        checked = CheckedArray(array, f"{self.path}/{name}/{layer}", name)
+        checked.check_missing()  # one listing of the layer's shards, no data read
+        return checked
 
     def dask(self, name: str, layer: str = "mask") -> da.Array:
         """Layer `layer` of sample `name` as a lazy Dask array, one Dask chunk per Zarr chunk."""
-        return da.from_zarr(self.array(name, layer))
+        array = self.array(name, layer)
+        # from_array, not from_zarr: the checked wrapper's reads name corrupt shards
+        return da.from_array(array, chunks=array.chunks, name=f"mask-{uuid.uuid4().hex}",
+                             fancy=False)
 
     # ---- writing ---------------------------------------------------------------------------
     def write(
@@ -362,6 +373,8 @@ class MaskStore:
                 for layer in layers
             }
             stream_to_zarr(layers, targets)
+            for target in targets.values():  # in the temporary group: published with it
+                record_shards(target)
             self._commit(tmp_name, name)
         except BaseException:
             if self.is_remote:

@@ -41,6 +41,7 @@ import zarr
 
 from distpaint.data import location
 from distpaint.data.files import check_writable, read_mask_file, write_mask_file
+from distpaint.data.integrity import record_shards
 from distpaint.data.store import MaskStore, jsonable
 from distpaint.errors import ConfigError, DistpaintError, InputError
 from distpaint.infer.engine import (
@@ -224,7 +225,7 @@ def _read_unit(unit: Unit, config: JobConfig) -> tuple[Any, dict]:
             raise InputError(f"{unit.key}: layer 'mask' is {array.dtype}, not a bool mask")
         foreground = attrs.get("foreground")
         if not isinstance(foreground, int):
-            foreground = int(da.from_zarr(array).sum().compute())
+            foreground = int(store.dask(unit.sample).sum().compute())
         if foreground == 0:
             raise InputError(f"{unit.key}: empty mask (every pixel is 0); nothing to repair")
         return array, attrs
@@ -325,6 +326,9 @@ def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
     unit, staging = p.unit, pathlib.Path(p.spec.staging)
     result = UnitResult.from_counts(unit, p.spec.shape, p.state.shards, resumed)
     output = None if infer.keep_input else "mask"
+    if unit.sample is not None and staging.is_dir():  # the output sample's shard record
+        for array in open_staging(p.spec, mode="r+").values():
+            record_shards(array)
     if unit.sample is not None and isinstance(unit.out_mask, str):
         _publish_remote(p, staging, output, config)
     elif unit.sample is not None:
