@@ -101,3 +101,35 @@ def test_bad_urls_are_one_line_errors(s3, monkeypatch, capsys, ckpt, case):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and url in lines[0], err
+
+
+def test_corrupt_evaluate_and_training_data_on_bucket_stores(s3, tmp_path, monkeypatch, capsys):
+    from distpaint.train import distributed
+    from distpaint.train.config import load_config, packaged_config
+
+    src = s3.url("truth.zarr")
+    code, _, err = _cli(monkeypatch, capsys, "synth", "roads", "--size", "256", "256", "--count", "2",
+                        "--out", src)
+    assert code == 0, err
+    corrupted = location.join(src.rsplit("/", 1)[0], "corrupted.zarr")
+    for where, out in ((src, corrupted), (str(tmp_path / "local.zarr"), None)):
+        if out is None:  # the same masks corrupted locally: the gaps depend only on the seed
+            local_src = MaskStore.create(where)
+            for name in MaskStore.open(src).names():
+                local_src.write(name, {"mask": MaskStore.open(src).array(name)[:]},
+                                MaskStore.open(src).attrs(name))
+            out = str(tmp_path / "corrupted.zarr")
+        code, _, err = _cli(monkeypatch, capsys, "corrupt", where, "--seed", "3", "--out", out)
+        assert code == 0, err
+    _same_store(MaskStore.open(corrupted), MaskStore.open(tmp_path / "corrupted.zarr"),
+                skip_attrs=("source_store",))
+    code, _, err = _cli(monkeypatch, capsys, "evaluate", "--pred-store", corrupted, "--truth-store",
+                        corrupted, "--json", str(tmp_path / "scores.json"))
+    assert code == 0, err
+    assert (tmp_path / "scores.json").is_file()
+    # training on Ray: --data and --val-data URLs are checked here and passed to the workers as
+    # they are (each worker opens them with MaskStore.open, as this check does)
+    cfg = load_config(packaged_config("tiny"))
+    paths = distributed.resolve_run(tmp_path / "run", distributed.DistributedConfig())
+    options = distributed.DistributedConfig(num_workers=1, data=src, val_data=corrupted)
+    assert distributed._prepare_data(cfg, paths, options) == (src, corrupted)

@@ -11,8 +11,6 @@ depend only on (seed, sample name, gap options, source chunking). Writing into S
 
 from __future__ import annotations
 
-import pathlib
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -24,10 +22,11 @@ __all__ = ["register", "corrupt"]
 
 
 def corrupt(
-    src: pathlib.Path = typer.Argument(..., help="Mask store to read (its `mask` layers are the truth)."),
+    # str, not Path: stores may be URLs (s3://bucket/x.zarr), which Path would mangle
+    src: str = typer.Argument(..., help="Mask store to read (its `mask` layers are the truth): a folder or a URL."),
     gaps: str = typer.Option("mix", "--gaps", help=f"Gap kind: {', '.join(GAP_KINDS)}."),
     seed: int = typer.Option(..., "--seed", help="Seed of the gaps (>= 0)."),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing); not SRC."),
+    out: str = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing; a folder or a URL); not SRC."),
     density: float = typer.Option(1.0, help="Multiplier on the gap counts (per 256x256 area)."),
     hit_foreground: bool = typer.Option(True, "--hit-foreground/--no-hit-foreground",
                                         help="Centre gaps on foreground pixels (else uniformly)."),

@@ -111,7 +111,7 @@ def _single(pred: str, truth: str, inp: str | None, gaps: str | None, config: Ev
         _console.print(f"wrote {json_out}")
 
 
-def _batch(pred_store: pathlib.Path, truth_store: pathlib.Path, names: list[str] | None,
+def _batch(pred_store: str, truth_store: str, names: list[str] | None,
            config: EvalConfig, json_out: pathlib.Path | None) -> None:
     def progress(name: str, metrics: dict) -> None:
         harm = f", no_harm {metrics['no_harm']:.0f}" if "no_harm" in metrics else ""
@@ -139,8 +139,9 @@ def evaluate_command(
     truth: str | None = typer.Option(None, "--truth", help="Complete (ground-truth) mask."),
     input: str | None = typer.Option(None, "--input", help="Corrupted input mask: adds the relative improvements."),  # noqa: A002
     gaps: str | None = typer.Option(None, "--gaps", help="Gap mask M (default: truth & ~input)."),
-    pred_store: pathlib.Path | None = typer.Option(None, "--pred-store", help="Batch: store of repaired samples."),
-    truth_store: pathlib.Path | None = typer.Option(None, "--truth-store", help="Batch: reference store (corrupted: mask/gaps/truth)."),
+    # str, not Path: stores may be URLs (s3://bucket/x.zarr), which Path would mangle
+    pred_store: str | None = typer.Option(None, "--pred-store", help="Batch: store of repaired samples (a folder or a URL)."),
+    truth_store: str | None = typer.Option(None, "--truth-store", help="Batch: reference store (corrupted: mask/gaps/truth; a folder or a URL)."),
     sample: list[str] | None = typer.Option(None, "--sample", help="Batch: only these samples (repeatable)."),
     json_out: pathlib.Path | None = typer.Option(None, "--json", help="Write every metric to this JSON file."),
     halo: int = typer.Option(EvalConfig.halo, help="Halo in px around tiles of large masks."),

@@ -77,8 +77,10 @@ def train(
     mlflow_uri: str = typer.Option(None, "--mlflow-uri",
                                    help="Ray: MLflow tracking URI; default sqlite:///<run dir>/mlflow.db"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Ray: do not log to MLflow"),
-    data: Path = typer.Option(None, "--data",
-                              help="Ray: training mask store; default synthesised from the config into the run dir"),
+    # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
+    data: str = typer.Option(None, "--data",
+                             help="Ray: training mask store (a folder or a URL, s3://...); default synthesised "
+                                  "from the config into the run dir"),
     val_data: str = typer.Option(None, "--val-data",
                                  help="Ray: validation set (store or directory of stores, e.g. benchmark sets); "
                                       "'none' disables; default synthesised"),

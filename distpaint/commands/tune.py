@@ -58,7 +58,9 @@ def tune(
     report_dir: Path = typer.Option(None, "--report-dir", help="Folder of the table, plot, best config (default: the sweep dir)"),
     mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI; default sqlite:///<sweep dir>/mlflow.db"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the sweep to MLflow"),
-    data: Path = typer.Option(None, "--data", help="Training mask store shared by all trials (default: synthesised)"),
+    # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
+    data: str = typer.Option(None, "--data", help="Training mask store shared by all trials, a folder or a URL "
+                                                  "(default: synthesised)"),
     val_data: str = typer.Option(None, "--val-data",
                                  help="Validation set: store, directory of stores, or benchmark set (default: built, seed --val-seed)"),
     val_seed: int = typer.Option(1, "--val-seed", help="Seed of the default validation set (not the one you report on)"),

@@ -42,6 +42,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
+from distpaint.data import location
 from distpaint.data.blobs import BLOB_SIZE, blob_library
 from distpaint.errors import ConfigError, InputError
 
@@ -564,7 +565,10 @@ def sample_entropy(seed: int, name: str) -> list[int]:
 
 
 def _same_or_nested(a: os.PathLike, b: os.PathLike) -> bool:
-    a, b = pathlib.Path(a).resolve(), pathlib.Path(b).resolve()
+    if location.is_url(a) or location.is_url(b):  # object storage: compare the URLs' keys
+        a, b = (pathlib.PurePosixPath("/", *os.fspath(x).replace("://", ":/").split("/")) for x in (a, b))
+    else:
+        a, b = pathlib.Path(a).resolve(), pathlib.Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
 

@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distpaint.data import location
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
 from distpaint.ray_connect import cluster_address, connect
 from distpaint.train.actor import create_recomposer
 from distpaint.train.config import TrainConfig, config_to_dict
+from distpaint.train.lease import hold_run
 from distpaint.train.tracking import default_tracking_uri, finish_run, flatten, start_run
 
 # Importing this module loads neither Ray (Ray Train with its torch backend takes ~7 s) nor
@@ -169,7 +171,8 @@ def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig)
         raise ConfigError(f"data.store ({cfg.data.store}) mixes real masks into --local runs only; "
                           "on Ray pass a store of the masks to train on with --data")
     if options.data is not None:
-        store = Path(options.data).resolve()
+        # a URL (s3://...) stays as given: every worker opens it the same way
+        store = options.data if location.is_url(options.data) else Path(options.data).resolve()
         StoreData(MaskStore.open(store), cfg, 0, options.num_workers)  # fail early on bad input
     elif paths.local is not None:
         store = synthesize_store(cfg, paths.local / "train.zarr", options.num_workers)
@@ -178,7 +181,7 @@ def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig)
     if options.val_data == "none":
         return str(store), None
     if options.val_data is not None:
-        val = Path(options.val_data).resolve()
+        val = options.val_data if location.is_url(options.val_data) else Path(options.val_data).resolve()
         load_val_samples(val, options.val_max_side, limit=1)
     elif paths.local is not None:
         val = synthesize_val_store(cfg, paths.local / "val.zarr")
@@ -261,14 +264,23 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
     """Train `cfg` on Ray (see the module docstring); returns a summary: name, run_dir, step,
     checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report.
     `callbacks` are Ray Train `UserCallback`s of the TorchTrainer's RunConfig (a Tune sweep
-    passes `TuneReportCallback`, so every report reaches the trial: `distpaint.tune`)."""
+    passes `TuneReportCallback`, so every report reaches the trial: `distpaint.tune`).
+    Holds the run's lease (`distpaint.train.lease`; local run directories): a second driver
+    on the same run is a ConfigError, and the first is left untouched."""
+    options = options or DistributedConfig()
+    max_steps = cfg.max_steps if max_steps is None else max_steps
+    paths = resolve_run(out, options)
+    with hold_run(paths.local):  # object storage (paths.local None): no lease yet
+        return _train_run(cfg, paths, max_steps, options, callbacks)
+
+
+def _train_run(cfg: TrainConfig, paths: RunPaths, max_steps: int, options: DistributedConfig,
+               callbacks: list | None) -> dict:
+    """`train_distributed` once the run's lease is held."""
     import ray  # deferred: see the note at the imports
 
     from distpaint.train.worker import STATUS_DIR, WorkerSpec  # deferred (torch): see the imports
 
-    options = options or DistributedConfig()
-    max_steps = cfg.max_steps if max_steps is None else max_steps
-    paths = resolve_run(out, options)
     _check_resume(cfg, paths)
     started = _connect()
     actor = None

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distpaint.data import location
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.store import MaskStore
 from distpaint.data.synth import SynthConfig, synth_array
@@ -84,7 +85,9 @@ def synthesize_val_store(cfg: TrainConfig, path: str | os.PathLike, size: int | 
     return path
 
 
-def _stores(path: Path) -> list[tuple[str, MaskStore]]:
+def _stores(path: Path | str) -> list[tuple[str, MaskStore]]:
+    if isinstance(path, str):  # a URL: one store on object storage
+        return [("", MaskStore.open(path))]
     if (path / "zarr.json").is_file():
         return [("", MaskStore.open(path))]
     if path.is_dir():
@@ -98,7 +101,7 @@ def load_val_samples(path: str | os.PathLike, max_side: int = 1024, limit: int =
     """The corrupted samples (with a `truth` layer) of a store or directory of stores, each
     cropped to its top-left `max_side` square, at most `limit` of them."""
     out: list[ValSample] = []
-    for prefix, store in _stores(Path(path)):
+    for prefix, store in _stores(os.fspath(path) if location.is_url(path) else Path(path)):
         for name in store.names():
             if "truth" not in store.layers(name) or len(out) >= limit:
                 continue

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from distpaint.data import location
 from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.errors import ConfigError, InputError
 from distpaint.ray_connect import cluster_address
@@ -218,6 +219,9 @@ def _resolve_val(path: str) -> str:
     """A validation set given by the user: a benchmark set means its patch level."""
     from distpaint.train.validation import load_val_samples  # deferred (torch): see the imports
 
+    if location.is_url(path):  # a store on object storage, as it is
+        load_val_samples(path, 64, limit=1)
+        return path
     p = Path(path).resolve()
     if (p / "manifest.json").is_file():
         bench = open_benchset(p)
@@ -362,7 +366,8 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
         sweep_dir, report_dir = None, Path(options.report_dir).resolve()
     experiment = f"{storage}/{name}"
     val = _resolve_val(options.val_data) if options.val_data else None
-    data = str(Path(options.data).resolve()) if options.data and local else options.data
+    data = (str(Path(options.data).resolve()) if options.data and local and not location.is_url(options.data)
+            else options.data)
     settings = _settings(space, base, options, steps, val or "default")
     if sweep_dir is not None:
         _check_settings(sweep_dir / "sweep.json", settings)
