@@ -67,24 +67,25 @@ def test_bad_model_urls_name_the_url(s3, cache, case):
     assert url in str(err.value) and "\n" not in str(err.value)
 
 
-def test_mlflow_run_and_registered_model_uris(ckpt, cache, tmp_path, monkeypatch):
-    import mlflow
+def test_training_registers_its_generator_and_mlflow_uris_resolve(ckpt, cache, tmp_path, monkeypatch):
+    """What a training run does at its end (`finish_run` with `--register NAME`): the checkpoint
+    as artifact `checkpoint/`, the generator alone as `model/`, registered as version 1; both
+    URIs then serve as --model."""
+    from distpaint.models.modelfile import load_generator
+    from distpaint.train.tracking import finish_run, start_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.create_experiment("models", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=exp) as run:
-        mlflow.log_artifacts(ckpt, artifact_path="checkpoint")
-    # a registered version whose source is the logged checkpoint folder (register_model would
-    # look for an MLflow "logged model" there, which a plain checkpoint folder is not)
-    client = mlflow.MlflowClient()
-    client.create_registered_model("tiny-test")
-    version = client.create_model_version("tiny-test", f"{run.info.artifact_uri}/checkpoint",
-                                          run_id=run.info.run_id).version
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where models:/ and runs:/ are resolved
+    run_id = start_run(uri, tmp_path / "run", "tiny-run", {"seed": "0"})
+    registered = finish_run(uri, run_id, "FINISHED", checkpoint_dir=ckpt, register="tiny-test")
+    assert registered == "models:/tiny-test/1"
     original = (Path(ckpt) / "model.pt").read_bytes()
-    for model in (f"runs:/{run.info.run_id}/checkpoint", f"models:/tiny-test/{version}"):
-        assert (checkpoint_or_shipped(model) / "model.pt").read_bytes() == original
+    model = checkpoint_or_shipped(registered)
+    assert (model / "model.pt").read_bytes() == original
+    assert not (model / "train_state.pt").exists()  # weights only, no training state
+    load_generator(model / "model.pt")  # loads with the models package alone
+    full = checkpoint_or_shipped(f"runs:/{run_id}/checkpoint")
+    assert (full / "model.pt").read_bytes() == original and (full / "train_state.pt").is_file()
     with pytest.raises(InputError, match="models:/no-such-model/1"):
         checkpoint_or_shipped("models:/no-such-model/1")
     assert "mlflow" in sys.modules  # loaded only here, by the MLflow URIs

@@ -77,6 +77,9 @@ def train(
     mlflow_uri: str = typer.Option(None, "--mlflow-uri",
                                    help="Ray: MLflow tracking URI; default sqlite:///<run dir>/mlflow.db"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Ray: do not log to MLflow"),
+    register: str = typer.Option(None, "--register", metavar="NAME",
+                                 help="Ray: register the final generator as a new version of this MLflow "
+                                      "model (then --model models:/NAME/VERSION)"),
     # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
     data: str = typer.Option(None, "--data",
                              help="Ray: training mask store (a folder or a URL, s3://...); default synthesised "
@@ -101,7 +104,8 @@ def train(
     if not local:
         use_address(address)
         _train_ray(cfg, out, max_steps, console, num_workers=num_workers, use_gpu=gpu, storage=storage, name=name,
-                   mlflow_uri=mlflow_uri, mlflow=not no_mlflow, data=None if data is None else str(data),
+                   mlflow_uri=mlflow_uri, mlflow=not no_mlflow, register=register,
+                   data=None if data is None else str(data),
                    val_data=val_data, val_every=val_every, max_failures=max_failures,
                    cpus_per_worker=cpus_per_worker)
         return
@@ -139,6 +143,8 @@ def _train_ray(cfg, out: Path | None, max_steps: int | None, console: Console, *
     if summary.get("mlflow"):
         uri, run_id = summary["mlflow"]
         console.print(f"MLflow run {run_id} in {uri}", highlight=False)
+    if summary.get("registered"):
+        console.print(f"registered: {summary['registered']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -66,6 +66,9 @@ class DistributedConfig:
     """MLflow tracking URI; default sqlite:///<run dir>/mlflow.db (local storage only)."""
     mlflow: bool = True
     """Log to MLflow at all."""
+    register: str | None = None
+    """Register the final generator (the run's MLflow artifact `model/`) as a new version of
+    this MLflow registered model: `--model models:/NAME/VERSION` then reads it."""
     data: str | None = None
     """Training mask store; default: synthesised from the config into <run dir>/train.zarr."""
     val_data: str | None = None
@@ -102,6 +105,8 @@ class DistributedConfig:
             raise ConfigError("placement_retries must be >= -1")
         if self.cpus_per_worker <= 0 or self.actor_cpus < 0:
             raise ConfigError("cpus_per_worker must be > 0 and actor_cpus >= 0")
+        if self.register is not None and (not self.mlflow or not self.register.strip()):
+            raise ConfigError("--register NAME needs MLflow (not --no-mlflow) and a non-empty name")
         if self.val_every < 0 or self.val_max_side < 16:
             raise ConfigError("val_every must be >= 0 and val_max_side >= 16")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
@@ -296,7 +301,7 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
             threads=max(1, int(options.cpus_per_worker)), sync_timing=options.sync_timing,
         )
         result = _trainer(spec.to_dict(), cfg, paths, options, callbacks).fit()
-        summary = _finish(result, paths, tracking)
+        summary = _finish(result, paths, tracking, options.register)
         tracking = None
         return summary
     finally:
@@ -308,7 +313,8 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
             ray.shutdown()
 
 
-def _finish(result: Any, paths: RunPaths, tracking: tuple[str, str] | None) -> dict:
+def _finish(result: Any, paths: RunPaths, tracking: tuple[str, str] | None,
+            register: str | None = None) -> dict:
     ckpt = result.checkpoint
     summary = {"name": paths.name, "run_dir": str(paths.local) if paths.local else f"{paths.storage}/{paths.name}",
                "checkpoint": ckpt.path if ckpt is not None else None, "metrics": dict(result.metrics or {}),
@@ -317,7 +323,8 @@ def _finish(result: Any, paths: RunPaths, tracking: tuple[str, str] | None) -> d
     if tracking is not None:
         if ckpt is not None:
             with ckpt.as_directory() as folder:
-                finish_run(tracking[0], tracking[1], "FINISHED", checkpoint_dir=folder)
+                summary["registered"] = finish_run(tracking[0], tracking[1], "FINISHED",
+                                                   checkpoint_dir=folder, register=register)
         else:
             finish_run(tracking[0], tracking[1], "FINISHED")
     return summary

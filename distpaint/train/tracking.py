@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -157,15 +158,47 @@ class RunLogger:
             self.client.log_artifact(self.run_id, file, folder or None)
 
 
+MODEL_FILES = ("model.pt", "config.yaml", "card.json")
+"""What of a checkpoint the artifact `model/` holds: the generator file (its registered name,
+config and weights, loadable by `distpaint.models.modelfile` without training code), the recipe
+and a card if any; not the training state (discriminators, optimisers)."""
+
+
 def finish_run(uri: str, run_id: str, status: str = "FINISHED", checkpoint_dir: str | os.PathLike | None = None,
-               metrics: dict[str, float] | None = None) -> None:
-    """Log the final checkpoint directory as artifact `checkpoint/`, final metrics, and end the run."""
+               metrics: dict[str, float] | None = None, register: str | None = None) -> str | None:
+    """Log the final checkpoint directory as artifact `checkpoint/` and its generator alone as
+    artifact `model/` (`MODEL_FILES`), final metrics, and end the run. With `register`, the
+    `model/` artifact becomes a new version of the registered model of that name (created if
+    missing): `distpaint infer --model models:/NAME/VERSION` reads it. Returns that model URI."""
     client = tracking_client(uri)
+    registered = None
     if checkpoint_dir is not None:
         client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in MODEL_FILES:
+                if (Path(checkpoint_dir) / name).is_file():
+                    shutil.copyfile(Path(checkpoint_dir) / name, Path(tmp) / name)
+            client.log_artifacts(run_id, tmp, "model")
+        if register:
+            registered = _register(client, register, run_id)
     if metrics:
         logger = RunLogger(uri, run_id)
         logger.metrics(int(metrics.get("step", 0)), {k: v for k, v in metrics.items()
                                                      if isinstance(v, (int, float)) and k != "step"})
         logger.flush()
     client.set_terminated(run_id, status=status)
+    return registered
+
+
+def _register(client: Any, name: str, run_id: str) -> str:
+    """A new version of registered model `name` from the run's `model/` artifact."""
+    from mlflow.exceptions import MlflowException  # deferred: see the module docstring
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(name, source, run_id=run_id).version
+    return f"models:/{name}/{version}"
