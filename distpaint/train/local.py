@@ -25,6 +25,7 @@ from distpaint.train.checkpoint import (CHECKPOINTS, RngStates, checkpoint_name,
                                         restore, save_checkpoint)
 from distpaint.train.config import TrainConfig, config_to_dict
 from distpaint.train.data import LocalData
+from distpaint.train.lease import hold_run
 from distpaint.train.recompose import InMemoryRecomposer
 from distpaint.train.step import StepState, build_models, build_optimizers, train_step
 
@@ -59,8 +60,14 @@ def _prune(out: Path, keep: int) -> None:
 def train_local(cfg: TrainConfig, out: str | Path, *, max_steps: int | None = None,
                 device: str = "cpu", log: LogFn | None = None) -> dict:
     """Train `cfg` in this process up to `max_steps` (default `cfg.max_steps`) into run
-    directory `out`, resuming from its newest checkpoint; returns the last step's metrics."""
-    out = Path(out)
+    directory `out`, resuming from its newest checkpoint; returns the last step's metrics.
+    Holds the run's lease meanwhile: a second driver on `out` is a ConfigError."""
+    with hold_run(Path(out)):
+        return _train_local(cfg, Path(out), max_steps=max_steps, device=device, log=log)
+
+
+def _train_local(cfg: TrainConfig, out: Path, *, max_steps: int | None, device: str,
+                 log: LogFn | None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     max_steps = cfg.max_steps if max_steps is None else max_steps
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
