@@ -25,6 +25,7 @@ still read; for them a missing shard cannot be told from an empty one.
 from __future__ import annotations
 
 import itertools
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -142,12 +143,12 @@ class CheckedArray:
         shard, grid = self.array.shards or self.array.chunks, _grid(self.array)
         every = [range(n) for n in grid]
         parts = selection if isinstance(selection, tuple) else (selection,)
-        if len(parts) != len(grid) or not all(isinstance(p, (slice, int)) for p in parts):
+        if len(parts) != len(grid) or not all(isinstance(p, (slice, Integral)) for p in parts):
             return every
         ranges = []
         for part, n, s in zip(parts, self.array.shape, shard, strict=True):
-            if isinstance(part, int):
-                part = slice(part % n, part % n + 1)
+            if isinstance(part, Integral):
+                part = slice(int(part) % n, int(part) % n + 1)
             start, stop, _ = part.indices(n)
             ranges.append(range(start // s, max(start, stop - 1) // s + 1))
         return ranges
