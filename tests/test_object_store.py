@@ -133,3 +133,21 @@ def test_corrupt_evaluate_and_training_data_on_bucket_stores(s3, tmp_path, monke
     paths = distributed.resolve_run(tmp_path / "run", distributed.DistributedConfig())
     options = distributed.DistributedConfig(num_workers=1, data=src, val_data=corrupted)
     assert distributed._prepare_data(cfg, paths, options) == (src, corrupted)
+
+
+def test_training_with_bucket_storage_synthesises_its_data_there(s3):
+    from distpaint.train import distributed
+    from distpaint.train.config import load_config, packaged_config
+
+    cfg = load_config(packaged_config("tiny"))
+    storage = s3.url("runs")
+    options = distributed.DistributedConfig(num_workers=1, storage=storage, name="r1")
+    paths = distributed.resolve_run(None, options)
+    store, val = distributed._prepare_data(cfg, paths, options)  # no --data, no --val-data
+    assert (store, val) == (f"{storage}/r1/train.zarr", f"{storage}/r1/val.zarr")
+    names = MaskStore.open(store).names()
+    assert names and "truth" in MaskStore.open(val).layers(MaskStore.open(val).names()[0])
+    # a re-run (a resumed driver) finds them complete and keeps them as they are
+    stamp = location.metadata_stamp(location.join(store, names[0]))
+    assert distributed._prepare_data(cfg, paths, options) == (store, val)
+    assert location.metadata_stamp(location.join(store, names[0])) == stamp

@@ -181,6 +181,9 @@ def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig)
         StoreData(MaskStore.open(store), cfg, 0, options.num_workers)  # fail early on bad input
     elif paths.local is not None:
         store = synthesize_store(cfg, paths.local / "train.zarr", options.num_workers)
+    elif location.is_url(paths.storage):  # beside the run's checkpoints: every worker reads it
+        store = synthesize_store(cfg, location.join(paths.storage, paths.name, "train.zarr"),
+                                 options.num_workers)
     else:
         raise ConfigError(f"--storage {paths.storage}: also pass --data (a store every worker can read)")
     if options.val_data == "none":
@@ -190,6 +193,8 @@ def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig)
         load_val_samples(val, options.val_max_side, limit=1)
     elif paths.local is not None:
         val = synthesize_val_store(cfg, paths.local / "val.zarr")
+    elif location.is_url(paths.storage):
+        val = synthesize_val_store(cfg, location.join(paths.storage, paths.name, "val.zarr"))
     else:
         return str(store), None
     return str(store), str(val)

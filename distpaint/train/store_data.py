@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distpaint.data import location
 from distpaint.data.gaps import GapConfig, gap_region
 from distpaint.data.sampler import PatchSampler, SamplerConfig
 from distpaint.data.store import MaskStore
@@ -141,26 +142,46 @@ def store_mask_size(cfg: TrainConfig, world_size: int) -> int:
     return max(cfg.data.mask_size, cells * p)
 
 
-def synthesize_store(cfg: TrainConfig, path: str | os.PathLike, world_size: int = 1) -> Path:
+def _pool(cfg: TrainConfig, world_size: int) -> list[tuple[str, np.ndarray, dict]]:
+    """(name, mask, attrs) of the training pool's samples (`synthesize_store`)."""
+    size = store_mask_size(cfg, world_size)
+    data = LocalData(dataclasses.replace(cfg.data, mask_size=size, refresh_every=0), cfg.seed, cfg.variant)
+    out = [(name, mask, {"kind": name.split("-")[0], "seed": cfg.seed,
+                         "source": "distpaint.train.data.LocalData"})
+           for name, mask in data.pool_for(0).items()]
+    out += [(name, mask, {"kind": name.split("-")[1], "seed": cfg.seed,  # GAN-GL-M, unet-m: real-<kind>-<i>
+                          "source": "distpaint.train.data.LocalData (real)"})
+            for name, mask in data.real_pool_for(0).items()]
+    return out
+
+
+def _synthesize_remote(cfg: TrainConfig, url: str, world_size: int) -> str:
+    store = MaskStore.create(url, exist_ok=True)  # InputError for something else there
+    have = set(store.names())
+    for name, mask, attrs in _pool(cfg, world_size):
+        if name not in have:
+            store.write(name, {"mask": mask}, attrs)
+    return url
+
+
+def synthesize_store(cfg: TrainConfig, path: str | os.PathLike, world_size: int = 1) -> Path | str:
     """Write the config's training pool (generation 0 of `LocalData`) as a store at `path`
-    (atomically: a temporary store renamed into place); an existing store is kept as it is."""
+    (atomically: a temporary store renamed into place); an existing store is kept as it is.
+    At a URL (object storage, no rename) the samples are written one by one, each atomically
+    (`MaskStore.write`), and the ones already there are kept: the pool is a pure function of
+    the config, so a store left half-written by a killed driver is completed, not rewritten."""
+    if location.is_url(path):
+        return _synthesize_remote(cfg, os.fspath(path), world_size)
     path = Path(path)
     if path.exists():
         MaskStore.open(path)  # InputError if something else is there
         return path
-    size = store_mask_size(cfg, world_size)
-    data_cfg = dataclasses.replace(cfg.data, mask_size=size, refresh_every=0)
-    data = LocalData(data_cfg, cfg.seed, cfg.variant)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     store = MaskStore.create(tmp)
     try:
-        for name, mask in data.pool_for(0).items():
-            store.write(name, {"mask": mask}, {"kind": name.split("-")[0], "seed": cfg.seed,
-                                              "source": "distpaint.train.data.LocalData"})
-        for name, mask in data.real_pool_for(0).items():  # GAN-GL-M, unet-m: real-<kind>-<i>
-            store.write(name, {"mask": mask}, {"kind": name.split("-")[1], "seed": cfg.seed,
-                                              "source": "distpaint.train.data.LocalData (real)"})
+        for name, mask, attrs in _pool(cfg, world_size):
+            store.write(name, {"mask": mask}, attrs)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -56,28 +56,41 @@ class ValSample:
     """(H, W) bool complete mask."""
 
 
-def synthesize_val_store(cfg: TrainConfig, path: str | os.PathLike, size: int | None = None) -> Path:
+def _write_val(store: MaskStore, cfg: TrainConfig, gaps: GapConfig, size: int,
+               skip: set[str] = frozenset()) -> None:
+    seeds = np.random.SeedSequence([cfg.seed, 13]).generate_state(len(cfg.data.kinds))
+    for i, kind in enumerate(cfg.data.kinds):
+        if f"{kind}-val-{i}" in skip:
+            continue
+        truth = synth_array(kind, (size, size), int(seeds[i]), SynthConfig(**cfg.data.synth))
+        corrupted, removed = corrupt(truth, gaps, np.random.default_rng([cfg.seed, 13, i]))
+        store.write(f"{kind}-val-{i}", {"mask": corrupted, "truth": truth, "gaps": removed},
+                    {"kind": kind, "seed": int(seeds[i]), "source": "distpaint.train.validation"})
+
+
+def synthesize_val_store(cfg: TrainConfig, path: str | os.PathLike, size: int | None = None) -> Path | str:
     """One corrupted whole mask per kind of `cfg.data` (seeds salted apart from the training
-    pool), written atomically at `path`; an existing store is kept."""
-    path = Path(path)
-    if path.exists():
-        MaskStore.open(path)
-        return path
+    pool), written atomically at `path`; an existing store is kept. At a URL (object storage, no
+    rename) each sample is written atomically and those already there are kept (the samples
+    are a pure function of the config: a half-written store is completed)."""
     size = size or max(cfg.data.mask_size, 256)
     try:
         gaps = GapConfig(**cfg.data.gaps)
     except TypeError as exc:
         raise ConfigError(f"data.gaps: {exc}") from None
+    if location.is_url(path):
+        store = MaskStore.create(os.fspath(path), exist_ok=True)
+        _write_val(store, cfg, gaps, size, skip=set(store.names()))
+        return os.fspath(path)
+    path = Path(path)
+    if path.exists():
+        MaskStore.open(path)
+        return path
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     store = MaskStore.create(tmp)
     try:
-        seeds = np.random.SeedSequence([cfg.seed, 13]).generate_state(len(cfg.data.kinds))
-        for i, kind in enumerate(cfg.data.kinds):
-            truth = synth_array(kind, (size, size), int(seeds[i]), SynthConfig(**cfg.data.synth))
-            corrupted, removed = corrupt(truth, gaps, np.random.default_rng([cfg.seed, 13, i]))
-            store.write(f"{kind}-val-{i}", {"mask": corrupted, "truth": truth, "gaps": removed},
-                        {"kind": kind, "seed": int(seeds[i]), "source": "distpaint.train.validation"})
+        _write_val(store, cfg, gaps, size)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
