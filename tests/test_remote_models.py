@@ -67,18 +67,21 @@ def test_bad_model_urls_name_the_url(s3, cache, case):
     assert url in str(err.value) and "\n" not in str(err.value)
 
 
-def test_training_registers_its_generator_and_mlflow_uris_resolve(ckpt, cache, tmp_path, monkeypatch):
-    """What a training run does at its end (`finish_run` with `--register NAME`): the checkpoint
-    as artifact `checkpoint/`, the generator alone as `model/`, registered as version 1; both
-    URIs then serve as --model."""
+def test_training_registers_its_generator_and_mlflow_uris_resolve(s3, ckpt, cache, tmp_path, monkeypatch):
+    """What a training run on object storage does at its end (`finish_run` with `--register
+    NAME`): the checkpoint as artifact `checkpoint/`, the generator alone as `model/`, both in
+    the bucket (`<storage>/mlartifacts`), registered as version 1; both URIs serve as --model."""
     from distpaint.models.modelfile import load_generator
     from distpaint.train.tracking import finish_run, start_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where models:/ and runs:/ are resolved
-    run_id = start_run(uri, tmp_path / "run", "tiny-run", {"seed": "0"})
+    artifacts = s3.url("runs", "mlartifacts")
+    run_id = start_run(uri, None, "tiny-run", {"seed": "0"}, artifact_root=artifacts)
     registered = finish_run(uri, run_id, "FINISHED", checkpoint_dir=ckpt, register="tiny-test")
     assert registered == "models:/tiny-test/1"
+    fs, path = location.fs_path(artifacts)
+    assert {k.rsplit("/", 2)[-2] for k in fs.find(path) if k.endswith("model.pt")} == {"checkpoint", "model"}
     original = (Path(ckpt) / "model.pt").read_bytes()
     model = checkpoint_or_shipped(registered)
     assert (model / "model.pt").read_bytes() == original

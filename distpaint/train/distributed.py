@@ -231,7 +231,9 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
     params.update(flatten({k: v for k, v in dataclasses.asdict(options).items()
                            if k not in ("storage", "name", "mlflow_uri", "mlflow")}, "dist."))
     tags = {"distpaint.storage": paths.storage, "max_steps": str(max_steps)}
-    return uri, start_run(uri, paths.local, paths.name, params, tags)
+    # object storage: the experiment's artifacts (checkpoint/, model/) in the bucket too
+    root = location.join(paths.storage, "mlartifacts") if paths.local is None and location.is_url(paths.storage) else None
+    return uri, start_run(uri, paths.local, paths.name, params, tags, artifact_root=root)
 
 
 def default_placement_retries() -> int:

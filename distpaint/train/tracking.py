@@ -69,11 +69,11 @@ def tracking_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def _experiment(client: Any, uri: str, run_dir: Path | None) -> str:
+def _experiment(client: Any, uri: str, run_dir: Path | None, artifact_root: str | None = None) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    location = None
+    location = artifact_root
     if uri.startswith("sqlite:") and run_dir is not None:
         location = (Path(run_dir).resolve() / "mlartifacts").as_uri()
     return client.create_experiment(EXPERIMENT, artifact_location=location)
@@ -91,11 +91,13 @@ def find_run(uri: str, name: str) -> Any | None:
 
 
 def start_run(uri: str, run_dir: str | os.PathLike | None, name: str, params: dict[str, str],
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, artifact_root: str | None = None) -> str:
     """Create (or re-open, for a resumed training run) the MLflow run of training run `name`,
-    log the parameters it lacks, mark it RUNNING; returns its id."""
+    log the parameters it lacks, mark it RUNNING; returns its id. `artifact_root`: where the
+    experiment keeps its artifacts if it is created here (a run on object storage passes
+    `<storage>/mlartifacts`, so they land in the bucket, not in ./mlruns of the driver)."""
     client = tracking_client(uri)
-    exp_id = _experiment(client, uri, Path(run_dir) if run_dir is not None else None)
+    exp_id = _experiment(client, uri, Path(run_dir) if run_dir is not None else None, artifact_root)
     found = find_run(uri, name)
     if found is None:
         run = client.create_run(exp_id, run_name=name, tags={RUN_TAG: name, **(tags or {})})
