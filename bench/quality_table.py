@@ -6,7 +6,7 @@ in another) needs them side by side. Reports on different sets are refused (thei
 differ), so a table never mixes benchmarks. The README's quality table is printed by this script.
 
     python bench/quality_table.py runs/q-general/real/quality.json runs/q-roads/real/quality.json \
-        --level test --methods closing linking roads general
+        --level test --methods closing linking roads general --rename general-thin=general-thin-synthetic
 
 Each cell is `rel. comp. diff / skeleton recall in the gaps / no-harm share` (means over the
 level's masks), the first two ↑ better, the share of masks whose clDice did not drop and whose
@@ -67,8 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("reports", nargs="+", type=Path, help="quality.json files (bench/quality.py)")
     parser.add_argument("--level", default="test", help="benchmark level (default test)")
     parser.add_argument("--methods", nargs="+", help="rows, in order (default: every method)")
+    parser.add_argument("--rename", nargs="+", default=[], metavar="OLD=NEW",
+                        help="show a method under another name (a model renamed since it was scored)")
     args = parser.parse_args(argv)
     merged = merged_results(load_reports(args.reports), args.level)
+    renames = dict(item.split("=", 1) for item in args.rename)
+    merged = {kind: {renames.get(m, m): r for m, r in methods.items()} for kind, methods in merged.items()}
     methods = args.methods or list(dict.fromkeys(m for kind in merged.values() for m in kind))
     print(table(merged, methods))
 

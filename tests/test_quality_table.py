@@ -27,13 +27,15 @@ def _report(path: Path, digest: str, methods: dict[str, tuple[float, float, int,
 def test_reports_from_separate_runs_share_one_table(tmp_path, capsys):
     a = _report(tmp_path / "a.json", "d1", {"closing": (0.13, 0.03, 16, 26), "general": (0.98, 0.83, 26, 26)})
     b = _report(tmp_path / "b.json", "d1", {"roads": (0.995, 0.93, 25, 26), "general": (0.0, 0.0, 0, 26)})
-    quality_table.main([str(a), str(b), "--methods", "closing", "roads", "general", "linking"])
+    quality_table.main([str(a), str(b), "--methods", "closing", "roads", "general", "linking", "roads-old",
+                        "--rename", "roads=roads-old"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| method | roads |"
     assert lines[2] == "| closing | 0.130 / 0.030 / 16/26 |"
-    assert lines[3] == "| roads | 0.995 / 0.930 / 25/26 |"
+    assert lines[3] == "| roads | – |"  # shown under its new name only
     assert lines[4] == "| general | 0.980 / 0.830 / 26/26 |"  # the first report's result is kept
     assert lines[5] == "| linking | – |"
+    assert lines[6] == "| roads-old | 0.995 / 0.930 / 25/26 |"
 
 
 def test_reports_on_different_sets_are_refused(tmp_path):
