@@ -77,6 +77,12 @@ def test_card_comes_from_the_run(run, weights_dir, tmp_path):
     assert card["base_model"]["name"] == "tiny-model" and card["steps_total"] == 20 + 10
     old = json.loads((weights_dir / "tiny-model-old" / "card.json").read_text())
     assert old["retired_name"] == "tiny-model" and old["description"].startswith("Retired")
+    # shipped again (say, a corrected description): `--init tiny-model` now names this very
+    # checkpoint, so the lineage continues from the model retired from that name
+    again = json.loads((ship_module.ship(second, "tiny-model", recipe="tiny", kinds=["roots"],
+                                         description="stage two, again") / "card.json").read_text())
+    assert again["command"] == card["command"] and again["steps_total"] == 20 + 10
+    assert again["base_model"]["name"] == "tiny-model-old"
 
 
 def test_a_run_of_another_recipe_is_refused(run, weights_dir):

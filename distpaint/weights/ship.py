@@ -84,13 +84,31 @@ def _check_recipe(recipe: str, cfg, ckpt: Path) -> None:
                          f"{', '.join(diff)}; ship only runs of a recipe in distpaint/configs/")
 
 
-def _lineage(init: str) -> tuple[str, str, dict | None]:
+def _retired_from(name: str) -> dict | None:
+    """The card of the shipped model retired from `name` (its `retired_name`), if any."""
+    for shipped in shipped_models():
+        card = model_card(shipped)
+        if card.get("retired_name") == name:
+            return card
+    return None
+
+
+def _lineage(init: str, ckpt: Path) -> tuple[str, str, dict | None]:
     """(the command chain that made the starting weights, the path its last stage wrote, the
     starting model's card) when a run started from a shipped model (`--init NAME`); the chain
-    names that model's own recipes, so a card's command rebuilds it from scratch."""
-    if not init or init not in shipped_models():
+    names that model's own recipes, so a card's command rebuilds it from scratch.
+
+    The starting model may have been retired since the run (its card then says `retired_name`
+    NAME); and when the same checkpoint is shipped again (a corrected description, a
+    re-measured speed), NAME may be this checkpoint itself, the start being the model its first
+    shipping retired."""
+    if not init:
         return "", init, None
-    card = model_card(init)
+    card = model_card(init) if init in shipped_models() else None
+    if card is None or card.get("source_checkpoint") == str(ckpt):
+        card = _retired_from(init)
+    if card is None:
+        return "", init, None
     chain = card.get("command", "")
     outs = re.findall(r"--out (\S+)", chain)
     return chain, outs[-1] if outs else init, card
@@ -141,7 +159,7 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
     cfg = load_config_of(ckpt)
     _check_recipe(recipe, cfg, ckpt)
     run, steps = _run_record(ckpt)
-    chain, init_path, base_card = _lineage(cfg.model.init_generator)
+    chain, init_path, base_card = _lineage(cfg.model.init_generator, ckpt)
     init = f" --init {init_path}" if init_path else ""
     stage = f"distpaint train --config {recipe}{init} --local --out {run} --threads 1"
     if len(steps) > 1:
