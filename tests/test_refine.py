@@ -18,7 +18,7 @@ from zarr.storage import LocalStore
 
 from distpaint.benchmark.methods import model_method
 from distpaint.data.store import compressors
-from distpaint.errors import ConfigError
+from distpaint.errors import ConfigError, InputError
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
 from distpaint.infer.job import JobConfig, run_job
 from distpaint.infer.bridges import bridges_only
@@ -119,9 +119,12 @@ def test_a_job_with_refinements_equals_the_refined_function_and_never_resumes_a_
     with pytest.raises(KeyboardInterrupt):  # a plain job killed half-way...
         run_job([tmp_path / "m.png"], FnFactory("fires_on_empty", interrupt_at=12),
                 tmp_path / "o.png", plain, job)
-    # ...is not resumed by the refined one: none of its shards is reused
+    # ...is not resumed by the refined one: refused, its progress kept, until --overwrite;
+    # then none of its shards is reused
+    with pytest.raises(InputError, match="--views was 1, now 2"):
+        run_job([tmp_path / "m.png"], FnFactory("fires_on_empty"), tmp_path / "o.png", refined, job)
     report = run_job([tmp_path / "m.png"], FnFactory("fires_on_empty"), tmp_path / "o.png",
-                     refined, job)
+                     refined, JobConfig(shard=64, preview_size=64, overwrite=True))
     assert report.done[0].resumed_shards == 0
     got = np.asarray(read_raw(tmp_path / "o.png")[0].compute()) != 0
     want = whole_reference(mask, "fires_on_empty", 0.2, views=2, passes=2)
@@ -170,7 +173,8 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     from distpaint.infer.islands import drop_islands
 
     mask[50:60, 10:12] = True  # something for the model to paint around
-    plain, dropped = model_method("roads:threshold=0.2"), model_method("roads:threshold=0.2,drop_islands=1")
+    # (keep=all: the card's default keep policy, bridges, would drop more than islands)
+    plain, dropped = model_method("roads:threshold=0.2,keep=all"), model_method("roads:threshold=0.2,drop_islands=1")
     assert "islands dropped" in dropped.description
     np.testing.assert_array_equal(dropped.repair(mask), drop_islands(plain.repair(mask), mask))
 
