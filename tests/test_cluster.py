@@ -4,7 +4,9 @@ multi-GPU worker type with bounds, spot, the Ray image of the Ray installed here
 installs this checkout), the storage is named once, and the commands that carry the storage
 really run: the settings command writes the variables every node sources, and the head's
 MLflow server command starts a server that distpaint's tracking code logs to, artifacts landing
-under $DISTPAINT_S3/mlflow (a local directory standing in for the bucket).
+under $DISTPAINT_S3/mlflow (a local directory standing in for the bucket). Security: Ray's token
+authentication is on for every node, the secrets come from .secrets/ (file_mounts), and MLflow
+listens on the head's private address only, behind its basic-auth app, as one server process.
 
 Run: .venv/bin/python -m pytest tests/test_cluster.py -q
 """
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +33,8 @@ CLUSTER = ROOT / "cluster.yaml"
 ENV_FILE = ".distpaint_env"
 SETTINGS = ("DISTPAINT_S3", "DISTPAINT_EFS", "DISTPAINT_MLFLOW_PORT")
 """The settings a user edits: each value must appear exactly once in the file."""
+SECRETS = "~/.distpaint_secrets/cluster.env"
+"""Where the settings file sources the secrets from (the container's home is /home/ray)."""
 
 
 def _load() -> tuple[dict, str]:
@@ -87,8 +92,13 @@ def check_cluster(config: dict, text: str) -> None:
     for t in types.values():  # no node type swaps in another image
         assert "worker_image" not in t.get("docker", {})
 
-    # Setup installs this checkout, which file_mounts uploads from next to cluster.yaml.
-    (remote, local), = config["file_mounts"].items()
+    # Setup installs this checkout, which file_mounts uploads from next to cluster.yaml; the
+    # secrets (.secrets/, git-ignored) travel the same way, not with the checkout or a job.
+    mounts = dict(config["file_mounts"])
+    secrets = mounts.pop(str(Path(SECRETS).parent).replace("~", "/home/ray"), None)
+    assert secrets == ".secrets", f"the secrets folder is not mounted where the settings read it: {mounts}"
+    assert "/.secrets" in config["rsync_exclude"]
+    (remote, local), = mounts.items()
     assert (CLUSTER.parent / local).resolve() == ROOT
     assert any("pip install" in c and remote in c for c in config["setup_commands"]), \
         "no setup command installs the uploaded checkout"
@@ -115,6 +125,22 @@ def check_cluster(config: dict, text: str) -> None:
         if "ray start" in c:
             assert f". ~/{ENV_FILE}" in c, f"ray start without the settings: {c}"
     assert any("ray start --head" in c for c in start)
+
+    # Security. Ray: token authentication, the same mode on every node (the settings), the
+    # token from the secrets file the settings source.
+    assert values.get("RAY_AUTH_MODE") == "token", "Ray's token authentication is off"
+    assert f". {SECRETS}" in settings, "the settings do not source the secrets"
+    # MLflow: the basic-auth app on the head's private address (never all interfaces), its admin
+    # from the secrets, one server process (SQLite holds one writer).
+    server = mlflow[0]
+    assert "--app-name basic-auth" in server, "MLflow without its basic-auth app"
+    host = re.search(r"--host[ =](\S+)", server)
+    assert host and host[1].strip("'\"") == "$DISTPAINT_HEAD_IP", f"MLflow listens on {host and host[1]}"
+    assert "0.0.0.0" not in server and "::" not in server
+    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_TRACKING_PASSWORD"' in server
+    workers = re.search(r"--workers[ =](\d+)", server)
+    if "sqlite:" in server:
+        assert workers and workers[1] == "1", "several MLflow server processes on one SQLite file"
 
 
 def test_cluster_yaml_passes_rays_schema_and_keeps_its_promises():
@@ -147,6 +173,25 @@ def _second_s3(config: dict, text: str):
     return config, text + "\n# s3://elsewhere\n"
 
 
+def _mlflow_server(old: str, new: str):
+    def apply(config: dict, text: str):
+        start = config["head_start_ray_commands"]
+        i, = [i for i, c in enumerate(start) if "mlflow server" in c]
+        assert old in start[i]
+        start[i] = start[i].replace(old, new)
+        return config, text
+    return apply
+
+
+def _settings(old: str, new: str):
+    def apply(config: dict, text: str):
+        for commands in (config["initialization_commands"], config["setup_commands"]):
+            assert old in commands[0]
+            commands[0] = commands[0].replace(old, new)
+        return config, text
+    return apply
+
+
 @pytest.mark.parametrize("breakage", [
     _set("available_node_types/head/resources", {}),                    # head schedules work
     _set("available_node_types/head/resources", {"CPU": 0, "GPU": 1}),
@@ -158,8 +203,16 @@ def _second_s3(config: dict, text: str):
     _set("docker/image", "rayproject/ray:2.60.0-py311-cpu"),
     _set("file_mounts", {"/home/ray/distpaint": "/somewhere/else"}),
     _second_s3,
+    _mlflow_server("--host \"$DISTPAINT_HEAD_IP\"", "--host 0.0.0.0"),
+    _mlflow_server("--app-name basic-auth ", ""),
+    _mlflow_server("--workers 1", "--workers 2"),
+    _settings("'export RAY_AUTH_MODE=token'", "'export RAY_AUTH_MODE=disabled'"),
+    _settings(f"'[ ! -f {SECRETS} ] || . {SECRETS}'", ""),
+    _set("file_mounts", {"/home/ray/distpaint": "."}),
 ], ids=["head-resources-autodetected", "head-gpu", "no-multi-gpu", "on-demand-worker",
-        "no-bounds", "ray-ml", "old-ray", "cpu-image", "other-checkout", "s3-twice"])
+        "no-bounds", "ray-ml", "old-ray", "cpu-image", "other-checkout", "s3-twice",
+        "mlflow-on-all-interfaces", "mlflow-without-auth", "mlflow-workers-on-sqlite",
+        "ray-auth-disabled", "no-secrets", "secrets-not-mounted"])
 def test_the_checks_catch_a_broken_cluster_yaml(breakage):
     """So that the test above can fail: the same checks refuse broken copies."""
     config, text = breakage(*_load())
@@ -191,11 +244,20 @@ def test_settings_command_writes_the_environment_every_node_sources(tmp_path):
         assert head[var] == values[var]
     assert head["DISTPAINT_SHARED"] == "/mnt/distpaint"  # what docker.run_options binds
     assert any(o.split()[-1] == "/mnt/distpaint:/mnt/distpaint" for o in config["docker"]["run_options"])
-    assert head["RAY_AUTH_MODE"] == "disabled"
+    assert head["RAY_AUTH_MODE"] == "token"
     # On the head: its own address; on a worker (the launcher exports RAY_HEAD_IP): the head's.
     assert re.fullmatch(rf"http://[0-9a-f.:]+:{values['DISTPAINT_MLFLOW_PORT']}", head["DISTPAINT_MLFLOW"])
+    assert head["DISTPAINT_MLFLOW"] == f"http://{head['DISTPAINT_HEAD_IP']}:{values['DISTPAINT_MLFLOW_PORT']}"
+    assert "RAY_AUTH_TOKEN" not in head  # no secrets file here (the host): sourcing it is skipped
     worker = _env_after(tmp_path, {"RAY_HEAD_IP": "10.1.2.3"})
     assert worker["DISTPAINT_MLFLOW"] == f"http://10.1.2.3:{values['DISTPAINT_MLFLOW_PORT']}"
+    # In the container (the secrets mounted): Ray's token and MLflow's login reach every process
+    secrets = tmp_path / Path(SECRETS).relative_to("~")
+    secrets.parent.mkdir()
+    secrets.write_text("export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=abc\n"
+                       "export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=pw\n")
+    worker = _env_after(tmp_path, {"RAY_HEAD_IP": "10.1.2.3"})
+    assert (worker["RAY_AUTH_TOKEN"], worker["MLFLOW_TRACKING_PASSWORD"]) == ("abc", "pw")
 
 
 def _free_port() -> int:
@@ -223,11 +285,25 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_prefix(tmp_path):
+def _status(url: str, auth: str | None = None) -> int:
+    """HTTP status of a GET (401 and friends included)."""
+    request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_prefix(tmp_path, monkeypatch):
     """The head's MLflow command, run for real with the bucket replaced by a local directory
-    and a free port: distpaint's tracking code (what the driver and rank 0 use) logs a run
-    with a checkpoint artifact through it; a second run of the command starts no second
-    server."""
+    and a free port: it listens on the head's address (DISTPAINT_HEAD_IP, not on every
+    interface), refuses requests without the login from the secrets file (401), and
+    distpaint's tracking code (what the driver and rank 0 use) logs a run with a checkpoint
+    artifact through it with that login in its environment; a second run of the command
+    starts no second server."""
+    import base64
+
     from distpaint.train.tracking import RunLogger, finish_run, find_run, start_run
 
     config, _ = _load()
@@ -236,7 +312,12 @@ def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_pref
     assert _run(config["initialization_commands"][0], home).returncode == 0
     port = _free_port()
     with open(home / ENV_FILE, "a") as f:  # later exports win: local stand-ins for S3 and the port
-        f.write(f"export DISTPAINT_S3={bucket.as_uri()}\nexport DISTPAINT_MLFLOW_PORT={port}\n")
+        f.write(f"export DISTPAINT_S3={bucket.as_uri()}\nexport DISTPAINT_MLFLOW_PORT={port}\n"
+                "export DISTPAINT_MLFLOW=http://$DISTPAINT_HEAD_IP:$DISTPAINT_MLFLOW_PORT\n")
+    secrets = home / Path(SECRETS).relative_to("~")  # what file_mounts puts on the head
+    secrets.parent.mkdir()
+    secrets.write_text("export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=s3cret-pw-42\n")
+    head_ip = _env_after(home)["DISTPAINT_HEAD_IP"]
     command, = [c for c in config["head_start_ray_commands"] if "mlflow server" in c]
     first = subprocess.Popen(["bash", "-c", command], env={
         "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -245,7 +326,8 @@ def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_pref
     try:
         assert first.wait(timeout=30) == 0
         pid = int((home / "mlflow" / "server.pid").read_text())
-        uri = f"http://127.0.0.1:{port}"
+        uri = _env_after(home)["DISTPAINT_MLFLOW"]
+        assert uri == f"http://{head_ip}:{port}"
         deadline = time.time() + 60
         while True:
             try:
@@ -257,6 +339,17 @@ def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_pref
             assert time.time() < deadline, (home / "mlflow" / "server.log").read_text()[-3000:]
             time.sleep(0.5)
 
+        # Not on every interface: where the head's address is not loopback, loopback is closed
+        if not head_ip.startswith("127."):
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        # Basic auth: nothing without the login, a wrong one refused, the right one served
+        api = f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
+        login = base64.b64encode(b"admin:s3cret-pw-42").decode()
+        assert _status(api) == 401
+        assert _status(api, "Basic " + base64.b64encode(b"admin:wrong").decode()) == 401
+        assert _status(api, "Basic " + login) == 200
+
         again = _run(command, home)
         assert again.returncode == 0 and "already running" in again.stdout
         assert int((home / "mlflow" / "server.pid").read_text()) == pid
@@ -264,6 +357,8 @@ def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_pref
         ckpt = tmp_path / "step_00000002"
         ckpt.mkdir()
         (ckpt / "model.pt").write_bytes(b"weights")
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")  # what jobs get from the secrets
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw-42")
         run_id = start_run(uri, None, "cluster-check", {"lr": "0.001"})
         log = RunLogger(uri, run_id)
         log.metrics(2, {"loss_g": 1.5})
@@ -276,5 +371,6 @@ def test_head_mlflow_server_command_serves_runs_with_artifacts_under_the_s3_pref
         stored = list((bucket / "mlflow").rglob("checkpoint/model.pt"))
         assert len(stored) == 1 and stored[0].read_bytes() == b"weights"
         assert (home / "mlflow" / "mlflow.db").is_file()  # the backend: the head's own disk
+        assert (home / "mlflow" / "basic_auth.db").is_file()  # MLflow's users, beside it
     finally:
         _kill_group(pgid)
