@@ -20,7 +20,9 @@ denied access) is an `InputError` naming the URL and the problem.
 from __future__ import annotations
 
 import os
+import pathlib
 import re
+import shutil
 from typing import Any
 
 from distpaint.errors import InputError
@@ -181,3 +183,22 @@ def metadata_stamp(url: str) -> list:
             tag = info.get("ETag") or info.get("LastModified") or info.get("mtime") or info.get("created")
             stamp.append((name, str(tag), info.get("size")))
     return stamp
+
+
+def rename_replacing(src: os.PathLike, dst: os.PathLike, aside: os.PathLike) -> None:
+    """Rename the local file or folder `src` to `dst`; an existing `dst` is first renamed to
+    `aside` and deleted after, so readers see the old or the new one, never a mix, and a failed
+    rename puts the old one back."""
+    dst, aside = pathlib.Path(dst), pathlib.Path(aside)
+    moved = False
+    if dst.exists():
+        os.rename(dst, aside)
+        moved = True
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        if moved:
+            os.rename(aside, dst)
+        raise
+    if moved:
+        shutil.rmtree(aside, ignore_errors=True) if aside.is_dir() else aside.unlink()

@@ -433,19 +433,8 @@ class MaskStore:
                 location.remove_tree(location.join(self.path, name))
             location.publish(location.join(self.path, tmp_name), location.join(self.path, name))
             return
-        tmp, final = self.path / tmp_name, self.path / name
-        trash = None
-        if final.exists():
-            trash = self.path / f"{_TRASH_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
-            os.rename(final, trash)
-        try:
-            os.rename(tmp, final)
-        except BaseException:
-            if trash is not None:
-                os.rename(trash, final)
-            raise
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        location.rename_replacing(self.path / tmp_name, self.path / name,
+                                  self.path / f"{_TRASH_PREFIX}{name}-{uuid.uuid4().hex[:12]}")
 
     def delete(self, name: str) -> None:
         """Remove sample `name` (moved aside first, so the removal is atomic for readers)."""

@@ -302,23 +302,12 @@ def _check_writable(units: list[Unit], work: pathlib.Path) -> None:
 
 
 def _rename_into(src: pathlib.Path, dst: pathlib.Path) -> None:
-    """Rename `src` to `dst` atomically; an existing `dst` is moved aside first and deleted
-    after, so readers see the old or the new output, never a mix."""
-    old = None
+    """Rename `src` to `dst` atomically (an existing `dst` is replaced whole: readers see the
+    old or the new output, never a mix)."""
     try:
-        if dst.exists():
-            old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(dst, old)
-        try:
-            os.rename(src, dst)
-        except BaseException:
-            if old is not None:
-                os.rename(old, dst)
-            raise
+        location.rename_replacing(src, dst, dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}"))
     except OSError as exc:  # a read-only output store or folder: the user's to fix
         raise InputError(f"{dst}: cannot write the output: {exc.strerror or exc}") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
 def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
@@ -400,8 +389,13 @@ def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConf
 
         try:
             if missing:
-                run_inference(p.source, predictor, open_staging(p.spec), infer, tick,
-                              shards=missing, on_shard=on_shard, empty=empty)
+                try:
+                    run_inference(p.source, predictor, open_staging(p.spec), infer, tick,
+                                  shards=missing, on_shard=on_shard, empty=empty)
+                except OSError as exc:  # zarr's shard writes name no file: name the array
+                    if exc.filename is None:
+                        exc.filename = p.spec.staging
+                    raise
             report.done.append(_finalise(p, writer, infer, config, resumed))
         except InputError as exc:
             if single:
@@ -475,16 +469,31 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
         resuming = bool(job.registered)
         try:
             report = _run(job, units, predictor, model, label, infer, config, progress)
-        except DistpaintError:
-            # a user error in a fresh job: nothing worth resuming (an interrupt, or an error
-            # while resuming, keeps the folder)
-            if not resuming:
+        except (DistpaintError, OSError) as exc:
+            # a user error in a fresh job before any shard was done: nothing worth resuming
+            # (an interrupt, an error while resuming, or one after some shards were written,
+            # such as a full disk while writing the outputs, keeps the folder)
+            kept = resuming or bool(job.state())
+            if not kept:
                 job.remove()
                 if created and out_path.is_dir() and not any(out_path.iterdir()):
                     out_path.rmdir()
+            if isinstance(exc, OSError):  # disk full, quota, I/O error: one line, no traceback
+                raise InputError(_os_error_message(exc, out_path, job.path if kept else None)) \
+                    from None
             raise
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _os_error_message(exc: OSError, out: Any, work: pathlib.Path | None) -> str:
+    """One line for an OSError of the job (a full disk while writing a shard or an output):
+    the file, what went wrong, and whether the progress is kept for a re-run."""
+    where = exc.filename if exc.filename is not None else out
+    what = exc.strerror or type(exc).__name__
+    how = (f"; the finished shards are kept in {work}: re-run the same command to resume"
+           if work is not None else "")
+    return f"{where}: cannot write: {what}{how}"
 
 
 def _run(job: JobDir, units: list[Unit], predictor: Predictor, model: ModelSpec, label: str,
