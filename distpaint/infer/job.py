@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import dask.array as da
-import zarr
 
 from distpaint.data import location
 from distpaint.data.files import check_writable, read_mask_file, write_mask_file
