@@ -13,8 +13,10 @@ added pixels (`NAME.added.EXT`; a layer `added` for store samples) and a preview
 white, added red). A progress bar shows tiles, throughput and time left. An interrupted run
 resumes when the same command is run again; `--ray` spreads shards over a Ray actor pool
 (RAY_ADDRESS's cluster, or a local one). Exit status: 0, or 1 if some masks of an archive
-were bad (reported and skipped), or 2 for a bad command (one red line). Stores may be fsspec
-URLs (`distpaint.infer.sources`: the work folder then stays on this machine).
+were bad (reported and skipped), or 2 for a bad command or a full disk (one red line), or 130
+when stopped by Ctrl-C or SIGTERM (a scheduler's stop); the finished shards are kept for the
+same command. Stores may be fsspec URLs (`distpaint.infer.sources`: the work folder then stays
+on this machine).
 
 The logic lives in `distpaint.infer` (job, engine, tiling, ray_runner); this module only
 parses options and draws progress and results.
@@ -22,8 +24,12 @@ parses options and draws progress and results.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import typer
@@ -190,7 +196,13 @@ def infer(
     progress = _RichProgress(err)
     start = time.perf_counter()
     try:
-        report = run_job(inputs, model, out, infer_config, job_config, progress)
+        with _sigterm_as_interrupt():
+            report = run_job(inputs, model, out, infer_config, job_config, progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        err.print("[yellow]interrupted[/]: finished shards are kept; re-run the same command "
+                  "to resume", highlight=False)
+        raise typer.Exit(130) from None
     finally:
         progress.stop()
     if as_json:
@@ -209,6 +221,29 @@ def infer(
         err.print(f"[yellow]{len(report.failed)} mask(s) skipped; fix them and re-run the same "
                   "command to finish (repaired masks are kept)[/]", highlight=False)
         raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler's or `kill`'s stop) raises KeyboardInterrupt, as Ctrl-C does, so
+    the job unwinds the same way (outputs never half-published, the progress bar put away, Ray
+    shut down, exit 130) instead of dying at once; a second signal after that stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(*_: object) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # installed outside Python: the default is the closest
+        previous = signal.SIG_DFL
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:

@@ -613,7 +613,9 @@ def _write_png(tmp: pathlib.Path, mask: da.Array, dtype, fg, meta) -> None:
     data = _values(np.asarray(mask.compute()), dtype, fg)
     if data.dtype == bool:  # Pillow's 1-bit mode; 0/255 is the portable choice
         data = data.astype(np.uint8) * 255
-    iio.imwrite(tmp, data, extension=".png")
+    # encoded in memory, then written: imageio writing a file on a full disk fails its close,
+    # and its plugin's __del__ closes again, printing a traceback
+    tmp.write_bytes(iio.imwrite("<bytes>", data, extension=".png"))
 
 
 def _tiles(mask: da.Array, dtype, fg, tile: int) -> Iterator[np.ndarray]:

@@ -180,10 +180,14 @@ class JobDir:
         """Record units ({key: fingerprint}) as part of this job, atomically."""
         self.registered.update(units)
         tmp = self.path / f".job.json.{uuid.uuid4().hex[:8]}"
-        tmp.write_text(json.dumps({"format": JOB_FORMAT, "key": self.key,
-                                   "description": self.description, "labels": self.labels,
-                                   "units": self.registered}, indent=1, sort_keys=True))
-        os.replace(tmp, self.path / "job.json")
+        try:
+            tmp.write_text(json.dumps({"format": JOB_FORMAT, "key": self.key,
+                                       "description": self.description, "labels": self.labels,
+                                       "units": self.registered}, indent=1, sort_keys=True))
+            os.replace(tmp, self.path / "job.json")
+        except BaseException:  # a full disk: job.json stays the previous, complete one
+            tmp.unlink(missing_ok=True)
+            raise
 
     # ---- manifest --------------------------------------------------------------------------
     @property

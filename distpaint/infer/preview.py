@@ -92,7 +92,9 @@ def write_preview(path: str | os.PathLike, given: Any, added: Any, output: Any |
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(tmp, image, extension=".png")
+        # encoded in memory, then written: imageio writing a file on a full disk fails its
+        # close, and its plugin's __del__ closes again, printing a traceback
+        tmp.write_bytes(iio.imwrite("<bytes>", image, extension=".png"))
         os.replace(tmp, path)
     except OSError as exc:  # a read-only folder, a folder in the way, a full disk: the user's
         with contextlib.suppress(OSError):
