@@ -18,9 +18,10 @@ removed blue, truth still missing grey). Prints the tables; with --json, prints 
 without per-sample values as one JSON object (tables go to stderr).
 
 With --real, the real benchmark (`distpaint realdata fetch` then `distpaint realdata build`:
-real road networks, rivers and drawings with the judging protocol's cut gaps, and with mix
-gaps at the -mix levels) is scored first into OUT/real/ (the same files), then the synthetic
-sets unless --no-synthetic. Models are chosen on the real `val` level; `test` is for reporting.
+real road networks, rivers, drawings and a dendritic tree with the judging protocol's cut
+gaps, and with mix gaps at the -mix levels) is scored first into OUT/real/ (the same files),
+then the synthetic sets unless --no-synthetic. Models are chosen on the real `val` level;
+`test` is for reporting (the trees, one dendrite, have no `val`: never chosen on).
 
 Methods are registered in `distpaint.benchmark.methods` (identity, closing, linking, with
 options as `closing:radius=5`); `--models` adds trained generators, by shipped name or

@@ -8,9 +8,10 @@ Roads (kind `roads`, method --roads-model, default options): skeleton recall in 
 on EVERY mask clDice at least 0.01 above the damaged input's, no component added and no input
 pixel removed. The independent judging protocol (shared/JUDGING.md) asks less of roads
 (recall >= 0.85, false fill <= 0.2, clDice gain >= 0.005); both are printed.
-Other kinds (`rivers`, `drawings`, method --general-model): no harm on every mask (clDice not
-below the input's, no component added, no input pixel removed), and relative component
-difference and skeleton recall in the gaps above both closing's and linking's (means).
+Other kinds (`rivers`, `drawings`, `trees`, method --general-model): no harm on every mask
+(clDice not below the input's, no component added, no input pixel removed), and relative
+component difference and skeleton recall in the gaps above both closing's and linking's
+(means).
 Prints one PASS/FAIL line per check with the figures and a count; exit status 1 if any fails.
 """
 
@@ -65,7 +66,7 @@ def check(doc: dict, level: str, roads_model: str, general_model: str) -> list[d
                     "detail": f"most added {added:+.0f}"})
         out.append({"check": "no input pixel removed", "kind": "roads", "passed": removed == 0,
                     "detail": f"most removed {removed:.0f}"})
-    for kind in ("rivers", "drawings"):
+    for kind in ("rivers", "drawings", "trees"):
         samples = _samples(doc, level, kind, general_model)
         if not samples:
             continue

@@ -212,3 +212,114 @@ def test_fetch_reports_a_missing_tool_instead_of_failing(tmp_path, monkeypatch):
     result = fetch_package(tmp_path, pkg)
     assert result.status == "unavailable" and "npm is not installed" in result.message
     assert not package_dir(tmp_path, pkg).exists()
+
+
+# ---- trees: spatstat linear networks in an R lazy-load data base ----------------------------
+def _rds_bytes(tmp_path, obj, compression=None) -> bytes:
+    import rdata
+
+    path = tmp_path / f"obj-{len(list(tmp_path.glob('obj-*')))}.rds"
+    rdata.write_rds(path, obj, compression=compression)
+    return path.read_bytes()
+
+
+def _write_lazyload(tmp_path, stem, objects: dict, compressed: int = 1) -> None:
+    """An R lazy-load data base `stem`.rdb/.rdx as R's makeLazyLoadDB writes it: each object
+    a 4-byte big-endian length (+ a type byte when compressed is 2 or 3) and its compressed
+    serialisation; the index a gzipped serialised list (variables, references, compressed)."""
+    import lzma
+    import zlib as zlib_module
+
+    blob, variables = b"", {}
+    for name, obj in objects.items():
+        raw = _rds_bytes(tmp_path, obj)
+        body = (zlib_module.compress(raw) if compressed == 1
+                else b"X" + lzma.compress(raw, format=lzma.FORMAT_XZ))
+        entry = len(raw).to_bytes(4, "big") + body
+        variables[name] = np.array([len(blob), len(entry)], dtype=np.int32)
+        blob += entry
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_name(stem.name + ".rdb").write_bytes(blob)
+    index = {"variables": variables, "references": {},
+             "compressed": np.array([True]) if compressed == 1 else np.array([compressed])}
+    stem.with_name(stem.name + ".rdx").write_bytes(_rds_bytes(tmp_path, index, "gzip"))
+
+
+def _tiny_lpp() -> dict:
+    """A spatstat lpp on a branching linnet: a trunk 0-1-2 forking at 2 into 3 and 4-5
+    (1-based vertex numbers in `from`/`to`, as spatstat stores them), with points on it."""
+    window = {"type": np.array(["rectangle"]), "xrange": np.array([0.0, 40.0]),
+              "yrange": np.array([0.0, 30.0])}
+    net = {"vertices": {"window": window, "n": np.array([6], dtype=np.int32),
+                        "x": np.array([2.0, 12.0, 20.0, 35.0, 25.0, 28.0]),
+                        "y": np.array([15.0, 15.0, 15.0, 27.0, 5.0, 2.0])},
+           "from": np.array([1, 2, 3, 3, 5], dtype=np.int32),
+           "to": np.array([2, 3, 4, 5, 6], dtype=np.int32), "window": window}
+    return {"data": {"x": np.array([5.0]), "y": np.array([15.0])}, "domain": net}
+
+
+@pytest.mark.parametrize("compressed", [1, 3])
+def test_lazyload_reads_a_spatstat_network_into_merged_tree_lines(tmp_path, compressed):
+    from distpaint.data.real.lazyload import lazyload_names, network_lines, read_lazyload
+
+    stem = tmp_path / "pkg" / "data" / "Rdata"
+    _write_lazyload(tmp_path, stem, {"other": np.array([1.0, 2.0]), "dendrite": _tiny_lpp()},
+                    compressed)
+    assert lazyload_names(stem) == ["other", "dendrite"]
+    np.testing.assert_array_equal(read_lazyload(stem, "other"), [1.0, 2.0])
+    lines = network_lines(read_lazyload(stem, "dendrite"), width=0.5, source="dendrite")
+    # the trunk's two edges merge through the degree-2 vertex, as do 3-5 and 5-6: 3 polylines
+    assert len(lines) == 3 and lines.meta["network"]["tree"]
+    assert lines.meta["network"]["vertices"] == 6 and lines.meta["network"]["edges"] == 5
+    assert lines.extent == (0.0, 0.0, 40.0, 30.0) and not lines.y_down
+    assert np.allclose(lines.widths, 0.5)
+    import shapely
+
+    assert sum(shapely.length(lines.geometries)) == pytest.approx(
+        lines.meta["network"]["length"], abs=1e-3)
+    with pytest.raises(InputError, match=r"no object 'retina' \(holds 2: dendrite, other\)"):
+        read_lazyload(stem, "retina")
+    with pytest.raises(InputError, match="cannot read the lazy-load index"):
+        read_lazyload(tmp_path / "nowhere" / "Rdata", "dendrite")
+    with pytest.raises(InputError, match="not a spatstat linnet or lpp"):
+        network_lines(read_lazyload(stem, "other"), width=1.0)
+
+
+def test_is_tree_rejects_loops_and_forests():
+    from distpaint.data.real.lazyload import is_tree
+
+    assert is_tree(4, np.array([[0, 1], [1, 2], [1, 3]]))
+    assert not is_tree(4, np.array([[0, 1], [1, 2], [2, 0]]))      # a loop, vertex 3 apart
+    assert not is_tree(4, np.array([[0, 1], [2, 3]]))                # two pieces
+
+
+def test_build_draws_a_tree_into_the_test_split_with_its_licence(tmp_path):
+    from distpaint.data.real.packages import package_dir as folder_of
+
+    cache = tmp_path / "cache"
+    key = "debian/r-cran-spatstat.data"
+    stem = folder_of(cache, package(key)) / "data" / "Rdata"
+    _write_lazyload(tmp_path, stem, {"dendrite": _tiny_lpp()})
+    (folder_of(cache, package(key)) / MARKER).write_text("{}")
+    sources = (Source("tree", "trees", "test", key, "linnet", "data/Rdata", layer="dendrite",
+                      renders=(Render("w2px-0.25", px_per_unit=4.0, width=2.0),)),)
+    bench = build_real(cache, tmp_path / "real", RealConfig(seed=1, crop=256, splits=("test",)),
+                       log=lambda line: None, catalogue=sources)
+    assert bench.kinds("test") == ["trees"]
+    store = bench.store("test", "trees")
+    # one crop covers the 40 x 30 unit window at 4 px/unit (plus margins): one tree
+    assert store.names() == ["tree-w2px-0.25-c00"]
+    attrs = store.attrs("tree-w2px-0.25-c00")
+    assert attrs["licence"].startswith("GPL-2.0-or-later") and attrs["network"]["tree"]
+    assert attrs["split"] == "test" and attrs["layer"] == "dendrite"
+    truth = store.array("tree-w2px-0.25-c00", "truth")[...]
+    assert ndi.label(truth, np.ones((3, 3)))[1] == 1
+    assert bench.manifest["packages"][key]["licence"].startswith("GPL")
+
+
+def test_trees_are_test_only_and_drawn_from_spatstat_data():
+    trees = [s for s in SOURCES if s.kind == "trees"]
+    assert [s.name for s in trees] == ["dendrite"]
+    assert all(s.split == "test" and s.reader == "linnet" for s in trees)
+    pkg = package(trees[0].package)
+    assert pkg.registry == "debian" and "GPL" in pkg.licence and "Kosik" in pkg.attribution

