@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "evaluate",
     "baseline",
     "benchset",
+    "quality",
     "models",
     "train",
     "average",

@@ -131,5 +131,6 @@ def test_bad_input_is_refused_before_training(run, ray_local, tmp_path):
         train_distributed(changed, out, max_steps=STEPS)
     with pytest.raises(InputError, match="not a distpaint mask store"):
         train_distributed(cfg, tmp_path / "x", options=DistributedConfig(data=str(tmp_path)))
-    with pytest.raises(ConfigError, match="--data"):
+    # object storage without --data: the synthesised data go to the bucket, which must exist
+    with pytest.raises(InputError, match="bucket 'bucket' does not exist"):
         train_distributed(cfg, options=DistributedConfig(storage="s3://bucket/runs", name="x"))

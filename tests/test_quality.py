@@ -67,10 +67,11 @@ def oracle(bench) -> Method:
 
 
 def test_smoke_run_of_bench_quality(tmp_path):
-    """`bench/quality.py --smoke-test` builds a tiny set and runs every level, kind, method,
-    t-test and figure: the identity scores 0 and never adds a pixel."""
+    """`distpaint quality --smoke-test` (the command behind `bench/quality.py`) builds a tiny
+    set and runs every level, kind, method, t-test and figure: the identity scores 0 and never
+    adds a pixel."""
     out = tmp_path / "q"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--smoke-test",
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "distpaint"), "quality", "--smoke-test",
                            "--json", "--out", str(out), "--kinds", "roads", "vessels"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -42,6 +42,9 @@ def test_every_rank_gets_the_in_memory_view(ray_local, store):
     ray = ray_local
     actor = create_recomposer("test-views", store.path, max_size=4096, margin=8)
     try:
+        # the actor is up before rank 0 calls: otherwise rank 1's call could run first on a
+        # slow start and rank 0 would find the step complete (no wait to measure)
+        ray.get(actor.stats.remote())
         rng = np.random.default_rng(1)
         p0, p1 = _patches(rng), _patches(rng)
         ys0, xs0 = np.array([0, 40, 100]), np.array([0, 50, 150])

@@ -55,13 +55,29 @@ def url_error(url: str, exc: BaseException, doing: str = "cannot reach") -> Inpu
     return InputError(f"{url}: {doing} ({type(exc).__name__}: {detail})")
 
 
+def _options(url: str) -> dict:
+    """Storage options for `url`. fsspec reuses one filesystem object per set of options for the
+    life of the process, and an S3 filesystem fixes its endpoint and credentials when first
+    used: the endpoint and the key the environment names now are made options, so a filesystem
+    made before they were set or changed (another bucket server, other credentials) is never
+    reused after."""
+    options = dict(_OPTIONS)
+    if url.startswith(("s3://", "s3a://")):
+        env = os.environ
+        options["client_kwargs"] = {"endpoint_url": env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")}
+        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            options.update(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
+                           token=env.get("AWS_SESSION_TOKEN"))
+    return options
+
+
 def fs_path(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path within it) of `url`; InputError for an unknown scheme or a
     missing client package."""
     import fsspec  # deferred: only URL locations need it (zarr imports it anyway)
 
     try:
-        fs, path = fsspec.core.url_to_fs(url, **_OPTIONS)
+        fs, path = fsspec.core.url_to_fs(url, **_options(url))
     except (ImportError, ValueError) as exc:
         raise url_error(url, exc, "unsupported URL") from None
     return fs, path
@@ -72,7 +88,7 @@ def zarr_store(url: str, *, read_only: bool) -> Any:
     from zarr.storage import FsspecStore  # deferred: see fs_path
 
     try:
-        return FsspecStore.from_url(url, read_only=read_only, storage_options=dict(_OPTIONS))
+        return FsspecStore.from_url(url, read_only=read_only, storage_options=_options(url))
     except (ImportError, ValueError, TypeError) as exc:
         raise url_error(url, exc, "unsupported URL") from None
 
