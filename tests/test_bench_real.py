@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest tests/test_bench_real.py -q
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,16 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
 
 def _module(name: str, folder: Path = BENCH):
-    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(folder / f"{name}.py")
 
 
 def test_mask_stats_count_ends_junctions_widths_and_holes():

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 CUDA = torch.cuda.is_available()
@@ -442,10 +443,7 @@ def test_recomposer_with_cuda_patches():
 
 # ---- bench/gpu.py (CPU) ----------------------------------------------------------------------
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/gpu.py")
 
 
 def test_bench_gpu_peak_table():

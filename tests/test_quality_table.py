@@ -3,16 +3,14 @@ reports on different sets are refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("quality_table", ROOT / "bench" / "quality_table.py")
-quality_table = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(quality_table)
+quality_table = load_script("bench/quality_table.py")
 
 
 def _report(path: Path, digest: str, methods: dict[str, tuple[float, float, int, int]]) -> Path:

@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest tests/test_research_cldice_parts.py -q
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +14,10 @@ import numpy as np
 import pytest
 
 from distpaint.metrics.topology import cldice
+from scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "research" / "cldice_parts.py"
-_spec = importlib.util.spec_from_file_location("cldice_parts", SCRIPT)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_script(SCRIPT)
 
 
 def _case():

@@ -8,7 +8,6 @@ Run: .venv/bin/python -m pytest tests/test_research_discriminators.py -q
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "research" / "discriminators.py"
@@ -47,9 +47,7 @@ def test_heads_differ_and_scores_are_probabilities():
 
 def test_auc_counts_pairs_and_half_ties():
     """The AUC the script reports: P(positive logit > negative logit), ties half."""
-    spec = importlib.util.spec_from_file_location("discriminators", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT)
     # pairs (2,1) (2,2) (3,1) (3,2): 3 wins and one tie
     assert module.auc(np.array([2.0, 3.0]), np.array([1.0, 2.0])) == 0.875
     assert module.auc(np.array([0.0]), np.array([1.0, 2.0])) == 0.0

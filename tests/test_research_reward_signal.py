@@ -7,7 +7,6 @@ Run: .venv/bin/python -m pytest tests/test_research_reward_signal.py -q
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from distpaint.train.data import LocalData
 from distpaint.train.local import train_local
 from distpaint.train.recompose import view_window
 from distpaint.train.step import build_models, build_optimizers
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "research" / "reward_signal.py"
@@ -56,10 +56,7 @@ def test_scores_patches_and_views(ckpt):
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("reward_signal", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_scores_are_the_run_d_g_on_the_pairs_they_name(ckpt):
