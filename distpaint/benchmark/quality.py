@@ -46,7 +46,7 @@ from distpaint.data.real.build import RealBenchset
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError
 from distpaint.metrics.evaluation import EvalConfig, evaluate
-from distpaint.metrics.report import _clean, format_value
+from distpaint.metrics.report import _clean, summary_text
 from distpaint.metrics.stats import Summary, TTest, aggregate, compare_results
 
 __all__ = [
@@ -325,11 +325,7 @@ def run_quality(bench: Benchset | RealBenchset, methods: Sequence[Method], confi
 
 # ---- presenting ----------------------------------------------------------------------------
 def _cell_text(s: Summary | None) -> str:
-    if s is None or s.n == 0:
-        return "n/a"
-    if s.n < 2 or math.isnan(s.std):
-        return format_value(s.mean)
-    return f"{_short(s.mean)} ({_short(s.std)})"
+    return summary_text(s, _short, "{mean} ({std})")
 
 
 def no_harm_share(cell: Cell) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from distpaint.data.store import MaskStore
 from distpaint.metrics.evaluation import BatchResult, metric_info
-from distpaint.metrics.report import build_payload, format_value, write_json
+from distpaint.metrics.report import build_payload, summary_text, write_json
 from distpaint.metrics.stats import Summary, aggregate
 
 __all__ = ["HEADLINE", "REPORT_FORMAT", "preview", "overlay", "write_report"]
@@ -94,14 +94,6 @@ def write_images(images: pathlib.Path, corrupted: MaskStore, methods: Mapping[st
     return written
 
 
-def _cell(s: Summary | None) -> str:
-    if s is None or s.n == 0:
-        return "n/a"
-    if s.n < 2 or math.isnan(s.std):
-        return format_value(s.mean)
-    return f"{format_value(s.mean)} ± {format_value(s.std)}"
-
-
 def markdown(config: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Summary]],
              images: Mapping[str, Mapping[str, str]], seconds: Mapping[str, float],
              descriptions: Mapping[str, str]) -> str:
@@ -118,7 +110,7 @@ def markdown(config: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Sum
         "|---|" + "---:|" * len(HEADLINE),
     ]
     for method, summary in summaries.items():
-        lines.append(f"| {method} | " + " | ".join(_cell(summary.get(k)) for k in HEADLINE) + " |")
+        lines.append(f"| {method} | " + " | ".join(summary_text(summary.get(k)) for k in HEADLINE) + " |")
     lines += ["", "## Methods", ""]
     lines += [f"- **{m}**: {descriptions.get(m, '')}" for m in summaries]
     lines += ["", "## Metrics", ""]

@@ -124,6 +124,16 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def summary_text(s: Summary | None, fmt=format_value, spread: str = "{mean} ± {std}") -> str:
+    """A Summary as table text: 'n/a' when empty, the mean alone for one sample (or no std),
+    else `spread` filled with the mean and std formatted by `fmt`."""
+    if s is None or s.n == 0:
+        return "n/a"
+    if s.n < 2 or math.isnan(s.std):
+        return format_value(s.mean)
+    return spread.format(mean=fmt(s.mean), std=fmt(s.std))
+
+
 def _label(key: str) -> str:
     info: MetricInfo | None = _INFO.get(key)
     return f"{key} {_ARROW[info.better]}" if info else key
