@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ray_heads import stop_session
 
 pytest.importorskip("ray.job_submission")  # ray[default]: the job server and its client
 
@@ -72,42 +72,6 @@ def _client_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     return env
-
-
-def _session_processes(session: int):
-    """The processes of `session` and all their descendants (Ray workers lead process groups
-    of their own within the session; job entrypoints run in sessions of their own below a
-    Ray worker)."""
-    import psutil
-
-    found = {}
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == session:
-                found[proc.pid] = proc
-                for child in proc.children(recursive=True):
-                    found[child.pid] = child
-        except (psutil.Error, OSError):  # gone, or not ours to inspect
-            continue
-    return list(found.values())
-
-
-def _stop_head(session: int) -> None:
-    import psutil
-
-    procs = _session_processes(session)
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for proc in alive:  # the GCS and raylet can sit on SIGTERM for longer than a test should
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=5)
 
 
 def _alive_in(temp_dir: Path) -> list[str]:
@@ -160,7 +124,7 @@ def head(tmp_path_factory):
         assert start.returncode == 0, out[-3000:]
         yield Head(f"http://127.0.0.1:{dash}", temp_dir, shared, session)
     finally:
-        _stop_head(session)
+        stop_session(session)
         left = _alive_in(temp_dir)
         assert not left, f"processes of the test's Ray head survived: {left}"
 

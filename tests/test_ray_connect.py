@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_heads import stop_session
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,29 +65,8 @@ def head():
 
 
 def _stop_session(proc: subprocess.Popen) -> None:
-    """Stop `ray start` and everything in its session (Ray workers lead process groups of their
-    own, so a signal to its group alone would leave them)."""
-    import psutil
-
-    procs = []
-    for each in psutil.process_iter():
-        try:
-            if os.getsid(each.pid) == proc.pid:
-                procs.append(each)
-        except (psutil.Error, OSError):  # gone, or not ours to inspect
-            continue
-    for each in procs:
-        try:
-            each.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for each in alive:  # the GCS can sit on SIGTERM for longer than a test should wait
-        try:
-            each.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=5)
+    """Stop `ray start` and everything in its session."""
+    stop_session(proc.pid)
     proc.wait(timeout=5)
 
 

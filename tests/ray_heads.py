@@ -1,0 +1,43 @@
+"""Stopping a Ray head that a test started with `ray start --head` in a session of its own:
+`ray stop` would stop every Ray on the machine and has no --address to pick one, so the test
+stops the session's processes instead."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+
+def session_processes(session: int) -> list[psutil.Process]:
+    """The processes of `session` and all their descendants (Ray workers lead process groups
+    of their own within the session; job entrypoints run in sessions of their own below a
+    Ray worker)."""
+    found = {}
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == session:
+                found[proc.pid] = proc
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+        except (psutil.Error, OSError):  # gone, or not ours to inspect
+            continue
+    return list(found.values())
+
+
+def stop_session(session: int) -> None:
+    """SIGTERM to every process of `session`, SIGKILL to those still alive after 3 s."""
+    procs = session_processes(session)
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=3)
+    for proc in alive:  # the GCS and raylet can sit on SIGTERM for longer than a test should
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)
