@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distpaint.errors import ConfigError, InputError
+from distpaint.errors import ConfigError
 from distpaint.infer.tiling import round_up
 from distpaint.weights import WEIGHTS_DIR, checkpoint_or_shipped, shipped_models
 
