@@ -71,6 +71,26 @@ def test_local_disc_scores_sub_patches():
     assert torch.equal(sx[0, 0], sy[0, 0]) and not torch.equal(sx[0, -1], sy[0, -1])
 
 
+def test_paper_faithful_local_disc_scores_four_side_by_side_windows():
+    """The paper's D_L (section IV-C) scores a 256-px patch as four 128-px windows; the
+    paper_faithful recipe's D_L must do the same (stride 128), not the default nine overlapping."""
+    from distpaint.train.config import load_config, packaged_config
+
+    cfg = load_config(packaged_config("paper_faithful"))
+    d = create_model(cfg.model.local_disc, "local_disc", **cfg.model.local_disc_args).eval()
+    p = cfg.data.patch_size
+    assert p == 256 and d.windows(torch.zeros(2, 1, p, p)).shape == (2 * 4, 1, 128, 128)
+    # window k is quadrant k (row-major): a stroke in one quadrant changes only that score
+    x = torch.zeros(4, 1, p, p)
+    for k, (i, j) in enumerate([(0, 0), (0, 128), (128, 0), (128, 128)]):
+        x[k, :, i + 40:i + 90, j + 60] = 1
+    with torch.no_grad():
+        scores, empty = d(x), d(torch.zeros(1, 1, p, p))
+    assert scores.shape == (4, 4)
+    changed = ~torch.isclose(scores, empty.expand(4, 4))
+    assert torch.equal(changed, torch.eye(4, dtype=torch.bool))
+
+
 @pytest.mark.parametrize("similarity", ["dot", "scaled_dot", "weighted", "l1"])
 @pytest.mark.parametrize("embed_norm", ["none", "layer"])
 def test_global_disc_any_size_and_consistent_branches(similarity, embed_norm):
