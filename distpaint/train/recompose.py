@@ -15,6 +15,11 @@ same. The window is the patches' bounding box plus `margin`, at most `max_size` 
 single-process implementation. Implementations must only answer `global_view(name, step)`
 once all ranks have put their patches for that step (the caller synchronises).
 
+A whole mask is registered either as an array (held in memory) or as `MaskWindows`, anything
+that reads a window of it on request: the re-composer actor registers windows of the training
+store (`distpaint.train.windows`), so a step reads only its view window, never a whole mask.
+Both give the same bytes.
+
     rec = InMemoryRecomposer(max_size=4096)
     rec.add_mask("m0", truth)
     rec.put("m0", step, patches, ys, xs)
@@ -27,7 +32,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["GlobalView", "Recomposer", "InMemoryRecomposer", "view_window", "compose"]
+__all__ = ["GlobalView", "Recomposer", "MaskWindows", "ArrayWindows", "InMemoryRecomposer", "view_window",
+           "compose"]
 
 
 class GlobalView(NamedTuple):
@@ -53,6 +59,33 @@ class Recomposer(Protocol):
 
     def global_view(self, name: str, step: int, *, tag: str = "sample") -> GlobalView:
         """X_hat and Y over the window around the patches put for (`name`, `step`, `tag`)."""
+
+
+@runtime_checkable
+class MaskWindows(Protocol):
+    """A whole mask read one window at a time."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the whole mask."""
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """`(y1 - y0, x1 - x0)` bool: rows y0:y1, columns x0:x1 (inside the mask), an array the
+        caller owns (neither a view of, nor shared with, anything kept)."""
+
+
+class ArrayWindows:
+    """`MaskWindows` of a mask held in memory."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.asarray(array, dtype=bool)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.array.shape  # type: ignore[return-value]
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.array[y0:y1, x0:x1].copy()
 
 
 def view_window(shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray, patch: tuple[int, int],
@@ -88,24 +121,30 @@ def compose(background: np.ndarray, patches: np.ndarray, ys: np.ndarray, xs: np.
 
 
 class InMemoryRecomposer:
-    """`Recomposer` holding whole masks in memory (single process, tests, `--local` runs)."""
+    """`Recomposer` of masks registered as arrays or `MaskWindows` (single process: tests,
+    `--local` runs, and inside the re-composer actor)."""
 
     def __init__(self, max_size: int = 4096, margin: int = 256, keep_steps: int = 2) -> None:
         self.max_size = max_size
         self.margin = margin
         self.keep_steps = keep_steps
-        self._truth: dict[str, np.ndarray] = {}
-        self._background: dict[str, np.ndarray] = {}
+        self._truth: dict[str, MaskWindows] = {}
+        self._background: dict[str, MaskWindows | None] = {}
         self._puts: dict[tuple[str, int, str], list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
 
-    def add_mask(self, name: str, truth: np.ndarray, background: np.ndarray | None = None) -> None:
+    def add_mask(self, name: str, truth: np.ndarray | MaskWindows,
+                 background: np.ndarray | MaskWindows | None = None) -> None:
         """Register whole mask `name`: its complete version Y and optionally the corrupted X
-        to compose into (default: Y, see the module docstring)."""
-        truth = np.asarray(truth, dtype=bool)
-        if background is not None and np.shape(background) != truth.shape:
-            raise ValueError(f"background of {name!r} has shape {np.shape(background)}, truth {truth.shape}")
+        to compose into (default: Y, see the module docstring); arrays are held in memory,
+        `MaskWindows` are asked for each step's window."""
+        truth = truth if isinstance(truth, MaskWindows) else ArrayWindows(truth)
+        if background is not None:
+            background = background if isinstance(background, MaskWindows) else ArrayWindows(background)
+            if tuple(background.shape) != tuple(truth.shape):
+                raise ValueError(f"background of {name!r} has shape {tuple(background.shape)}, "
+                                 f"truth {tuple(truth.shape)}")
         self._truth[name] = truth
-        self._background[name] = truth if background is None else np.asarray(background, dtype=bool)
+        self._background[name] = background
 
     def discard(self, name: str) -> None:
         """Forget whole mask `name` (a bounded cache of masks evicts with this)."""
@@ -135,7 +174,8 @@ class InMemoryRecomposer:
         patches = np.concatenate([p[1] for p in parts])
         ys = np.concatenate([p[2] for p in parts])
         xs = np.concatenate([p[3] for p in parts])
-        truth = self._truth[name]
-        y0, y1, x0, x1 = view_window(truth.shape, ys, xs, patches.shape[1:], self.margin, self.max_size)
-        x_hat = compose(self._background[name][y0:y1, x0:x1], patches, ys, xs, (y0, x0))
-        return GlobalView(x_hat, truth[y0:y1, x0:x1].copy(), (y0, x0))
+        truth, background = self._truth[name], self._background[name]
+        y0, y1, x0, x1 = view_window(tuple(truth.shape), ys, xs, patches.shape[1:], self.margin, self.max_size)
+        y = truth.window(y0, y1, x0, x1)  # one read of the window: Y is X's background too by default
+        x = y if background is None else background.window(y0, y1, x0, x1)
+        return GlobalView(compose(x, patches, ys, xs, (y0, x0)), y, (y0, x0))
