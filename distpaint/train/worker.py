@@ -140,6 +140,17 @@ def _broadcast_int(value: int, device: torch.device) -> int:
     return int(t.item())
 
 
+def _all_ok(device: torch.device):
+    """`agree` of `ActorRecomposer`: did every rank's call succeed? (one all-reduce)"""
+
+    def agree(ok: bool) -> bool:
+        t = torch.tensor([0 if ok else 1], dtype=torch.int32, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item()) == 0
+
+    return agree
+
+
 class _Window:
     """Rank 0's aggregates over the steps since the last log."""
 
@@ -198,15 +209,16 @@ def train_worker(spec_dict: dict) -> None:
     session = _broadcast_int(new_session() if rank == 0 else 0, device)
 
     timer = PhaseTimer(cuda=device.type == "cuda" and spec.sync_timing)
-    recomposer = (ActorRecomposer(get_recomposer(spec.run_name), session, rank, world, timer)
-                  if cfg.uses_global else None)
+    client = recomposer = None
+    if cfg.uses_global:  # survives restarts of the actor (its module docstring)
+        agree = _all_ok(device) if world > 1 else None
+        client = recomposer = ActorRecomposer(get_recomposer(spec.run_name), session, rank, world, timer, agree)
     data = StoreData(spec.store, cfg, rank, world)
     sampler = torch.Generator(device)
     status = _Status(spec.status_dir, rank, session, start)
-    if recomposer is not None:
-        import ray  # deferred: see the note at the imports
-
-        status.write(recomposer_node=ray.get(recomposer.handle.stats.remote())["node_id"])
+    if client is not None:
+        actor = client.stats()
+        status.write(recomposer_node=actor["node_id"], recomposer_pid=actor["pid"])
     logger = val_samples = None
     if rank == 0 and spec.mlflow_uri and spec.mlflow_run_id:
         logger = RunLogger(spec.mlflow_uri, spec.mlflow_run_id)
@@ -253,7 +265,8 @@ def train_worker(spec_dict: dict) -> None:
         if logger is not None:
             logger.flush()
         digests = {k: state_digest(getattr(models, k)) for k in ("g", "d_local", "d_global")}
-        status.write(step=done, digests=digests, timing=timer.summary() if run_start is not None else {})
+        status.write(step=done, digests=digests, timing=timer.summary() if run_start is not None else {},
+                     recomposer_retries=client.retries if client is not None else 0)
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
