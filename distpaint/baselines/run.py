@@ -2,7 +2,8 @@
 
 Each output sample has the source's name, the repaired mask as layer `mask`, and copies of
 the source's `gaps` and `truth` layers when present, so `distpaint evaluate --pred-store OUT
---truth-store SRC` works directly, and OUT is self-describing.
+--truth-store SRC` works directly, and OUT is self-describing. SRC and OUT may be fsspec URLs
+(`s3://bucket/x.zarr`): the samples are written there as `MaskStore.write` publishes them.
 Repairs are lazy Dask graphs written block by block, so masks of any size fit in memory.
 This is what `distpaint baseline` does for one store written to a `.zarr`; files, folders,
 globs and other outputs go through `distpaint.baselines.predictor.repair_files` (infer's job).
@@ -16,8 +17,6 @@ Usage::
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -26,8 +25,9 @@ import dask.array as da
 
 from distpaint.baselines.closing import ClosingConfig, closing_dask
 from distpaint.baselines.linking import LinkingConfig, linking_dask
+from distpaint.data import location
 from distpaint.data.files import check_writable
-from distpaint.data.store import MaskStore
+from distpaint.data.store import MaskStore, writing_store
 from distpaint.errors import ConfigError, InputError
 
 __all__ = ["BASELINES", "repair_store"]
@@ -50,8 +50,9 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
     if not isinstance(config, config_cls):
         raise ConfigError(f"baseline {method!r} needs a {config_cls.__name__}")
     source = MaskStore.open(src)
-    if os.path.realpath(src) == os.path.realpath(out):
-        raise InputError(f"{out}: the output store must differ from the source store")
+    if location.same_or_nested(src, out):
+        raise InputError(f"{out}: the output store must differ from the source store (and not "
+                         "hold it or lie inside it)")
     check_writable(out, "mask store")
     names = list(names) if names else source.names()
     if not names:
@@ -59,14 +60,10 @@ def repair_store(src: str | os.PathLike, out: str | os.PathLike, method: str, co
     for name in names:  # opening checks the shard records: a lost shard fails before writing
         for layer in source.layers(name):
             source.array(name, layer)
-    created = not pathlib.Path(out).exists()
-    target = MaskStore.create(out, exist_ok=True)
-    try:
+    # a store this call created is removed if no sample could be written (a corrupt shard
+    # found while reading): a failed run leaves nothing behind
+    with writing_store(out) as target:
         _repair_samples(source, target, names, method, config, repair, overwrite, progress)
-    except BaseException:
-        if created and not target.names():  # a corrupt shard found while reading: leave nothing
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     return names
 
 

@@ -15,7 +15,8 @@ tile in constant memory by infer's job layer (the baseline runs as a model:
 One mask store in and a `.zarr` OUT keep the evaluation layout (`distpaint.baselines.run`):
 each sample (or each `--sample`) is written into OUT under its own name with its repaired
 `mask` and SRC's `gaps` and `truth` layers copied, so that `distpaint evaluate --pred-store
-OUT --truth-store SRC` scores it.
+OUT --truth-store SRC` scores it. Stores may be fsspec URLs (`s3://bucket/x.zarr`), in and out,
+as for `distpaint infer`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from distpaint.baselines.linking import LinkingConfig
 from distpaint.baselines.predictor import repair_files
 from distpaint.baselines.run import repair_store
 from distpaint.commands.infer import _results_table, _RichProgress
+from distpaint.data import location
 from distpaint.data.inputs import expand_inputs
 from distpaint.errors import ConfigError
 
@@ -49,21 +51,24 @@ _console = Console()
 _INPUTS_HELP = ("Mask files (.png .tif .tiff .npy .zarr), mask stores, directories, globs "
                 "(as distpaint infer).")
 _OUT_HELP = ("Output file (one input) or folder; for one store, a .zarr store with the "
-             "evaluation layout (gaps and truth copied).")
+             "evaluation layout (gaps and truth copied). Stores and folders of stores may be "
+             "fsspec URLs (s3://bucket/out.zarr).")
 
 
-def _store_mode(inputs: list[str], out: pathlib.Path) -> bool:
+def _store_mode(inputs: list[str], out: str) -> bool:
     """One distpaint store in and a .zarr out: the evaluation layout of `repair_store`."""
-    if len(inputs) != 1 or out.suffix.lower() != ".zarr":
+    if len(inputs) != 1 or not out.rstrip("/").lower().endswith(".zarr"):
         return False
-    path = pathlib.Path(inputs[0])
-    if not (path.is_dir() and (path / "zarr.json").is_file()):
+    if location.is_url(inputs[0]):
+        if not location.is_file(location.join(inputs[0].rstrip("/"), "zarr.json")):
+            return False
+    elif not (pathlib.Path(inputs[0]).is_dir() and (pathlib.Path(inputs[0]) / "zarr.json").is_file()):
         return False
     sources = expand_inputs(inputs)  # a broken store is refused here, naming the file
     return all(s.sample is not None for s in sources)
 
 
-def _run(inputs: list[str], out: pathlib.Path, method: str, config: Any,
+def _run(inputs: list[str], out: str, method: str, config: Any,
          sample: list[str] | None, overwrite: bool, input_threshold: float | None,
          as_json: bool) -> None:
     if _store_mode(inputs, out):
@@ -82,7 +87,7 @@ def _run(inputs: list[str], out: pathlib.Path, method: str, config: Any,
     _run_files(inputs, out, method, config, overwrite, input_threshold, as_json)
 
 
-def _run_files(inputs: list[str], out: pathlib.Path, method: str, config: Any,
+def _run_files(inputs: list[str], out: str, method: str, config: Any,
                overwrite: bool, input_threshold: float | None, as_json: bool) -> None:
     """Files, folders, globs, stores into a folder: infer's job with the baseline as model;
     progress, results table and exit status as `distpaint infer`."""
@@ -113,7 +118,7 @@ def _run_files(inputs: list[str], out: pathlib.Path, method: str, config: Any,
 @baseline_app.command("closing")
 def closing_command(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help=_INPUTS_HELP),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help=_OUT_HELP),
+    out: str = typer.Option(..., "--out", "-o", help=_OUT_HELP),
     radius: int = typer.Option(ClosingConfig.radius, help="Disk radius in px; closes gaps up to ~2x."),
     sample: list[str] | None = typer.Option(None, "--sample", help="One store to .zarr: only these samples (repeatable)."),
     input_threshold: float = typer.Option(None, help="Binarise non-binary input files: "
@@ -129,7 +134,7 @@ def closing_command(
 @baseline_app.command("linking")
 def linking_command(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help=_INPUTS_HELP),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help=_OUT_HELP),
+    out: str = typer.Option(..., "--out", "-o", help=_OUT_HELP),
     max_distance: float = typer.Option(LinkingConfig.max_distance, help="Longest gap bridged, px."),
     max_angle: float = typer.Option(LinkingConfig.max_angle, help="Largest end-direction / bridge angle, degrees."),
     direction_length: int = typer.Option(LinkingConfig.direction_length, help="Skeleton px traced back to estimate an end's direction."),

@@ -3,6 +3,7 @@
     distpaint benchset make --out bench_data --seed 0          # ~1 min on 2 cores, ~70 MB
     distpaint benchset make --out /tmp/tiny --seed 0 --small   # seconds (tests, smoke runs)
     distpaint benchset verify bench_data                        # files still exactly as built?
+    distpaint benchset make --out s3://bucket/bench --seed 0    # object storage (same bytes)
 
 `make` writes, per synthetic kind (roots, vessels, roads, sketch), a patch-level store
 `OUT/patch/<kind>.zarr` (256 x 256 patches, each with its own `mix` gaps) and a whole-mask
@@ -14,8 +15,6 @@ the same files byte for byte; the seeds are disjoint from everything training dr
 """
 
 from __future__ import annotations
-
-import pathlib
 
 import typer
 from rich.console import Console
@@ -40,7 +39,8 @@ _DEFAULT = BenchsetConfig()
 
 @benchset_app.command("make")
 def make_command(
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help="Folder to write (must not exist, or be empty)."),
+    # str, not Path: OUT may be a URL (s3://bucket/bench), which Path would mangle
+    out: str = typer.Option(..., "--out", "-o", help="Folder or fsspec URL to write (must not exist, or be empty)."),
     seed: int = typer.Option(0, "--seed", help="Base seed of the sets (>= 0)."),
     small: bool = typer.Option(False, "--small", help="Tiny sets for tests: 6 patches and one 512 px mask per kind."),
     kind: list[str] | None = typer.Option(None, "--kind", help=f"Only these kinds (repeatable; default all: {', '.join(KINDS)})."),
@@ -61,7 +61,7 @@ def make_command(
     _console.print(_summary_table(bench.manifest, out))
 
 
-def _summary_table(manifest: dict, out: pathlib.Path) -> Table:
+def _summary_table(manifest: dict, out: str) -> Table:
     table = Table(title=f"benchmark sets in {out} (seed {manifest['config']['seed']})")
     for column in ("level", "kind", "samples", "source masks", "foreground", "removed"):
         table.add_column(column, justify="left" if column in ("level", "kind") else "right")
@@ -75,7 +75,7 @@ def _summary_table(manifest: dict, out: pathlib.Path) -> Table:
 
 @benchset_app.command("verify")
 def verify_command(
-    path: pathlib.Path = typer.Argument(..., help="A folder written by `distpaint benchset make`."),
+    path: str = typer.Argument(..., help="A folder (or URL) written by `distpaint benchset make`."),
 ) -> None:
     """Recompute every store's SHA-256 digest and compare it with the manifest."""
     bad = verify_benchset(path)

@@ -3,11 +3,13 @@
     distpaint ingest roads.tif vessels/*.png scans/ 'more/**/*.tif' old.zarr --out masks.zarr
         [--threshold 127] [--chunks 1024] [--overwrite] [--skip-bad] [--prefix NAME_]
         [--patch-size 256]
+    distpaint ingest scans/ s3://bucket/old.zarr --out s3://bucket/masks.zarr   # object storage
 
 SOURCES are expanded as `distpaint infer` expands its inputs: files, folders (every mask file
 below them), quoted globs and mask stores (one sample per sample). Sample names are the file
 stems made ASCII (`distpaint.data.ingest.sample_name`: 'mäsk 道路.png' -> 'mask_u9053u8def');
-two sources with one name are refused before anything is written.
+two sources with one name are refused before anything is written. The output store and store
+sources may be fsspec URLs (`distpaint.data.location`); mask files are read from local paths.
 
 Prints a table of the samples written (name, shape, foreground fraction, source) and a yellow
 warning for each mask padded up to one patch. The first bad source stops the run with a
@@ -17,7 +19,6 @@ ingested (exit status 1 if any was skipped).
 
 from __future__ import annotations
 
-import pathlib
 
 import typer
 from rich.console import Console
@@ -32,10 +33,11 @@ def ingest(
     sources: list[str] = typer.Argument(
         ..., metavar="SOURCES...",
         help="Mask files (.png, .tif/.tiff (GeoTIFF too), .npy, .zarr array or sample), "
-        "folders (every mask file below), globs ('scans/*.png') and mask stores."
+        "folders (every mask file below), globs ('scans/*.png') and mask stores (folders or URLs)."
     ),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help="Mask store to write (created "
-                                     "if missing)."),
+    # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
+    out: str = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing): "
+                            "a folder or an fsspec URL (s3://bucket/masks.zarr)."),
     threshold: float | None = typer.Option(
         None, help="Binarise non-binary images: foreground = value > THRESHOLD."
     ),
@@ -60,7 +62,7 @@ def ingest(
         raise SystemExit(1)
 
 
-def _print_report(report: IngestReport, out: pathlib.Path) -> None:
+def _print_report(report: IngestReport, out: str) -> None:
     console = Console()
     table = Table(title=f"ingested into {out}")
     for column in ("sample", "shape", "foreground", "source"):

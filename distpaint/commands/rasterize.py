@@ -12,7 +12,8 @@ Sources: .gpkg .shp .geojson .json .fgb (geopandas/pyogrio; reprojected to metre
 degrees or feet), .net.xml[.gz] (SUMO: lanes at their widths plus junction polygons),
 .graphml[.gz] (street graphs), .svg (stroked shapes, widths = stroke widths). One sample per
 source, named by its stem. Prints a table of the samples written; bad input ends in one red
-line naming the file (exit status 2).
+line naming the file (exit status 2). STORE may be an fsspec URL (`s3://bucket/roads.zarr`):
+the vector files are read here, the samples written there (each published whole).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def rasterize(
     sources: list[pathlib.Path] = typer.Argument(
         ..., help="Vector files: .gpkg .shp .geojson .json .fgb .net.xml[.gz] .graphml[.gz] .svg."
     ),
-    out: pathlib.Path = typer.Option(..., "--out", "-o", help="Mask store to write (created "
-                                     "if missing)."),
+    # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle
+    out: str = typer.Option(..., "--out", "-o", help="Mask store to write (created if missing): "
+                            "a folder or an fsspec URL (s3://bucket/masks.zarr)."),
     resolution: float | None = typer.Option(
         None, help="Metres per pixel for georeferenced data and SUMO nets (default 0.5)."),
     px_per_unit: float | None = typer.Option(
@@ -86,7 +88,7 @@ def rasterize(
     _print_results(results, out)
 
 
-def _print_results(results, out: pathlib.Path) -> None:
+def _print_results(results, out: str) -> None:
     table = Table(title=f"rasterized into {out}")
     for column in ("sample", "kind", "shape", "features", "pixel", "foreground", "source"):
         table.add_column(column, justify="right" if column in ("features", "foreground")

@@ -63,8 +63,9 @@ def fetch_command(
 
 @realdata_app.command("build")
 def build_command(
-    out: pathlib.Path = typer.Option(pathlib.Path("runs/real"), "--out", "-o",
-                                     help="Folder of the real benchmark (resumed if present)."),
+    # str, not Path: OUT may be a URL (s3://bucket/real), which Path would mangle
+    out: str = typer.Option("runs/real", "--out", "-o",
+                            help="Folder or fsspec URL of the real benchmark (resumed if present)."),
     cache: pathlib.Path = typer.Option(_DEFAULT_CACHE, "--cache", help="Where `fetch` put the data."),
     seed: int = typer.Option(0, "--seed", help="Seed of the gaps (>= 0)."),
     kind: list[str] = typer.Option(None, "--kind", help=f"Only these kinds ({', '.join(KINDS)})."),

@@ -16,7 +16,11 @@ per-kind counts, foreground and removed fractions, a SHA-256 digest of every sto
 Determinism: the same config gives the same files byte for byte (no paths, times or random
 ids are stored anywhere; `verify_benchset` recomputes the digests). A build runs in a hidden
 sibling folder `.OUT.partial` that is renamed to OUT when complete; an interrupted build
-resumes there (samples are written atomically and existing ones are skipped).
+resumes there (samples are written atomically and existing ones are skipped). OUT may be an
+fsspec URL (`s3://bucket/bench`, `distpaint.data.location`): object stores cannot rename, so
+there the set is built in place, marked by a hidden `.building.json`, and its manifest.json
+(what `open_benchset` looks for) is written last; readers see no set until it is complete, and
+the files are the same bytes as a local build's (same digests).
 
 Disjoint from training, by construction:
 
@@ -62,9 +66,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import zarr
-from zarr.storage import LocalStore
-
+from distpaint.data import location
 from distpaint.data.gaps import GapConfig, corrupt, corrupt_dask
 from distpaint.data.store import MaskStore
 from distpaint.data.synth import KINDS, SynthConfig, synth_array, synth_mask
@@ -102,6 +104,10 @@ MARKER_ATTR = "distpaint_benchset"
 _LEVEL_ID = {"patch": 1, "whole": 2}
 _KIND_ID = {k: i + 1 for i, k in enumerate(KINDS)}
 _ROLE_SYNTH, _ROLE_CELLS, _ROLE_GAPS = 1, 2, 3
+_BUILDING = ".building.json"
+"""The marker of an unfinished build (its options), removed once manifest.json is written."""
+Where = pathlib.Path | str
+"""A local folder, or a URL on object storage."""
 _MAX_SOURCES_PER_PATCH = 64
 """A kind yielding fewer than one patch per this many source masks is a config error."""
 
@@ -280,18 +286,16 @@ def _whole_samples(config: BenchsetConfig, kind: str, stats: _KindStats):
     stats.sources = config.whole_count
 
 
-def _create_store(path: pathlib.Path, config: BenchsetConfig, level: str, kind: str) -> MaskStore:
+def _create_store(path: Where, config: BenchsetConfig, level: str, kind: str) -> MaskStore:
     """Create (or reopen, when resuming) the store of (level, kind), marked as a benchmark."""
-    if not (path / "zarr.json").is_file():
-        MaskStore.create(path)
-    group = zarr.open_group(LocalStore(path), mode="r+", zarr_format=3)
-    if MARKER_ATTR not in group.attrs:
-        group.attrs[MARKER_ATTR] = {"level": level, "kind": kind, "seed": config.seed,
-                                    "version": VERSION}
-    return MaskStore.open(path, mode="a")
+    store = MaskStore.create(path, exist_ok=True)
+    if MARKER_ATTR not in store.root_attrs:
+        store.set_root_attr(MARKER_ATTR, {"level": level, "kind": kind, "seed": config.seed,
+                                          "version": VERSION})
+    return store
 
 
-def _build_store(path: pathlib.Path, config: BenchsetConfig, level: str, kind: str,
+def _build_store(path: Where, config: BenchsetConfig, level: str, kind: str,
                  log: Callable[[str], None]) -> _KindStats:
     stats = _KindStats()
     start = time.perf_counter()
@@ -315,19 +319,8 @@ def _build_store(path: pathlib.Path, config: BenchsetConfig, level: str, kind: s
     return stats
 
 
-def _digest(path: pathlib.Path) -> str:
-    """SHA-256 over the sorted relative paths and bytes of every file under `path`."""
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(file.relative_to(path).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(file.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _write_json(path: pathlib.Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: Where, doc: dict) -> None:
+    location.write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _relative_stores(config: BenchsetConfig) -> dict[str, dict[str, str]]:
@@ -338,31 +331,42 @@ def _relative_stores(config: BenchsetConfig) -> dict[str, dict[str, str]]:
 
 def make_benchset(out: str | os.PathLike, config: BenchsetConfig | None = None,
                   log: Callable[[str], None] = print) -> Benchset:
-    """Build the benchmark sets of `config` into the folder `out` (see the module docstring).
+    """Build the benchmark sets of `config` into the folder or URL `out` (see the module
+    docstring).
 
     An existing complete set with the same config is kept as it is (and returned); one with
     another config, or any other non-empty folder, is an InputError. An interrupted build
-    resumes from `.OUT.partial`."""
+    resumes from `.OUT.partial` (in OUT itself on object storage)."""
     config = config or BenchsetConfig()
-    out = pathlib.Path(out)
-    if (out / "manifest.json").is_file():
+    remote = location.is_url(out)
+    out = os.fspath(out).rstrip("/") if remote else pathlib.Path(out)
+    if _has_manifest(out):
         bench = open_benchset(out)
         if bench.config != config:
             raise InputError(f"{out}: holds a benchmark set built with other options "
                              f"({_difference(bench.config, config)}); choose another --out")
         log(f"{out}: already built (same options), kept")
         return bench
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out}: exists and is not a benchmark set; choose another --out")
-    partial = out.with_name(f".{out.name}.partial")
+    if remote:
+        location.exists(out)  # a missing bucket or a refused connection: one line, now
+        names = location.list_names(out)
+        if names and _BUILDING not in names:
+            raise InputError(f"{out}: exists and is not a benchmark set; choose another --out")
+        partial: Where = out  # no rename on object storage: built in place, manifest.json last
+    else:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InputError(f"{out}: exists and is not a benchmark set; choose another --out")
+        partial = out.with_name(f".{out.name}.partial")
     _claim_partial(partial, config)
     start = time.perf_counter()
     summary: dict[str, dict] = {}
     for level, stores in _relative_stores(config).items():
         summary[level] = {}
         for kind, rel in stores.items():
-            summary[level][kind] = _build_store(partial / rel, config, level, kind, log).summary()
-    digests = {level: {kind: _digest(partial / rel) for kind, rel in stores.items()}
+            summary[level][kind] = _build_store(location.child(partial, rel), config, level, kind,
+                                                log).summary()
+    digests = {level: {kind: location.tree_digest(location.child(partial, rel))
+                       for kind, rel in stores.items()}
                for level, stores in _relative_stores(config).items()}
     manifest = {
         "format": FORMAT,
@@ -379,28 +383,43 @@ def make_benchset(out: str | os.PathLike, config: BenchsetConfig | None = None,
         "sets": summary,
         "digests": digests,
     }
-    _write_json(partial / "manifest.json", manifest)
-    (partial / ".building.json").unlink()
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    os.replace(partial, out)
+    _write_json(location.child(partial, "manifest.json"), manifest)
+    location.remove_file(location.child(partial, _BUILDING))
+    if not remote:
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(partial, out)
     log(f"benchmark sets written to {out} in {time.perf_counter() - start:.1f} s")
     return open_benchset(out)
 
 
-def _claim_partial(partial: pathlib.Path, config: BenchsetConfig) -> None:
+def _has_manifest(path: Where) -> bool:
+    if isinstance(path, str):
+        return location.is_file(location.join(path, "manifest.json"))
+    return (path / "manifest.json").is_file()
+
+
+def _claim_partial(partial: Where, config: BenchsetConfig) -> None:
     """Create (or resume) the hidden build folder; a leftover of other options is restarted."""
-    marker = partial / ".building.json"
-    if partial.exists():
+    marker = location.child(partial, _BUILDING)
+    try:
+        text = location.read_bytes(marker)
+    except FileNotFoundError:
+        text = None
+    if text is not None or (not isinstance(partial, str) and partial.exists()):
         try:
-            same = BenchsetConfig.from_dict(json.loads(marker.read_text())) == config
-        except (OSError, ValueError, ConfigError):
+            same = BenchsetConfig.from_dict(json.loads(text or b"")) == config
+        except (ValueError, ConfigError):
             raise InputError(f"{partial}: an unfinished build folder that distpaint cannot read; "
                              "remove it") from None
         if same:
             return
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+        if isinstance(partial, str):
+            location.remove_tree(partial)
+        else:
+            shutil.rmtree(partial)
+    if not isinstance(partial, str):
+        partial.mkdir(parents=True)
     _write_json(marker, config.to_dict())
 
 
@@ -414,8 +433,8 @@ def _difference(a: BenchsetConfig, b: BenchsetConfig) -> str:
 class Benchset:
     """A built benchmark set (read-only)."""
 
-    path: pathlib.Path
-    """The folder."""
+    path: Where
+    """The folder (a URL on object storage)."""
     manifest: dict
     """The parsed manifest.json."""
 
@@ -442,15 +461,17 @@ class Benchset:
         rel = self.manifest["stores"].get(level, {}).get(kind)
         if rel is None:
             raise InputError(f"{self.path}: no {level}-level set of kind {kind!r}")
-        return MaskStore.open(self.path / rel)
+        return MaskStore.open(location.child(self.path, rel))
 
 
 def open_benchset(path: str | os.PathLike) -> Benchset:
-    """Open a folder written by `make_benchset`; InputError if it is not one."""
-    path = pathlib.Path(path)
+    """Open a folder (or URL) written by `make_benchset`; InputError if it is not one."""
+    path = os.fspath(path).rstrip("/") if location.is_url(path) else pathlib.Path(path)
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads(location.read_bytes(location.child(path, "manifest.json")))
     except FileNotFoundError:
+        if isinstance(path, str):
+            location.exists(path)  # a missing bucket says so
         raise InputError(f"{path}: not a benchmark set (no manifest.json); build one with "
                          "`distpaint benchset make`") from None
     except (OSError, ValueError) as exc:
@@ -471,7 +492,10 @@ def verify_benchset(path: str | os.PathLike) -> list[str]:
     for level, stores in bench.manifest["stores"].items():
         for kind, rel in stores.items():
             expected = bench.manifest["digests"][level][kind]
-            if not (bench.path / rel).is_dir() or _digest(bench.path / rel) != expected:
+            where = location.child(bench.path, rel)
+            found = (location.is_file(location.join(where, "zarr.json")) if isinstance(where, str)
+                     else where.is_dir())
+            if not found or location.tree_digest(where) != expected:
                 bad.append(f"{level}/{kind}")
     return bad
 

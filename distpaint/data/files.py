@@ -43,6 +43,7 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from distpaint.data import location
 from distpaint.data.integrity import CheckedArray
 from distpaint.data.store import FORMAT_ATTR, compressors, jsonable, layout, stream_to_zarr
 from distpaint.data.zarr_meta import broken_zarr_metadata  # re-exported (was defined here)
@@ -104,7 +105,7 @@ def read_mask_file(
         georeferencing and "padded_from" carried over from a distpaint store sample.
     Raises InputError naming the file for anything unusable.
     """
-    path = pathlib.Path(path)
+    path = os.fspath(path).rstrip("/") if location.is_url(path) else pathlib.Path(path)
     raw, meta = read_raw(path)
     mask, stats = binarise(raw, threshold, path)
     meta.update(stats)
@@ -113,7 +114,18 @@ def read_mask_file(
 
 
 def read_raw(path: str | os.PathLike) -> tuple[da.Array, dict]:
-    """The raw 2-D values of `path` as a lazy Dask array, and format metadata."""
+    """The raw 2-D values of `path` as a lazy Dask array, and format metadata. `path` may be
+    the URL of a Zarr node on object storage (a store's sample: `s3://bucket/x.zarr/NAME`)."""
+    if location.is_url(path):
+        url = os.fspath(path).rstrip("/")
+        if mask_format(url.split("://", 1)[1]) != "zarr":
+            raise InputError(f"{url}: only Zarr nodes (mask stores and their samples) are read "
+                             "from object storage; copy the file here first")
+        if not location.is_file(location.join(url, "zarr.json")):
+            location.exists(url)  # a missing bucket says so
+            raise InputError(f"{url}: no Zarr node there")
+        raw, meta = _read_zarr(url)
+        return _to_2d(raw, url), {"format": "zarr", **meta}
     path = pathlib.Path(path)
     fmt = mask_format(path)
     if not path.exists():
@@ -360,20 +372,24 @@ def _read_zarr(path: pathlib.Path) -> tuple[da.Array, dict]:
     """A Zarr array, a distpaint sample (its `mask`), a distpaint store with one sample, or
     a group holding exactly one array."""
 
+    remote = isinstance(path, str)  # a URL (read_raw)
     try:
-        node = zarr.open(LocalStore(path, read_only=True), mode="r")
+        store = location.zarr_store(path, read_only=True) if remote else LocalStore(path, read_only=True)
+        node = zarr.open(store, mode="r")
         carried: dict = {}
         if isinstance(node, zarr.Group):
             node, carried = _zarr_group_array(path, node)
         chunks = node.chunks
         # a shard recorded but missing, or a corrupt one, named by its file (integrity.py)
-        where = path / node.path if node.path else path
-        node = CheckedArray(node, str(where), where.parent.name if node.path else path.name)
+        where = location.child(path, node.path) if node.path else path
+        name = os.fspath(where).rstrip("/").split("/")[-2 if node.path else -1]
+        node = CheckedArray(node, os.fspath(where), name)
         node.check_missing()
     except InputError:
         raise
     except Exception as exc:  # broken metadata: name the file that is broken
-        raise broken_zarr_metadata(path) or _unreadable(path, "Zarr", exc) from None
+        broken = None if remote else broken_zarr_metadata(path)
+        raise broken or _unreadable(path, "Zarr", exc) from None
     return _guarded(node, path, "Zarr", chunks), carried
 
 
@@ -536,7 +552,11 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> None:
     """InputError unless `path` can be written: an existing folder must be writable, a path
     that does not exist yet needs its nearest existing ancestor to be a writable folder (where
     it will be created). Call it before any work starts, so that a read-only destination
-    fails at once and leaves nothing behind."""
+    fails at once and leaves nothing behind. A URL (object storage) is checked by reaching its
+    bucket: a missing bucket or a refused connection is the InputError then."""
+    if location.is_url(path):
+        location.exists(os.fspath(path))
+        return
     path = pathlib.Path(path).absolute()
     target = path
     while not target.exists() and target != target.parent:

@@ -32,7 +32,6 @@ import dataclasses
 import functools
 import math
 import os
-import pathlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -564,14 +563,6 @@ def sample_entropy(seed: int, name: str) -> list[int]:
     return [int(seed), zlib.crc32(name.encode())]
 
 
-def _same_or_nested(a: os.PathLike, b: os.PathLike) -> bool:
-    if location.is_url(a) or location.is_url(b):  # object storage: compare the URLs' keys
-        a, b = (pathlib.PurePosixPath("/", *os.fspath(x).replace("://", ":/").split("/")) for x in (a, b))
-    else:
-        a, b = pathlib.Path(a).resolve(), pathlib.Path(b).resolve()
-    return a == b or a in b.parents or b in a.parents
-
-
 def corrupt_store(src: os.PathLike, out: os.PathLike, config: GapConfig, seed: int, *,
                   names: Sequence[str] | None = None, overwrite: bool = False) -> list[dict]:
     """Corrupt every sample (or `names`) of store `src` into store `out` (created if missing).
@@ -584,7 +575,7 @@ def corrupt_store(src: os.PathLike, out: os.PathLike, config: GapConfig, seed: i
     """
     from distpaint.data.store import MaskStore  # deferred (Zarr, Dask): see the imports
 
-    if _same_or_nested(src, out):
+    if location.same_or_nested(src, out):
         raise InputError(f"{out}: output store must not be the source store {src} (nor inside it)")
     source = MaskStore.open(src)
     todo = source.names() if names is None else list(names)

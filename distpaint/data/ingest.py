@@ -46,7 +46,6 @@ import math
 import os
 import pathlib
 import re
-import shutil
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -54,7 +53,8 @@ import dask.array as da
 
 from distpaint.data.files import FORMATS, check_writable, mask_format, read_mask_file
 from distpaint.data.inputs import expand_inputs
-from distpaint.data.store import MaskStore
+from distpaint.data import location
+from distpaint.data.store import MaskStore, writing_store
 from distpaint.errors import ConfigError, InputError
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "Source",
     "sample_name",
     "expand_sources",
+    "check_outside",
     "file_sha256",
     "ingest_file",
     "ingest_files",
@@ -146,8 +147,9 @@ class IngestReport:
 class Source:
     """A source to ingest and the sample name it becomes."""
 
-    path: pathlib.Path
-    """File, or Zarr node (array, sample group or one-sample store)."""
+    path: pathlib.Path | str
+    """File, or Zarr node (array, sample group or one-sample store); a URL for a sample of a
+    store on object storage."""
     name: str
     """Sample name."""
 
@@ -180,7 +182,7 @@ def expand_sources(paths: list[str | os.PathLike], prefix: str = "") -> list[Sou
     sources: list[Source] = []
     for found in expand_inputs(list(paths)):
         if found.sample is not None:
-            sources.append(Source(found.path / found.sample, f"{prefix}{found.sample}"))
+            sources.append(Source(location.child(found.path, found.sample), f"{prefix}{found.sample}"))
         else:
             sources.append(Source(found.path, sample_name(found.path, prefix)))
     _check_unique(sources)
@@ -199,9 +201,16 @@ def _check_unique(sources: list[Source]) -> None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, or of a directory's files (relative path and bytes, sorted)."""
-    path = pathlib.Path(path)
+    """SHA-256 of a file, or of a directory's files (relative path and bytes, sorted); of the
+    objects below a URL as of the files of the same folder."""
     digest = hashlib.sha256()
+    if location.is_url(path):
+        fs, root = location.fs_path(os.fspath(path).rstrip("/"))
+        for key in sorted(fs.find(root), key=lambda k: pathlib.PurePosixPath(k)):
+            digest.update(key[len(root) + 1:].encode() + b"\0")
+            digest.update(location.read_bytes(f"{os.fspath(path).split('://', 1)[0]}://{key}"))
+        return digest.hexdigest()
+    path = pathlib.Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
         if file != path:
@@ -224,10 +233,10 @@ def _pad(mask: da.Array, patch: int, path: pathlib.Path) -> tuple[da.Array, str 
     return padded, note
 
 
-def _check_outside(path: pathlib.Path, store: MaskStore) -> None:
-    """Refuse a source inside the output store: overwriting it would destroy the source."""
-    src, out = path.resolve(), store.path.resolve()
-    if src == out or out in src.parents:
+def check_outside(path: str | os.PathLike, store: MaskStore) -> None:
+    """Refuse a source inside the output store (or holding it): overwriting it would destroy
+    the source."""
+    if location.same_or_nested(path, store.path):
         raise InputError(f"{path}: source is inside the output store {store.path}")
 
 
@@ -240,15 +249,16 @@ def ingest_file(
 ) -> IngestResult:
     """Ingest one mask file as sample `name` (default: from the file stem) of `store`."""
     config = config or IngestConfig()
-    path = pathlib.Path(path)
+    remote = location.is_url(path)
+    path = os.fspath(path).rstrip("/") if remote else pathlib.Path(path)
     name = name or sample_name(path, config.prefix)
-    _check_outside(path, store)
+    check_outside(path, store)
     mask_format(path)  # unsupported suffix: fail before reading anything
     mask, meta = read_mask_file(path, config.threshold)
     mask, note = _pad(mask, config.patch_size, path)
     attrs = {
         **meta,
-        "source": str(path.resolve()),
+        "source": path if remote else str(path.resolve()),
         "sha256": file_sha256(path),
         "shape": list(mask.shape),
     }
@@ -281,35 +291,12 @@ def ingest_files(
     if not paths:
         raise ConfigError("no sources given")
     sources = expand_sources(list(paths), config.prefix)
-    created = None  # "path" / "contents": what this run created and removes if left empty
-    check_writable(store.path if isinstance(store, MaskStore) else store, "mask store")
-    if not isinstance(store, MaskStore):
-        path = pathlib.Path(store)
-        if not path.exists():
-            created = "path"
-        elif path.is_dir() and not any(path.iterdir()):
-            created = "contents"  # the user's empty folder: keep the folder itself
-        store = MaskStore.create(path, exist_ok=True)
-    try:
-        report = _ingest_sources(sources, store, config)
-    except BaseException:
-        _remove_if_empty(store, created)
-        raise
-    if not report.ingested:
-        _remove_if_empty(store, created)
-    return report
-
-
-def _remove_if_empty(store: MaskStore, created: str | None) -> None:
-    """A store this run created and left without a sample is removed, so a failed ingest into
-    a new path leaves nothing behind; a store that existed before is never touched."""
-    if created is None or store.names():
-        return
-    if created == "path":
-        shutil.rmtree(store.path, ignore_errors=True)
-        return
-    for child in store.path.iterdir():
-        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    if isinstance(store, MaskStore):
+        check_writable(store.path, "mask store")
+        return _ingest_sources(sources, store, config)
+    check_writable(store, "mask store")  # a URL: its bucket is reached here
+    with writing_store(store) as opened:  # a new store left without a sample is removed
+        return _ingest_sources(sources, opened, config)
 
 
 def _ingest_sources(sources: list[Source], store: MaskStore, config: IngestConfig) -> IngestReport:

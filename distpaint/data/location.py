@@ -27,8 +27,9 @@ from typing import Any
 
 from distpaint.errors import InputError
 
-__all__ = ["is_url", "join", "fs_path", "zarr_store", "exists", "is_file", "list_names",
-           "remove_tree", "publish", "put_file", "upload_group", "metadata_stamp", "url_error"]
+__all__ = ["is_url", "join", "child", "fs_path", "zarr_store", "exists", "is_file", "list_names",
+           "remove_tree", "publish", "put_file", "upload_group", "metadata_stamp", "url_error",
+           "read_bytes", "write_bytes", "remove_file", "tree_digest", "same_or_nested", "rename_replacing"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # No listing cache: other processes (Ray actors, a resumed run) and other fsspec instances (zarr
@@ -45,6 +46,13 @@ def is_url(location: str | os.PathLike) -> bool:
 def join(url: str, *names: str) -> str:
     """`url` with path components appended (no normalisation: `//` after the scheme stays)."""
     return "/".join([url.rstrip("/"), *(n.strip("/") for n in names)])
+
+
+def child(parent: str | os.PathLike, *names: str) -> str | pathlib.Path:
+    """`parent` / `names`: a URL joined as `join` does, a local path as a `pathlib.Path`."""
+    if is_url(parent):
+        return join(os.fspath(parent), *names)
+    return pathlib.Path(parent).joinpath(*names)
 
 
 def url_error(url: str, exc: BaseException, doing: str = "cannot reach") -> InputError:
@@ -165,6 +173,39 @@ def publish(src: str, dst: str) -> None:
     fs.invalidate_cache(dst_path)
 
 
+def read_bytes(where: str | os.PathLike) -> bytes:
+    """The whole file or object at `where` (a path or a URL); FileNotFoundError if there is
+    none (callers name it)."""
+    if not is_url(where):
+        return pathlib.Path(where).read_bytes()
+    fs, path = fs_path(os.fspath(where))
+    fs.invalidate_cache(path)
+    return _call(os.fspath(where), "cannot read", fs.cat_file, path)
+
+
+def write_bytes(where: str | os.PathLike, data: bytes) -> None:
+    """Write `data` as the file or object at `where`, so that readers see the old contents or
+    the new, never a part: a local file is written beside it and renamed over it; an object is
+    one whole PUT (an object store replaces one object atomically)."""
+    if not is_url(where):
+        path = pathlib.Path(where)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return
+    fs, path = fs_path(os.fspath(where))
+    _call(os.fspath(where), "cannot write", fs.pipe_file, path, data)
+    fs.invalidate_cache(path)
+
+
+def remove_file(where: str | os.PathLike) -> None:
+    """Delete the file or object at `where` (none there: no error)."""
+    if not is_url(where):
+        pathlib.Path(where).unlink(missing_ok=True)
+        return
+    remove_tree(os.fspath(where))
+
+
 def put_file(local: str | os.PathLike, url: str) -> None:
     """Upload one local file to `url` (a whole object, written once)."""
     fs, path = fs_path(url)
@@ -199,6 +240,40 @@ def metadata_stamp(url: str) -> list:
             tag = info.get("ETag") or info.get("LastModified") or info.get("mtime") or info.get("created")
             stamp.append((name, str(tag), info.get("size")))
     return stamp
+
+
+def tree_digest(where: str | os.PathLike) -> str:
+    """SHA-256 over the relative paths and the bytes' SHA-256 of every file (object) below
+    `where`, a folder or a URL, in path order: one folder and its upload have one digest."""
+    import hashlib  # deferred: only the set builders (benchmark, real data) digest trees
+
+    h = hashlib.sha256()
+    if is_url(where):
+        fs, root = fs_path(os.fspath(where))
+        fs.invalidate_cache(root)
+        keys = _call(os.fspath(where), "cannot list", fs.find, root)
+        files = [(pathlib.PurePosixPath(k[len(root.rstrip("/")) + 1:]), k) for k in keys]
+        read = lambda key: _call(os.fspath(where), "cannot read", fs.cat_file, key)  # noqa: E731
+    else:
+        root_path = pathlib.Path(where)
+        files = [(pathlib.PurePosixPath(p.relative_to(root_path).as_posix()), p)
+                 for p in root_path.rglob("*") if p.is_file()]
+        read = pathlib.Path.read_bytes
+    for rel, key in sorted(files, key=lambda item: item[0]):
+        h.update(rel.as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(read(key)).digest())
+    return h.hexdigest()
+
+
+def same_or_nested(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Are `a` and `b` the same place, or is one inside the other? Local paths are resolved;
+    URLs are compared by their keys (a URL is never inside a local path)."""
+    if is_url(a) or is_url(b):
+        a, b = (pathlib.PurePosixPath("/", *os.fspath(x).replace("://", ":/").rstrip("/").split("/"))
+                for x in (a, b))
+    else:
+        a, b = pathlib.Path(a).resolve(), pathlib.Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 def rename_replacing(src: os.PathLike, dst: os.PathLike, aside: os.PathLike) -> None:

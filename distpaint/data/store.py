@@ -30,6 +30,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -64,6 +65,7 @@ __all__ = [
     "shard_blocks",
     "stream_to_zarr",
     "jsonable",
+    "writing_store",
 ]
 
 STORE_FORMAT = 1
@@ -267,6 +269,18 @@ class MaskStore:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
 
+    @property
+    def root_attrs(self) -> dict:
+        """A copy of the store's own attributes (format version, markers such as a benchmark
+        set's)."""
+        return dict(self._group.attrs)
+
+    def set_root_attr(self, key: str, value: Any) -> None:
+        """Set one attribute of the store itself (its zarr.json rewritten whole)."""
+        if self.mode == "r":
+            raise InputError(f"{self.path}: store opened read-only; open it with mode='a'")
+        self._group.attrs[key] = jsonable(value)
+
     # ---- reading ---------------------------------------------------------------------------
     def _broken(self, exc: Exception) -> InputError:
         """The user error for zarr failing on this store's metadata: name the broken file
@@ -448,3 +462,33 @@ class MaskStore:
         trash = self.path / f"{_TRASH_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
         os.rename(self.path / name, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writing_store(path: str | os.PathLike) -> Iterator[MaskStore]:
+    """The mask store at `path` (a folder or a URL), opened for writing and created if missing.
+    A store this call created that holds no sample when the block ends (an error, or nothing
+    written) is removed again, so a failed first write into a new place leaves nothing behind;
+    a folder that was there empty is kept (emptied), and a store that existed is never touched.
+
+        with writing_store(out) as store:
+            store.write(name, layers, attrs)
+    """
+    if location.is_url(path):
+        created = None if location.exists(os.fspath(path).rstrip("/")) else "path"
+    else:
+        folder = pathlib.Path(path)
+        created = "path" if not folder.exists() else (
+            "contents" if folder.is_dir() and not any(folder.iterdir()) else None)
+    store = MaskStore.create(path, exist_ok=True)
+    try:
+        yield store
+    finally:
+        if created is not None and not store.names():
+            if store.is_remote:
+                location.remove_tree(store.path)
+            elif created == "path":
+                shutil.rmtree(store.path, ignore_errors=True)
+            else:
+                for entry in store.path.iterdir():
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)

@@ -15,7 +15,10 @@ Layout of OUT:
   benchmark uses): crops of at most `crop` px a side of every render of the split, each with
   the layers `mask` (damaged input), `gaps` and `truth`, as the synthetic benchmark sets have;
 - `manifest.json`: the config, the stores, per-store SHA-256 digests, and every package's
-  version, licence and attribution (each sample's attrs repeat its own).
+  version, licence and attribution (each sample's attrs repeat its own), written last.
+
+OUT may be an fsspec URL (`s3://bucket/real`, `distpaint.data.location`): the same stores and
+manifest there, each sample published whole, the manifest last.
 
 A build is resumable: samples are written atomically and the existing ones are skipped. The
 same cache and config give the same masks and gaps (gap seeds from the config's seed and the
@@ -40,6 +43,7 @@ import numpy as np
 import shapely
 from scipy import ndimage as ndi
 
+from distpaint.data import location
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.catalogue import KINDS, SPLITS, SOURCES, Render, Source, hash_split
 from distpaint.data.real.lazyload import network_lines, read_lazyload
@@ -260,18 +264,8 @@ def _gap_config(config: RealConfig, level: str) -> GapConfig:
 
 
 # ---- the build -----------------------------------------------------------------------------
-def _digest(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(file.relative_to(path).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(file.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _write_json(path: pathlib.Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: pathlib.Path | str, doc: dict) -> None:
+    location.write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _levels_of(split: str) -> tuple[str, ...]:
@@ -281,11 +275,16 @@ def _levels_of(split: str) -> tuple[str, ...]:
 def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealConfig | None = None,
                log: Callable[[str], None] = print,
                catalogue: Sequence[Source] = SOURCES) -> RealBenchset:
-    """Write the real benchmark into `out` from the packages fetched into `cache` (the sources
-    of `catalogue`, by default the whole catalogue)."""
+    """Write the real benchmark into the folder or fsspec URL `out` from the packages fetched
+    into `cache` (the sources of `catalogue`, by default the whole catalogue)."""
     config = config or RealConfig()
-    cache, out = pathlib.Path(cache).expanduser(), pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    cache = pathlib.Path(cache).expanduser()
+    if location.is_url(out):
+        out = os.fspath(out).rstrip("/")
+        location.exists(out)  # a missing bucket or a refused connection: one line, now
+    else:
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
     stores: dict[str, dict[str, str]] = {}
     stats: dict[str, dict[str, dict]] = {}
     for split in config.splits:
@@ -299,7 +298,7 @@ def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealCon
             for level in levels:
                 rel = f"{level}/{kind}.zarr"
                 stores.setdefault(level, {})[kind] = rel
-                opened[level] = MaskStore.create(out / rel, exist_ok=True)
+                opened[level] = MaskStore.create(location.child(out, rel), exist_ok=True)
             counts = {level: 0 for level in levels}
             for source in todo:
                 for render in source.renders:
@@ -314,11 +313,12 @@ def build_real(cache: str | os.PathLike, out: str | os.PathLike, config: RealCon
     manifest = {
         "format": FORMAT, "version": VERSION, "config": dataclasses.asdict(config),
         "stores": stores, "sets": stats,
-        "digests": {f"{lv}/{k}": _digest(out / rel) for lv, ks in stores.items() for k, rel in ks.items()},
+        "digests": {f"{lv}/{k}": location.tree_digest(location.child(out, rel))
+                    for lv, ks in stores.items() for k, rel in ks.items()},
         "packages": {key: {"version": package(key).version, "licence": package(key).licence,
                            "attribution": package(key).attribution} for key in packages},
     }
-    _write_json(out / "manifest.json", manifest)
+    _write_json(location.child(out, "manifest.json"), manifest)  # last: the benchmark is complete
     return open_real(out)
 
 
@@ -353,8 +353,8 @@ def _write_render(cache: pathlib.Path, source: Source, render: Render, split: st
 class RealBenchset:
     """A built real benchmark (read-only); reads like `distpaint.data.benchset.Benchset`."""
 
-    path: pathlib.Path
-    """The folder."""
+    path: pathlib.Path | str
+    """The folder (a URL on object storage)."""
     manifest: dict
     """The parsed manifest.json."""
 
@@ -376,22 +376,24 @@ class RealBenchset:
         rel = self.manifest["stores"].get(level, {}).get(kind)
         if rel is None:
             raise InputError(f"{self.path}: no {level} set of kind {kind!r}")
-        return MaskStore.open(self.path / rel)
+        return MaskStore.open(location.child(self.path, rel))
 
-    def train_store(self, kind: str) -> pathlib.Path:
-        """Path of the complete training masks of `kind`."""
+    def train_store(self, kind: str) -> pathlib.Path | str:
+        """Path (or URL) of the complete training masks of `kind`."""
         rel = self.manifest["stores"].get("train", {}).get(kind)
         if rel is None:
             raise InputError(f"{self.path}: no training masks of kind {kind!r}")
-        return self.path / rel
+        return location.child(self.path, rel)
 
 
 def open_real(path: str | os.PathLike) -> RealBenchset:
-    """Open a folder written by `build_real`; InputError if it is not one."""
-    path = pathlib.Path(path)
+    """Open a folder (or URL) written by `build_real`; InputError if it is not one."""
+    path = os.fspath(path).rstrip("/") if location.is_url(path) else pathlib.Path(path)
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads(location.read_bytes(location.child(path, "manifest.json")))
     except FileNotFoundError:
+        if isinstance(path, str):
+            location.exists(path)  # a missing bucket says so
         raise InputError(f"{path}: not a real benchmark (no manifest.json); build one with "
                          "`distpaint realdata build`") from None
     except (OSError, ValueError) as exc:

@@ -29,13 +29,12 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import shutil
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from distpaint.data.ingest import file_sha256
-from distpaint.data.store import MaskStore
+from distpaint.data.ingest import check_outside, file_sha256
+from distpaint.data.store import MaskStore, writing_store
 from distpaint.data.vector.burner import rasterize_lines
 from distpaint.data.vector.readers import read_vector, vector_kind, vector_stem
 from distpaint.data.vector.widths import WidthRule
@@ -162,13 +161,6 @@ def _pixel_size(lines, config: RasterizeConfig, path: pathlib.Path) -> float:
     return 1.0 / float(config.px_per_unit or DEFAULT_PX_PER_UNIT)
 
 
-def _check_outside(path: pathlib.Path, store: MaskStore) -> None:
-    """Refuse a source inside the output store: overwriting the sample could destroy it."""
-    src, out = path.resolve(), store.path.resolve()
-    if src == out or out in src.parents:
-        raise InputError(f"{path}: source is inside the output store {store.path}")
-
-
 def rasterize_file(path: str | os.PathLike, store: MaskStore, config: RasterizeConfig | None
                    = None, *, name: str | None = None) -> RasterizeResult:
     """Rasterise one vector file into sample `name` (default: from its stem) of `store`."""
@@ -176,7 +168,7 @@ def rasterize_file(path: str | os.PathLike, store: MaskStore, config: RasterizeC
     path = pathlib.Path(path)
     name = name or vector_sample_name(path)
     kind = vector_kind(path)
-    _check_outside(path, store)
+    check_outside(path, store)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if name in store and not config.overwrite:
@@ -243,46 +235,29 @@ def rasterize_files(paths: list[str | os.PathLike], store: MaskStore | str | os.
             raise InputError(f"{seen[sample]} and {path} would both become sample {sample!r}; "
                              "rasterize them in separate runs with --name")
         seen[sample] = path
-    created = None
-    if not isinstance(store, MaskStore):
-        out = pathlib.Path(store)
-        created = "path" if not out.exists() else (
-            "contents" if out.is_dir() and not any(out.iterdir()) else None)
-        store = MaskStore.create(out, exist_ok=True)
-    try:
-        for path in paths:
-            _check_outside(path, store)
-        if not config.overwrite:
-            taken = [n for n in names if n in store]
-            if taken:
-                raise InputError(f"{store.path}: samples already exist: {', '.join(taken[:8])}; "
-                                 "pass --overwrite to replace them")
-        results = []
-        for path, sample in zip(paths, names, strict=True):
-            try:
-                results.append(rasterize_file(path, store, config, name=sample))
-            except DistpaintError as exc:
-                done = len(results)
-                if not done:
-                    raise
-                note = f" ({done} earlier source{'s' * (done != 1)} written)"
-                raise type(exc)(f"{exc}{note}") from None
-        return results
-    except BaseException:
-        _remove_if_empty(store, created)
-        raise
+    if isinstance(store, MaskStore):
+        return _rasterize_into(paths, names, store, config)
+    with writing_store(store) as opened:  # a new store left without a sample is removed
+        return _rasterize_into(paths, names, opened, config)
 
 
-def _remove_if_empty(store: MaskStore, created: str | None) -> None:
-    """A store this call created and left without a sample is removed (a folder that was
-    there, empty, before is kept); a store that existed before is never touched."""
-    if created is None or store.names():
-        return
-    if created == "path":
-        shutil.rmtree(store.path, ignore_errors=True)
-        return
-    for child in store.path.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+def _rasterize_into(paths: list[pathlib.Path], names: list[str], store: MaskStore,
+                    config: RasterizeConfig) -> list[RasterizeResult]:
+    for path in paths:
+        check_outside(path, store)
+    if not config.overwrite:
+        taken = [n for n in names if n in store]
+        if taken:
+            raise InputError(f"{store.path}: samples already exist: {', '.join(taken[:8])}; "
+                             "pass --overwrite to replace them")
+    results = []
+    for path, sample in zip(paths, names, strict=True):
+        try:
+            results.append(rasterize_file(path, store, config, name=sample))
+        except DistpaintError as exc:
+            done = len(results)
+            if not done:
+                raise
+            note = f" ({done} earlier source{'s' * (done != 1)} written)"
+            raise type(exc)(f"{exc}{note}") from None
+    return results
