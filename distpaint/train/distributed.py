@@ -277,12 +277,13 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike | None = None, *,
     checkpoint (path or URI), mlflow (tracking URI, run id), metrics of the last report.
     `callbacks` are Ray Train `UserCallback`s of the TorchTrainer's RunConfig (a Tune sweep
     passes `TuneReportCallback`, so every report reaches the trial: `distpaint.tune`).
-    Holds the run's lease (`distpaint.train.lease`; local run directories): a second driver
-    on the same run is a ConfigError, and the first is left untouched."""
+    Holds the run's lease (`distpaint.train.lease`: a file on a local disk, an object written
+    conditionally on s3://): a second driver on the same run is a ConfigError, and the first is
+    left untouched."""
     options = options or DistributedConfig()
     max_steps = cfg.max_steps if max_steps is None else max_steps
     paths = resolve_run(out, options)
-    with hold_run(paths.local):  # object storage (paths.local None): no lease yet
+    with hold_run(paths.local or location.join(paths.storage, paths.name)):
         return _train_run(cfg, paths, max_steps, options, callbacks)
 
 
