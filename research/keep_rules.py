@@ -1,0 +1,180 @@
+"""Question: can a stricter rule for which added pieces a repair keeps, or another threshold,
+make a model's repair of thin real lines safer than the default `--keep bridges` at 0.5?
+
+    python research/keep_rules.py --real runs/real --model general --kinds rivers drawings
+        [--split val] [--thresholds 0.4 0.5 0.6 0.7] [--cache runs/scratch/keep_rules]
+
+Motivation: on 1.5-px rivers `general`'s clDice gain is tiny (+0.0001 to +0.003 on the
+validation split), so a single misplaced bridge turns it negative (one test river mask harmed).
+For every complete mask of the real benchmark's `--split` (validation by default: rules are
+chosen there, never on test) the model's probabilities are computed once over the whole mask
+(cached as .npz under --cache) and each rule is applied to `input OR p > threshold`:
+
+- `bridges`: the shipped policy (`distpaint.infer.keep.keep_added`, whole mask, no open edges);
+- `thin`: bridges, each redrawn at the width of the line it joins (the skeleton of the piece
+  with its input neighbourhood, dilated to the input's median half width there, inside the
+  piece; the piece is kept whole if the thin version no longer joins what it joined);
+- `two-ends`: bridges that touch a dead end of *each* of two input pieces (a cut across a line
+  leaves a dead end on both sides; a natural dead end beside another line leaves one);
+- `skeleton-ends`: bridges after which the skeleton near the piece has fewer end points than
+  before and none on the piece (a bridge that leaves a spur of its own is dropped).
+
+Hole fills (a piece covering most of a hole of the input) are kept by every rule. Prints per
+rule and threshold: masks harmed (clDice lowered or pieces added), mean and minimum clDice gain,
+skeleton recall in the gaps, relative component difference, false fill and spur length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from scipy import ndimage as ndi
+from skimage.morphology import disk, skeletonize
+
+from distpaint.data.real.build import open_real
+from distpaint.infer.keep import DEAD_END_REACH, HOLE_FILL_SHARE, _holes, keep_added
+from distpaint.infer.predictor import resolve_model
+from distpaint.infer.tiling import round_up
+from distpaint.metrics.evaluation import evaluate
+
+EIGHT = np.ones((3, 3), bool)
+CONTEXT = 48
+"""Px of input around a piece its dead ends and line width are read from (as keep.py)."""
+RULES = ("bridges", "thin", "two-ends", "skeleton-ends")
+KEYS = ("cldice_gain", "skeleton_recall_gaps", "rel_component_diff", "false_fill", "spur_length")
+
+
+def _context(given: np.ndarray, box: tuple[slice, slice], piece: np.ndarray, margin: int = CONTEXT):
+    """(input around the piece, the piece placed in that window)."""
+    h, w = given.shape
+    ctx = (slice(max(box[0].start - margin, 0), min(box[0].stop + margin, h)),
+           slice(max(box[1].start - margin, 0), min(box[1].stop + margin, w)))
+    local = given[ctx]
+    inside = np.zeros(local.shape, bool)
+    y, x = box[0].start - ctx[0].start, box[1].start - ctx[1].start
+    inside[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+    return local, inside
+
+
+def _ends(skeleton: np.ndarray) -> np.ndarray:
+    neighbours = ndi.convolve(skeleton.astype(np.uint8), EIGHT.astype(np.uint8), mode="constant")
+    return skeleton & (neighbours == 2)
+
+
+def _thin(piece: np.ndarray, local: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The piece redrawn at the joined line's width (in the context window's frame)."""
+    near = ndi.binary_dilation(inside, iterations=4) & local
+    centre = skeletonize(inside | near) & inside
+    line = skeletonize(local) & near
+    half = float(np.median(ndi.distance_transform_edt(local)[line])) if line.any() else 1.0
+    radius = max(int(round(half - 1)), 0)
+    thin = (ndi.binary_dilation(centre, disk(radius)) if radius else centre) & inside
+    joined = ndi.label(ndi.binary_dilation(inside, EIGHT) & local, EIGHT)[1]
+    still = ndi.label(ndi.binary_dilation(thin, EIGHT) & local, EIGHT)[1]
+    return thin if still >= min(2, joined) else inside
+
+
+def _two_ends(local: np.ndarray, inside: np.ndarray) -> bool:
+    to_piece = ndi.distance_transform_edt(~inside)
+    ends = _ends(skeletonize(local))
+    close = ends & (to_piece <= ndi.distance_transform_edt(local) + DEAD_END_REACH)
+    pieces = ndi.label(local, EIGHT)[0]
+    joined = set(np.unique(pieces[ndi.binary_dilation(inside, EIGHT) & local])) - {0}
+    return len(joined & set(np.unique(pieces[close]))) >= 2
+
+
+def _skeleton_ends(local: np.ndarray, inside: np.ndarray) -> bool:
+    border = np.ones(local.shape, bool)
+    border[2:-2, 2:-2] = False  # lines cut by the window's edge end there: not counted
+    near = ndi.binary_dilation(inside, EIGHT, iterations=2) & ~border
+    before, after = _ends(skeletonize(local)), _ends(skeletonize(local | inside))
+    return int((after & near).sum()) < int((before & near).sum()) and not (after & inside).any()
+
+
+def apply_rule(rule: str, output: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """The repaired mask under `rule` (module docstring) for model output `output`."""
+    kept = keep_added(output, given, "bridges")
+    if rule == "bridges":
+        return kept
+    labels, _ = ndi.label(kept & ~given, EIGHT)
+    holes, area = _holes(given)
+    out = given.copy()
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        piece = labels[box] == i
+        inside_hole = np.unique(holes[box][piece])
+        if inside_hole.size == 1 and inside_hole[0] > 0 \
+                and np.count_nonzero(piece) >= HOLE_FILL_SHARE * area[inside_hole[0]]:
+            out[box] |= piece
+            continue
+        local, inside = _context(given, box, piece)
+        y0 = box[0].start - max(box[0].start - CONTEXT, 0)
+        x0 = box[1].start - max(box[1].start - CONTEXT, 0)
+        if rule == "thin":
+            out[box] |= _thin(piece, local, inside)[y0:y0 + piece.shape[0], x0:x0 + piece.shape[1]]
+        elif (rule == "two-ends" and _two_ends(local, inside)) or \
+                (rule == "skeleton-ends" and _skeleton_ends(local, inside)):
+            out[box] |= piece
+    return out
+
+
+def probabilities(model, mask: np.ndarray) -> np.ndarray:
+    """The model's probabilities over the whole (small) mask, one forward."""
+    h, w = mask.shape
+    align = int(model.align)
+    x = np.zeros((1, 1, round_up(h, align), round_up(w, align)), np.float32)
+    x[0, 0, :h, :w] = mask
+    return np.asarray(model(x))[0, 0, :h, :w]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
+    parser.add_argument("--model", default="general")
+    parser.add_argument("--kinds", nargs="+", default=["rivers", "drawings"])
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.5])
+    parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
+    parser.add_argument("--cache", default="runs/scratch/keep_rules")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    model = None
+    bench = open_real(args.real)
+    console = Console()
+    for kind in args.kinds:
+        store = bench.store(args.split, kind)
+        cache = pathlib.Path(args.cache) / pathlib.Path(args.model).name / args.split / kind
+        cache.mkdir(parents=True, exist_ok=True)
+        rows: dict[tuple[str, float], list[dict]] = {}
+        for name in store.names():
+            layers = {k: np.asarray(store.array(name, k)[...], bool) for k in ("mask", "truth", "gaps")}
+            path = cache / f"{name}.npy"
+            if not path.exists():
+                model = model or resolve_model(args.model, threads=args.threads)
+                np.save(path, probabilities(model, layers["mask"]).astype(np.float16))
+            probs = np.load(path).astype(np.float32)
+            for threshold in args.thresholds:
+                output = layers["mask"] | (probs > threshold)
+                for rule in args.rules:
+                    pred = apply_rule(rule, output, layers["mask"])
+                    rows.setdefault((rule, threshold), []).append(
+                        evaluate(pred, layers["truth"], layers["mask"], layers["gaps"]))
+        table = Table(title=f"{args.model} on {args.split} {kind} ({len(store.names())} masks)")
+        for column in ("rule", "threshold", "harmed", "gain mean", "gain min", "recall", "rel. comp.",
+                       "false fill", "spur px"):
+            table.add_column(column, justify="left" if column == "rule" else "right")
+        for (rule, threshold), evals in rows.items():
+            mean = {k: float(np.nanmean([e[k] for e in evals])) for k in KEYS}
+            harmed = sum(e["no_harm"] < 1 for e in evals)
+            table.add_row(rule, f"{threshold:g}", f"{harmed}/{len(evals)}", f"{mean['cldice_gain']:+.4f}",
+                          f"{min(e['cldice_gain'] for e in evals):+.4f}", f"{mean['skeleton_recall_gaps']:.3f}",
+                          f"{mean['rel_component_diff']:.3f}", f"{mean['false_fill']:.3f}",
+                          f"{mean['spur_length']:.1f}")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
