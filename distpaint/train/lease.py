@@ -312,9 +312,19 @@ class ObjectLease(Lease):
 
     def _create(self) -> bool:
         try:
-            return self._put(IfNoneMatch="*")
+            return self._put(IfNoneMatch="*") or self._wrote_it()
         except OSError as exc:
             raise self._error("cannot create the run's lease", exc) from None
+
+    def _wrote_it(self) -> bool:
+        """After a failed condition: is the lease there ours after all? A write that reached
+        the server but whose answer was lost is retried by the client, and the retry's
+        condition then fails on our own write."""
+        seen = self._read()
+        if seen is None or seen.owner is None or seen.owner.token != self.owner.token:
+            return False
+        self.etag = seen.version
+        return True
 
     def _read(self) -> Seen | None:
         try:
@@ -339,7 +349,7 @@ class ObjectLease(Lease):
 
     def _renew(self) -> bool | None:
         try:
-            return self._put(IfMatch=self.etag)
+            return self._put(IfMatch=self.etag) or self._wrote_it()
         except OSError:
             return None  # unreachable for a moment (a rival's write is a failed condition)
 
