@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from distpaint.capacity import cluster_capacity
 from distpaint.errors import ConfigError, InputError
 from distpaint.infer.engine import EmptyWindows, InferConfig, run_inference
 from distpaint.infer.manifest import ManifestWriter
@@ -114,23 +115,24 @@ class ShardWorker:
 
 
 def _pool_size(options: RayOptions, tasks: int) -> int:
-    import ray  # deferred: see the note at the imports
-
-    resources = ray.cluster_resources()
-    if options.gpu:
-        gpus = int(resources.get("GPU", 0))
-        # An autoscaling cluster (cluster.yaml) starts with no GPU node: with --workers the
-        # pool's demand is what brings them up, so only refuse when there is nothing to size by.
-        if gpus < 1 and not options.workers:
-            raise ConfigError("--gpu --ray: the Ray cluster has no GPU now; pass --workers N to "
-                              "request N GPU workers from an autoscaling cluster")
-        n = options.workers or gpus
-    else:
-        cpus = resources.get("CPU", 1.0)
-        if options.cpus_per_worker > cpus:
-            raise ConfigError(f"--cpus-per-worker {options.cpus_per_worker:g}: the Ray cluster "
-                              f"has {cpus:g} CPUs")
-        n = options.workers or max(1, int(cpus // options.cpus_per_worker))
+    """Actors of the pool: --workers, else one per GPU (or per --cpus-per-worker CPUs) the
+    cluster has, or on an autoscaling cluster without them now, the most it can have
+    (`distpaint.capacity`): the pool's demand is what brings the nodes up. An actor no node can
+    ever hold is a one-line ConfigError."""
+    capacity = cluster_capacity()
+    actor = {"CPU": options.cpus_per_worker, "GPU": 1.0 if options.gpu else 0.0}
+    key, each = ("GPU", 1.0) if options.gpu else ("CPU", options.cpus_per_worker)
+    flags = "--gpu --ray" if options.gpu else f"--cpus-per-worker {options.cpus_per_worker:g}"
+    if options.gpu and not capacity.autoscaling and capacity.now.get("GPU", 0) < 1 and not options.workers:
+        # joined a cluster whose node types are unknown here: only --workers can size the pool
+        raise ConfigError("--gpu --ray: the Ray cluster has no GPU now; pass --workers N to "
+                          "request N GPU workers from an autoscaling cluster")
+    if not options.workers or capacity.autoscaling:  # a fixed --workers on an unknown cluster: as asked
+        capacity.check([actor] * (options.workers or 1), flags)
+    have = capacity.now.get(key, 0.0)
+    if have < each:  # nothing now: an autoscaling cluster is sized by the most it can have
+        have = min(capacity.most().get(key, 0.0), 1e6)
+    n = options.workers or max(1, int(have // each + 1e-9))
     return max(1, min(n, tasks))
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distpaint.capacity import cluster_capacity
 from distpaint.data import location
 from distpaint.data.store import MaskStore
 from distpaint.errors import ConfigError, InputError
@@ -152,17 +153,13 @@ def _connect() -> bool:
 
 
 def _check_capacity(options: DistributedConfig) -> None:
-    """Refuse a request the (static, local) cluster can never satisfy (Ray would wait forever)."""
-    import ray  # deferred: see the note at the imports
-
-    total = ray.cluster_resources()
-    need = {"CPU": options.num_workers * options.cpus_per_worker + options.actor_cpus}
+    """Refuse a request the cluster can never satisfy (Ray would wait forever): not now, and
+    not once its autoscaler has added every node it may (`distpaint.capacity`)."""
+    worker = {"CPU": options.cpus_per_worker, **options.worker_resources}
     if options.use_gpu:
-        need["GPU"] = options.num_workers
-    for key, amount in need.items():
-        if total.get(key, 0) + 1e-9 < amount:
-            raise ConfigError(f"--num-workers {options.num_workers} needs {amount:g} {key} "
-                              f"but this Ray instance has {total.get(key, 0):g}")
+        worker.setdefault("GPU", 1)
+    bundles = [worker] * options.num_workers + ([{"CPU": options.actor_cpus}] if options.actor_cpus else [])
+    cluster_capacity().check(bundles, f"--num-workers {options.num_workers}")
 
 
 def _prepare_data(cfg: TrainConfig, paths: RunPaths, options: DistributedConfig) -> tuple[str, str | None]:

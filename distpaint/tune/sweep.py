@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from distpaint.capacity import cluster_capacity
 from distpaint.data import location
 from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.errors import ConfigError, InputError
@@ -266,17 +267,21 @@ def _check_settings(path: Path, settings: dict) -> None:
 
 
 def _capacity(options: SweepConfig, started: bool) -> int:
-    """Trials at once: the cluster's CPUs (and GPUs) over one trial's needs."""
-    import ray  # deferred: see the note at the imports
-
-    total = ray.cluster_resources()
+    """Trials at once: the cluster's CPUs (and GPUs) over one trial's needs; on an autoscaling
+    cluster, the most it can have once its autoscaler has added its nodes
+    (`distpaint.capacity`). A trial that can never be placed is refused: on a local instance
+    (which never grows) or where the autoscaler's node types are known."""
+    capacity = cluster_capacity()
+    total = capacity.most()
     cpu = options.workers_per_trial * options.cpus_per_worker + TRIAL_DRIVER_CPU
-    fits = math.floor(total.get("CPU", 0) / cpu + 1e-9)
+    # an unbounded node type gives infinite resources: count trials up to a million
+    fits = math.floor(min(total.get("CPU", 0) / cpu, 1e6) + 1e-9)
     if options.gpus_per_trial > 0:
-        fits = min(fits, math.floor(total.get("GPU", 0) / options.gpus_per_trial + 1e-9))
-    if fits < 1 and started:  # a local instance never grows: the trial would wait forever
-        raise ConfigError(f"a trial needs {cpu:g} CPU and {options.gpus_per_trial:g} GPU; this Ray instance has "
-                          f"{total.get('CPU', 0):g} CPU and {total.get('GPU', 0):g} GPU")
+        fits = min(fits, math.floor(min(total.get("GPU", 0) / options.gpus_per_trial, 1e6) + 1e-9))
+    worker = {"CPU": options.cpus_per_worker, "GPU": options.gpus_per_trial / options.workers_per_trial}
+    if (started or capacity.autoscaling) and (fits < 1 or not capacity.fits_one_node(worker)):
+        raise ConfigError(f"a trial needs {cpu:g} CPU and {options.gpus_per_trial:g} GPU; "
+                          f"{capacity.describe(['CPU', 'GPU'])}")
     return max(1, options.max_concurrent or fits)
 
 
