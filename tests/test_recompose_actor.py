@@ -2,7 +2,7 @@
 same global view, equal to the in-memory re-composer's, only once all ranks sent their patches;
 only the view windows are read from the store (byte for byte the in-memory views, at the mask
 borders too), through a chunk cache bounded in bytes, even from a 50000 x 50000 mask; a new
-session drops the old one's steps; a killed actor is restarted and the ranks send the step again
+session drops the old one's steps; windows come from object storage too; a killed actor is restarted and the ranks send the step again
 to get the same view; a call sent twice counts once."""
 
 from __future__ import annotations
@@ -355,3 +355,27 @@ def test_a_call_sent_twice_is_counted_once(ray_local, store):
                                             attempt=1)) is None
     finally:
         ray.kill(actor)
+
+
+def test_windows_are_read_from_object_storage(s3):
+    """The actor's class on a store in a bucket (the moto server, over HTTP): the same views as
+    the in-memory re-composer, with only the windows' chunks read."""
+    import asyncio
+
+    from distpaint.train.actor import RecomposerService
+
+    rng = np.random.default_rng(10)
+    truth = rng.random((700, 500)) < 0.2
+    url = s3.url("masks.zarr")
+    MaskStore.create(url).write("m", {"mask": truth}, chunks=128)
+    service = RecomposerService(url, max_size=256, margin=16, cache_bytes=1 << 20)
+    ref = InMemoryRecomposer(256, 16)
+    ref.add_mask("m", truth)
+    for step, (ys, xs) in enumerate(_steps(rng, truth.shape, count=5)):
+        patches = rng.random((len(ys), 32, 32)) < 0.5
+        ref.put("m", step, patches, ys, xs)
+        want = ref.global_view("m", step)
+        view = asyncio.run(service.compose(1, "m", step, "sample", 0, 1, patches, ys, xs))[0].unpack()
+        assert view.origin == want.origin
+        assert view.x_hat.tobytes() == want.x_hat.tobytes() and view.truth.tobytes() == want.truth.tobytes()
+    assert service.cache.largest_read <= (256 + 2 * 128) ** 2 < truth.size
