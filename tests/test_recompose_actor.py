@@ -1,9 +1,9 @@
 """The re-composer Ray actor (distpaint.train.actor) on a real local Ray: every rank gets the
 same global view, equal to the in-memory re-composer's, only once all ranks sent their patches;
 only the view windows are read from the store (byte for byte the in-memory views, at the mask
-borders too), through a chunk cache bounded in bytes, even from a 50000 x 50000 mask; a new
-session drops the old one's steps; windows come from object storage too; a killed actor is restarted and the ranks send the step again
-to get the same view; a call sent twice counts once."""
+borders too), through a chunk cache bounded in bytes, even from a 50000 x 50000 mask, and from
+a bucket; a new session drops the old one's steps; a killed actor is restarted and the ranks
+send the step again to get the same view; a call sent twice counts once."""
 
 from __future__ import annotations
 
