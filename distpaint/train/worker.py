@@ -14,8 +14,9 @@ losses and discriminator scores, and every `log_every` steps the reward's mean a
 throughput (patches/s) and the step-time breakdown (`time/<phase>`).
 
 Each rank keeps a status file `<run dir>/workers/rank_<r>.json` (pid, node, step, digests of
-the networks' parameters and buffers, the rewards of its recent steps) and appends a line to
-`<run dir>/workers/starts.jsonl` when it starts: operators (and the fault test) see which
+the networks' parameters and buffers, the rewards of its recent steps, the re-composer actor's
+node and pid, the compositions sent again after the actor died) and appends a line to
+`<run dir>/workers/starts.jsonl` when it starts: operators (and the fault tests) see which
 process trains which rank, and that ranks agree.
 
 The Bernoulli sampling is re-seeded from (seed, step, rank) at every step and the data are a
