@@ -24,9 +24,11 @@ longer than the timeout: a stopped process, a partitioned network) logs an error
 its main thread: `hold_run` raises a ConfigError saying so, rather than train on beside the new
 holder.
 
-Object storage needs conditional writes: AWS S3 (since 2024), MinIO, Ceph RGW and moto have
-them. Before trusting a bucket the lease checks that a second `If-None-Match: *` create of one
-object is refused; a server that ignores the header, or answers it with an error, is refused in
+Object storage needs conditional writes: AWS S3 has them since 2024 (If-Match since November),
+as do recent MinIO and Ceph RGW, and moto 5.2's server (the tests'). A 409
+ConditionalRequestConflict (two conditional writes at once) counts as a failed condition: the
+lease is read again. Before trusting a bucket the lease checks that a second `If-None-Match: *`
+create of one object is refused; a server that ignores the header, or answers it with an error, is refused in
 one line (naming the URL), as are other URL schemes (gs://, az://, ...), for which no
 conditional write is implemented here. `DISTPAINT_LEASE=off` trains without a lease (on any
 storage), knowingly: nothing then keeps a second driver out.

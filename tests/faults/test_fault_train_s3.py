@@ -35,7 +35,7 @@ from s3_proxy import HoldingProxy
 from distpaint.data import location
 from distpaint.train.tracking import find_run, tracking_client
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTPAINT = str(ROOT / ".venv" / "bin" / "distpaint")
