@@ -1,26 +1,41 @@
 """Every workflow as a Ray job, the way a user runs them on a cluster: a real Ray head started
-with `ray start --head`, and `ray job submit --working-dir <repo> --runtime-env
-job_runtime_env.yaml -- distpaint ...` for training, a Tune sweep and inference.
+with `ray start --head`, and the README's `ray job submit --working-dir . --runtime-env
+job_runtime_env.yaml -- sh -c 'distpaint ...'` lines (section "Run on a cluster") for
+training, a Tune sweep and inference, run from the repository root as written.
 
 The head is private to this module: loopback only, its own --temp-dir and ports, 2 CPUs, no
 token authentication; like a cluster node it runs with the virtualenv on PATH (the installed
-`distpaint` command) and with DISTPAINT_SHARED set (cluster.yaml's shared directory), so jobs
-see the settings in their environment. It is stopped by killing the session that `ray start`
-created (every daemon and Ray worker keeps it) and everything below it: `ray stop` would stop
-every Ray on the machine, and it has no --address to pick one.
+`distpaint` command) and with cluster.yaml's settings in its environment: DISTPAINT_S3 a
+prefix in a bucket of the session's S3 server (moto, tests/conftest.py; AWS_ENDPOINT_URL and
+the dummy keys in the head's environment too, as a node's instance profile would provide them),
+DISTPAINT_SHARED a local folder (the EFS mount), DISTPAINT_MLFLOW an SQLite tracking store (the
+head's MLflow server). It is stopped by killing the session that `ray start` created (every
+daemon and Ray worker keeps it) and everything below it: `ray stop` would stop every Ray on the
+machine, and it has no --address to pick one.
 
-The training and Tune jobs run side by side on the head's 2 CPUs; the inference job repairs a
-mask with the checkpoint the training job wrote, with Ray Data actors, and reports from which
-directory `distpaint` was imported (the uploaded working dir, not the installed copy).
+What differs from the README's lines, and only this: the job server's address (the test
+head's, not the SSH tunnel's localhost:8265), the sizes and steps of tests/test_readme.py's
+TINY (4 steps, one worker, one trial, tiny training pools) and no GPU flags. The training and
+Tune jobs run side by side on the head's 2 CPUs; then the README's inference job, and one that
+repairs a mask with the checkpoint the training job wrote to the bucket and reports from which
+directory `distpaint` was imported (the uploaded working dir, not the installed copy); the same
+Tune line submitted again resumes the finished sweep from the bucket instead of training again.
+The bucket is listed afterwards: checkpoints, synthesised data, sweep state, report and MLflow
+artifacts are there.
 
-Run: .venv/bin/python -m pytest tests/test_jobs.py -q
+tests/test_readme.py checks these lines' flags and parses their commands; it leaves running
+them to this module, so Ray starts once for all of them.
+
+Run: .venv/bin/python -m pytest tests/test_jobs.py -q -s   (-s prints the jobs' wall times)
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -33,13 +48,17 @@ import numpy as np
 import pytest
 import yaml
 from ray_heads import stop_session
+from test_readme import NO_GPU, TINY, _needs_steps, blocks, commands, tiny
 
 pytest.importorskip("ray.job_submission")  # ray[default]: the job server and its client
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RUNTIME_ENV = ROOT / "job_runtime_env.yaml"
+README = ROOT / "README.md"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+TUNE_TINY = [(r"distpaint tune ", "distpaint tune --set data.batch_size=2 --set data.n_masks=2 ")]
+"""The sweep's trials train on the small pool that TINY gives `distpaint train`."""
 
 
 @dataclass
@@ -52,6 +71,10 @@ class Head:
     """Its --temp-dir: sessions, logs, unpacked working dirs."""
     shared: Path
     """DISTPAINT_SHARED in its environment: inputs and outputs of the jobs."""
+    s3: str
+    """DISTPAINT_S3 in its environment: s3://BUCKET/PREFIX on the session's S3 server."""
+    mlflow: str
+    """DISTPAINT_MLFLOW in its environment: the jobs' tracking store (SQLite)."""
     session: int
     """Session id of `ray start`, kept by the daemons and workers it left running."""
 
@@ -89,15 +112,25 @@ def _alive_in(temp_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory):
+def head(tmp_path_factory, s3_server):
     temp_dir = tmp_path_factory.mktemp("rayhead")  # short: Ray's socket paths must fit 107 bytes
     shared = tmp_path_factory.mktemp("shared")
+    s3 = s3_server.url("cluster")
+    mlflow = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    from mlflow.tracking import MlflowClient
+
+    # the store's tables made once, here: the training and Tune jobs start together, and two
+    # processes creating them at once collide (the cluster's one MLflow server does it once)
+    MlflowClient(mlflow).search_experiments()
     gcs, dash, client, agent, agent_grpc, env_agent, metrics, node_mgr, obj_mgr = _free_ports(9)
     low = random.randrange(20000, 29000)  # below the ephemeral range, apart from Ray's default 10002-19999
     env = _client_env()
     env.update(
         PATH=f"{BIN}:{env['PATH']}",  # as with an activated virtualenv: `distpaint` is the installed command
         DISTPAINT_SHARED=str(shared),
+        DISTPAINT_S3=s3,
+        DISTPAINT_MLFLOW=mlflow,
+        **s3_server.env,  # the S3 endpoint and keys, for every job, trial and worker
         MLFLOW_DISABLE_TELEMETRY="true",
         RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1"),
         # Loopback only: Ray replaces a --node-ip-address of 127.0.0.1 by the machine's address
@@ -122,7 +155,7 @@ def head(tmp_path_factory):
     try:
         out, _ = start.communicate(timeout=120)
         assert start.returncode == 0, out[-3000:]
-        yield Head(f"http://127.0.0.1:{dash}", temp_dir, shared, session)
+        yield Head(f"http://127.0.0.1:{dash}", temp_dir, shared, s3, mlflow, session)
     finally:
         stop_session(session)
         left = _alive_in(temp_dir)
@@ -193,60 +226,169 @@ def test_runtime_env_uploads_the_code_and_weights_but_no_data(tmp_path):
     assert uploaded == set(keep)
 
 
-def test_train_tune_and_infer_as_ray_jobs(head):
-    shared = head.shared
-    run_dir = shared / "runs" / "job-train"
-    # Training, literally `ray job submit --working-dir . -- distpaint train ...`.
-    _submit(head, "job-train", ["distpaint", "train", "--config", "tiny", "--num-workers", "1",
-                                "--max-steps", "2", "--out", str(run_dir)])
-    # Tune at the same time, written as on a cluster: paths from the head's environment (the
-    # single quotes keep $DISTPAINT_SHARED for the shell on the head) and the space file from
-    # the uploaded working dir. One 1-CPU trainer plus one trial (0.9 + 0.01 CPUs) fit in 2.
-    _submit(head, "job-tune", ["sh", "-c", "distpaint tune --space tune_spaces/lambdas.yaml --config tiny "
-                               "--num-samples 1 --max-steps 2 --report-every 2 --workers-per-trial 1 "
-                               '--storage "$DISTPAINT_SHARED/sweeps" --name job-tune'])
+def readme_jobs() -> list[str]:
+    """The README's `ray job submit` lines, in order."""
+    return [c for lang, body, _ in blocks(README.read_text()) if lang == "bash"
+            for c in commands(body) if c.startswith("ray job submit")]
+
+
+def _as_here(command: str, head: Head) -> str:
+    """A README job line as it runs here: the test head's job server, TINY's sizes and steps,
+    no GPU flags (see the module docstring); nothing else changed."""
+    assert "--address http://localhost:8265 " in command, command
+    command = command.replace("--address http://localhost:8265 ", f"--address {head.address} ")
+    return _needs_steps(tiny(command, TINY + TUNE_TINY + NO_GPU))
+
+
+class Submitted:
+    """A README job line running as typed (`ray job submit` waits for the job and prints its
+    log), from the repository root, as its own process."""
+
+    def __init__(self, command: str, log: Path):
+        self.command, self.log = command, log
+        self.tic = time.perf_counter()
+        with open(log, "w") as out:
+            env = {**_client_env(), "PATH": f"{BIN}:{os.environ['PATH']}"}  # an activated virtualenv
+            self.proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, timeout: float = 300) -> str:
+        """The job's output once `ray job submit` exits 0 (the job SUCCEEDED); fails otherwise."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_session(self.proc.pid)
+            raise
+        self.seconds = time.perf_counter() - self.tic
+        out = self.log.read_text()
+        assert self.proc.returncode == 0, f"{self.command}\nexit {self.proc.returncode}\n{out[-5000:]}"
+        assert re.search(r"Job '\S+' succeeded", out), out[-3000:]
+        return out
+
+
+def _archive(path: Path) -> None:
+    """$DISTPAINT_SHARED/archive.zarr, which the README's inference job repairs: two scans
+    ingested as the README's local section does (`distpaint ingest scans/*.png`)."""
+    import imageio.v3 as iio
+    from typer.testing import CliRunner
+
+    from distpaint.cli import app
+    from distpaint.data.gaps import GapConfig, corrupt
+    from distpaint.data.synth import synth_array
+
+    scans = []
+    for i in range(2):
+        truth = synth_array("roads", (192, 256), seed=10 + i)
+        damaged, _ = corrupt(truth, GapConfig(kind="mix"), np.random.default_rng(i))
+        scans.append(path.parent / "scans" / f"scan{i}.png")
+        scans[-1].parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(scans[-1], damaged.astype(np.uint8) * 255)
+    result = CliRunner().invoke(app, ["ingest", *map(str, scans), "--out", str(path), "--threshold", "127"])
+    assert result.exit_code == 0, result.output
+
+
+def _keys(url: str) -> set[str]:
+    """Every object below `url`, as paths relative to it."""
+    from distpaint.data import location
+
+    fs, root = location.fs_path(url)
+    fs.invalidate_cache()
+    return {k[len(root.rstrip("/")) + 1:] for k in fs.find(root)}
+
+
+def _read(url: str) -> str:
+    from distpaint.data import location
+
+    fs, key = location.fs_path(url)
+    return fs.cat_file(key).decode()
+
+
+def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
+    jobs = readme_jobs()
+    assert [re.search(r"distpaint (\w+)", j)[1] for j in jobs] == ["train", "tune", "infer"], jobs
+    train_line, tune_line, infer_line = (_as_here(j, head) for j in jobs)
+    _archive(head.shared / "archive.zarr")
     started = time.perf_counter()
-    train_log = _wait(head, "job-train")
-    train_s = time.perf_counter() - started
+    # training and the sweep side by side: one 1-CPU trainer plus one trial (0.9 + 0.01 CPUs)
+    train = Submitted(train_line, tmp_path / "train.log")
+    tune = Submitted(tune_line, tmp_path / "tune.log")
+    train_log = train.wait()
+    assert "done: 4 steps of run roads-gpu" in train_log, train_log[-3000:]
 
-    checkpoints = sorted((run_dir / "checkpoints").glob("step_*"))
-    assert [c.name for c in checkpoints] == ["step_00000002"], train_log[-3000:]
-    assert (checkpoints[-1] / "model.pt").is_file() and (run_dir / "mlflow.db").is_file()
-    assert "done: 2 steps of run job-train" in train_log
+    # The README's inference job (shipped model, stores in the shared folder), then one with the
+    # checkpoint the training job wrote into the bucket, on a Ray Data actor each.
+    infer = Submitted(infer_line, tmp_path / "infer.log")
+    infer.wait()
+    from distpaint.data.store import MaskStore
 
-    # Inference with the checkpoint the training job wrote, on a Ray Data actor.
-    mask = _input_mask(shared / "in" / "roots.png")
-    model = checkpoints[-1].relative_to(shared)
-    infer = (
+    archive = MaskStore.open(head.shared / "archive.zarr")
+    repaired = MaskStore.open(next((head.shared / "repaired").glob("*.zarr")))
+    assert repaired.names() == archive.names()
+    for name in archive.names():  # keep-input: the repair only adds
+        assert (repaired.array(name)[:] >= archive.array(name)[:]).all()
+
+    mask = _input_mask(head.shared / "in" / "roots.png")
+    checkpoint = "$DISTPAINT_S3/runs/roads-gpu/checkpoints/step_00000004"
+    own = (
         'python -c "import distpaint; print(\'distpaint from\', distpaint.__file__)" && '
-        f'distpaint infer "$DISTPAINT_SHARED/in/roots.png" --model "$DISTPAINT_SHARED/{model}" '
+        f'distpaint infer "$DISTPAINT_SHARED/in/roots.png" --model "{checkpoint}" '
         '--out "$DISTPAINT_SHARED/out/roots.png" --ray --workers 1 --tile 128'
     )
-    _submit(head, "job-infer", ["sh", "-c", infer])
-    infer_log = _wait(head, "job-infer")
-    infer_s = time.perf_counter() - started - train_s
+    _submit(head, "job-infer", ["sh", "-c", own])
 
+    # the sweep, and the same line again once it is done (beside the inference job: a restore
+    # trains nothing): the finished sweep is restored from the bucket
+    tune_log = tune.wait()
+    sweep = f"{head.s3}/sweeps/lambdas"
+    rows = list(csv.DictReader(io.StringIO(_read(f"{sweep}/summary.csv"))))
+    assert len(rows) == 1 and rows[0]["steps"] == "4", (rows, tune_log[-3000:])
+    trial = rows[0]["trial"]
+    # a checkpoint `--model` reads: the URL, not pyarrow's key within the bucket
+    assert rows[0]["checkpoint"] == f"{sweep}/runs/lambdas-{trial}/checkpoints/step_00000004", rows
+    again = Submitted(tune_line, tmp_path / "tune-again.log")
+
+    own_log = _wait(head, "job-infer")
     import imageio.v3 as iio
 
-    out_dir = shared / "out"
+    out_dir = head.shared / "out"
     repaired = iio.imread(out_dir / "roots.png") > 0
     added = iio.imread(out_dir / "roots.added.png") > 0
     assert repaired.shape == mask.shape
     assert np.array_equal(repaired, mask | added)  # keep-input: the input plus the model's fill
     assert not (added & mask).any()
-    assert (out_dir / "roots.preview.png").is_file()
-    assert "1 mask(s)" in infer_log
+    assert "1 mask(s)" in own_log
     # The job imported the code it uploaded, unpacked under the head's temp dir, not /work/...
-    source = next(line for line in infer_log.splitlines() if line.startswith("distpaint from"))
+    source = next(line for line in own_log.splitlines() if line.startswith("distpaint from"))
     assert str(head.temp_dir) in source and "working_dir_files" in source, source
 
-    tune_log = _wait(head, "job-tune")
-    sweep = shared / "sweeps" / "job-tune"
-    assert (sweep / "best_config.yaml").is_file(), tune_log[-3000:]
-    with open(sweep / "summary.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 1 and rows[0]["steps"] == "2", rows
-    total_s = time.perf_counter() - started
-    print(f"\njob wall times: train {train_s:.1f} s, infer {infer_s:.1f} s after it, "
-          f"tune alongside; all three {total_s:.1f} s")
+    again_log = again.wait()
+    assert f"resuming sweep {sweep}" in again_log, again_log[-3000:]
+    assert list(csv.DictReader(io.StringIO(_read(f"{sweep}/summary.csv")))) == rows
 
+    # What the jobs left in the bucket (listed with s3fs) and in the tracking store
+    keys = _keys(head.s3)
+    run = "runs/roads-gpu/"
+    for key in (f"{run}checkpoints/step_00000004/model.pt", f"{run}train.zarr/zarr.json", f"{run}val.zarr/zarr.json"):
+        assert key in keys, sorted(k for k in keys if k.startswith(run))
+    swept = "sweeps/lambdas/"
+    for key in ("sweep.json", "tuner.pkl", "valset/manifest.json", "data/train.zarr/zarr.json", "summary.csv",
+                "summary.md", "metric_vs_params.png", "best_config.yaml",
+                f"runs/lambdas-{trial}/checkpoints/step_00000004/model.pt"):
+        assert swept + key in keys, sorted(k for k in keys if k.startswith(swept))
+    assert any(re.fullmatch(rf"{swept}valset/patch/\w+\.zarr/zarr\.json", k) for k in keys)
+    assert any(k.startswith(swept) and k.endswith(".json") and "experiment_state" in k for k in keys)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(head.mlflow)
+    trained = client.search_runs([client.get_experiment_by_name("distpaint").experiment_id])
+    parent = [r for r in client.search_runs([client.get_experiment_by_name("distpaint-tune").experiment_id])
+              if r.data.tags.get("distpaint.role") == "sweep"]
+    assert [r.info.run_name for r in trained] == ["roads-gpu"] and len(parent) == 1
+    for r, prefix, artifact in ((trained[0], f"{head.s3}/runs/mlartifacts", "model"),
+                                (parent[0], f"{sweep}/mlartifacts", "summary.csv")):
+        assert r.info.artifact_uri.startswith(prefix + "/"), r.info.artifact_uri
+        logged = r.info.artifact_uri[len(head.s3) + 1:] + f"/{artifact}"
+        assert any(k.startswith(logged) for k in keys), (logged, sorted(keys)[:50])
+    print(f"\njob wall times: train {train.seconds:.1f} s, README infer {infer.seconds:.1f} s after it, "
+          f"tune {tune.seconds:.1f} s alongside, tune again {again.seconds:.1f} s; "
+          f"all {time.perf_counter() - started:.1f} s")

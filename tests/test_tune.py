@@ -189,3 +189,30 @@ def test_sweep_leaves_no_placement_group_behind(sweep, ray_local):
             break
         time.sleep(1)
     assert not left, f"placement groups still reserved after the sweep: {left}"
+
+
+def test_sweep_on_object_storage_needs_only_a_tracking_store(s3, tmp_path):
+    """`--storage s3://...` alone: no --data, --val-data or --report-dir (the sweep writes them
+    into the bucket: tests/test_jobs.py runs the README's sweep so); only the tracking store,
+    which cannot live in a bucket, must be named. Checked before Ray starts."""
+    storage = s3.url("sweeps")
+    result = CliRunner().invoke(app, ["tune", "--space", str(SPACE), "--config", "tiny", "--storage", storage])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception) == f"--storage {storage}: also pass --mlflow-uri (a tracking server), or --no-mlflow"
+
+
+def test_sweep_settings_in_a_bucket_are_kept_and_compared(s3):
+    """sweep.json in the bucket: written once, the same settings resume, others are refused
+    with the sweep's URL named."""
+    from distpaint.data import location
+    from distpaint.tune.sweep import _check_settings
+
+    url = s3.url("sweeps", "a", "sweep.json")
+    settings = {"space": [], "base": {"seed": 0}, "options": {"seed": 0, "max_steps": 4}}
+    _check_settings(url, settings)
+    assert location.is_file(url)
+    _check_settings(url, settings)  # a resume
+    other = {**settings, "options": {"seed": 7, "max_steps": 4}}
+    with pytest.raises(ConfigError, match=re.escape(f"{url.rsplit('/', 1)[0]}: holds a sweep with other settings "
+                                                    "(differs in: options.seed)")):
+        _check_settings(url, other)

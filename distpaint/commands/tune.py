@@ -4,8 +4,7 @@
         --max-steps 300 --workers-per-trial 1                  # local Ray, ./runs/tune-<date>
     distpaint tune --space tune_spaces/full.yaml --config paper --num-samples 32 --search optuna \
         --workers-per-trial 4 --gpus-per-trial 4 --storage s3://bucket/sweeps --name full-1 \
-        --data /mnt/masks.zarr --val-data /mnt/valset --mlflow-uri http://mlflow:5000 \
-        --report-dir ./full-1                                  # on a cluster (RAY_ADDRESS set)
+        --mlflow-uri http://mlflow:5000                        # on a cluster (RAY_ADDRESS set)
 
 Each trial trains the base config (`--config`, a YAML file or a shipped recipe) with the
 trial's sampled values through the distributed trainer of `distpaint train`, reports the
@@ -13,6 +12,8 @@ validation scores every `--report-every` steps, and ASHA stops the weaker trials
 space file is checked against the config before Ray starts. Re-running the same `--name` and
 `--storage` resumes an interrupted sweep. The summary table, the plot and `best_config.yaml`
 (train it with `distpaint train --config`) are written to the sweep directory and MLflow.
+With `--storage s3://...` the sweep directory is in the bucket: the synthesised training and
+validation data, Tune's state, the report and the MLflow artifacts all go there.
 The logic lives in `distpaint.tune.sweep`.
 """
 
@@ -55,7 +56,8 @@ def tune(
     max_concurrent: int = typer.Option(0, "--max-concurrent", help="Trials at once (0: what the cluster's resources hold)"),
     name: str = typer.Option(None, "--name", help="Sweep name (same name and storage resume); default tune-<date>"),
     storage: str = typer.Option(None, "--storage", help="Where sweeps live: a directory (default ./runs) or a URI"),
-    report_dir: Path = typer.Option(None, "--report-dir", help="Folder of the table, plot, best config (default: the sweep dir)"),
+    report_dir: Path = typer.Option(None, "--report-dir", help="Local folder of the table, plot, best config (default: the sweep dir; "
+                                         "a sweep on object storage uploads them there too)"),
     mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI; default sqlite:///<sweep dir>/mlflow.db"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the sweep to MLflow"),
     # str, not Path: a store may be a URL (s3://bucket/masks.zarr), which Path would mangle

@@ -99,8 +99,16 @@ def synthesize_val_store(cfg: TrainConfig, path: str | os.PathLike, size: int | 
 
 
 def _stores(path: Path | str) -> list[tuple[str, MaskStore]]:
-    if isinstance(path, str):  # a URL: one store on object storage
-        return [("", MaskStore.open(path))]
+    if isinstance(path, str):  # a URL: a store, or a folder of stores, on object storage
+        if location.is_file(location.join(path, "zarr.json")):
+            return [("", MaskStore.open(path))]
+        # a sweep's validation set in a bucket: the patch level of a benchmark set, one store
+        # per kind, named as in a local folder of stores so the scores' names match
+        found = [(n, MaskStore.open(location.join(path, n))) for n in location.list_names(path)
+                 if location.is_file(location.join(path, n, "zarr.json"))]
+        if found:
+            return found
+        raise InputError(f"{path}: not a validation set (a mask store, or a folder of stores)")
     if (path / "zarr.json").is_file():
         return [("", MaskStore.open(path))]
     if path.is_dir():

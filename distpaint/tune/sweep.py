@@ -29,6 +29,14 @@ Sweep directory `<storage>/<name>/`: Ray Tune's state (`tuner.pkl`, `experiment_
 `data/train.zarr` (the shared training store), `runs/<name>-<trial id>/` (each trial's training
 run: checkpoints, worker status, its own MLflow store), `mlflow.db` + `mlartifacts/`,
 `summary.csv`, `summary.md`, `metric_vs_params.png`, `best_config.yaml`.
+
+On object storage (`--storage s3://bucket/sweeps`) the sweep directory is the same, in the
+bucket: the validation set and the shared training store are written there (every trial, on
+any node, reads them), the report is uploaded there (and kept in `--report-dir` if given), and
+the MLflow experiment created for it keeps its artifacts in `<sweep dir>/mlartifacts`; only the
+tracking store itself must be named (`--mlflow-uri`: a tracking server, or a database the
+driver reaches). Trials keep no MLflow store of their own there (an SQLite file cannot live in
+a bucket).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -111,8 +120,8 @@ class SweepConfig:
     storage: str | None = None
     """Where sweeps live: a local directory (default ./runs) or a URI (s3://...)."""
     report_dir: str | None = None
-    """Local folder of the summary, plot and best config (default: the sweep directory;
-    required with remote storage)."""
+    """Local folder of the summary, plot and best config (default: the sweep directory; with
+    remote storage they are uploaded into the sweep directory in any case)."""
     mlflow_uri: str | None = None
     """MLflow tracking URI; default sqlite:///<sweep dir>/mlflow.db."""
     mlflow: bool = True
@@ -220,7 +229,9 @@ def _resolve_val(path: str) -> str:
     """A validation set given by the user: a benchmark set means its patch level."""
     from distpaint.train.validation import load_val_samples  # deferred (torch): see the imports
 
-    if location.is_url(path):  # a store on object storage, as it is
+    if location.is_url(path):  # a store, or a folder of stores, on object storage
+        if location.is_file(location.join(path, "manifest.json")):  # a benchmark set uploaded whole
+            path = location.join(path, "patch")
         load_val_samples(path, 64, limit=1)
         return path
     p = Path(path).resolve()
@@ -232,13 +243,26 @@ def _resolve_val(path: str) -> str:
     return str(p)
 
 
-def _build_val(base: TrainConfig, folder: Path, options: SweepConfig, log: Callable[[str], None]) -> str:
-    """The default validation set: benchmark-format patches of the base config's kinds."""
+def _build_val(base: TrainConfig, folder: str, options: SweepConfig, log: Callable[[str], None]) -> str:
+    """The default validation set: benchmark-format patches of the base config's kinds, at
+    `folder` (a path or, for a sweep on object storage, a URL every trial reads)."""
     kinds = tuple(dict.fromkeys(base.data.kinds))  # distinct, in order
     config = BenchsetConfig(seed=options.val_seed, kinds=kinds, patches=max(1, math.ceil(options.val_samples / len(kinds))),
                             whole_count=0)
-    make_benchset(folder, config, log=log)
-    return str(folder / "patch")
+    if not location.is_url(folder):
+        make_benchset(folder, config, log=log)
+        return str(Path(folder) / "patch")
+    # no benchmark set builder for object storage: build it in a local scratch folder and
+    # upload it, each store with its zarr.json last and the manifest after every store, so an
+    # upload cut short is done again and a set with a manifest is complete
+    if not location.is_file(location.join(folder, "manifest.json")):
+        with tempfile.TemporaryDirectory(prefix="distpaint-valset-") as scratch:
+            local = Path(scratch) / "valset"
+            make_benchset(local, config, log=log)
+            for store in sorted((local / "patch").iterdir()):
+                location.upload_group(store, location.join(folder, "patch", store.name))
+            location.put_file(local / "manifest.json", location.join(folder, "manifest.json"))
+    return location.join(folder, "patch")
 
 
 def _settings(space: SearchSpace, base: TrainConfig, options: SweepConfig, steps: tuple[int, int, int],
@@ -249,21 +273,46 @@ def _settings(space: SearchSpace, base: TrainConfig, options: SweepConfig, steps
             "options": data}
 
 
-def _check_settings(path: Path, settings: dict) -> None:
-    """Write sweep.json, or refuse to resume a sweep that ran with other settings."""
-    if path.is_file():
-        saved = json.loads(path.read_text())
+def _check_settings(path: str, settings: dict) -> None:
+    """Write sweep.json (a path or a URL), or refuse to resume a sweep that ran with other
+    settings."""
+    remote = location.is_url(path)
+    saved = _read_json(path) if remote else (json.loads(Path(path).read_text()) if Path(path).is_file() else None)
+    if saved is not None:
         plain = json.loads(json.dumps(settings))
         diff = [f"options.{k}" for k in plain["options"] if saved.get("options", {}).get(k) != plain["options"][k]]
         diff += [k for k in ("space", "base") if saved.get(k) != plain[k]]
         if diff:
-            raise ConfigError(f"{path.parent}: holds a sweep with other settings (differs in: {', '.join(diff)}); "
-                              "use another --name, or the same space, config and flags to resume it")
+            raise ConfigError(f"{path.rsplit('/', 1)[0]}: holds a sweep with other settings (differs in: "
+                              f"{', '.join(diff)}); use another --name, or the same space, config and flags to resume it")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    text = json.dumps(settings, indent=1, sort_keys=True)
+    if remote:  # one whole object: readers see all of it or nothing
+        fs, key = location.fs_path(path)
+        try:
+            fs.pipe_file(key, text.encode())
+        except Exception as exc:  # botocore/aiohttp: the user's bucket or network
+            raise location.url_error(path, exc, "cannot write") from None
+        return
+    local = Path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, local)
+
+
+def _read_json(url: str) -> dict | None:
+    """The JSON object at `url`, None if there is none; InputError for an unreadable bucket or
+    a damaged file."""
+    if not location.exists(url):  # InputError naming the URL for a missing bucket
+        return None
+    fs, key = location.fs_path(url)
+    try:
+        return json.loads(fs.cat_file(key))
+    except ValueError as exc:
+        raise InputError(f"{url}: not a sweep's settings ({exc})") from None
+    except Exception as exc:  # botocore/aiohttp: the user's bucket or network
+        raise location.url_error(url, exc, "cannot read") from None
 
 
 def _capacity(options: SweepConfig, started: bool) -> int:
@@ -360,22 +409,19 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     if local:
         storage = str(Path(storage.removeprefix("file://")).resolve())
         sweep_dir: Path | None = Path(storage) / name
-        report_dir = Path(options.report_dir).resolve() if options.report_dir else sweep_dir
     else:
-        missing = [flag for flag, value in (("--data", options.data), ("--val-data", options.val_data),
-                                            ("--report-dir", options.report_dir),
-                                            ("--mlflow-uri", options.mlflow_uri or (None if options.mlflow else "-")))
-                   if value is None]
-        if missing:
-            raise ConfigError(f"--storage {storage}: also pass {', '.join(missing)} (every node must reach them)")
-        sweep_dir, report_dir = None, Path(options.report_dir).resolve()
+        # object storage: the data, the validation set and the report go into the sweep
+        # directory in the bucket (every trial reads it); the tracking store cannot
+        if options.mlflow and options.mlflow_uri is None:
+            raise ConfigError(f"--storage {storage}: also pass --mlflow-uri (a tracking server), or --no-mlflow")
+        sweep_dir = None
+    report_dir = Path(options.report_dir).resolve() if options.report_dir else sweep_dir
     experiment = f"{storage}/{name}"
     val = _resolve_val(options.val_data) if options.val_data else None
     data = (str(Path(options.data).resolve()) if options.data and local and not location.is_url(options.data)
             else options.data)
     settings = _settings(space, base, options, steps, val or "default")
-    if sweep_dir is not None:
-        _check_settings(sweep_dir / "sweep.json", settings)
+    _check_settings(f"{experiment}/sweep.json", settings)
 
     if not cluster_address():
         # every report is a barrier that waits for the next worker health check (2 s by default)
@@ -386,12 +432,13 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     try:
         concurrency = _capacity(options, started)
         if val is None:
-            val = _build_val(base, sweep_dir / "valset", options, log)
-        if data is None and _pool_shared(space) and sweep_dir is not None:
+            val = _build_val(base, f"{experiment}/valset", options, log)
+        if data is None and _pool_shared(space):
             from distpaint.train.store_data import synthesize_store  # deferred (torch): see the imports
 
-            (sweep_dir / "data").mkdir(parents=True, exist_ok=True)
-            data = str(synthesize_store(base, sweep_dir / "data" / "train.zarr", options.workers_per_trial))
+            if sweep_dir is not None:
+                (sweep_dir / "data").mkdir(parents=True, exist_ok=True)
+            data = str(synthesize_store(base, f"{experiment}/data/train.zarr", options.workers_per_trial))
         runs_storage = f"{experiment}/runs"
         spec = TrialSpec(sweep=name, base=config_to_dict(base), space_data=_space_data(space),
                          space_source=space.source, max_steps=steps[0], report_every=steps[1],
@@ -420,6 +467,9 @@ def _start_parent(space: SearchSpace, base: TrainConfig, base_source: str, optio
     from distpaint.tune.tracking import default_tracking_uri, start_parent  # deferred (Ray): see the imports
 
     uri = options.mlflow_uri or default_tracking_uri(sweep_dir)
+    # object storage: a tracking store that keeps files gets the experiment's artifacts in the
+    # bucket too (not in ./mlruns of the driver, which a job's working dir loses)
+    root = None if sweep_dir is not None else location.join(spec.runs_storage.rsplit("/", 1)[0], "mlartifacts")
     params = {"space": space.source, "searched": ",".join(space.paths), "base_config": base_source,
               "num_samples": options.num_samples, "scheduler": options.scheduler, "search": options.search,
               "metric": options.metric, "mode": options.mode, "max_steps": steps[0], "report_every": steps[1],
@@ -429,7 +479,7 @@ def _start_parent(space: SearchSpace, base: TrainConfig, base_source: str, optio
     for p in space.params:
         params[f"space.{p.path}"] = f"{p.kind} {list(p.args)}"
     params.update(flatten(config_to_dict(base), "base."))
-    return uri, start_parent(uri, sweep_dir, name, {k: str(v) for k, v in params.items()})
+    return uri, start_parent(uri, sweep_dir, name, {k: str(v) for k, v in params.items()}, artifact_root=root)
 
 
 def _fit(space: SearchSpace, options: SweepConfig, steps: tuple[int, int, int], concurrency: int,
@@ -481,6 +531,30 @@ def _saved_statuses(experiment: str) -> dict[str, str]:
 
 
 def _finish(results: Any, statuses: dict[str, str], space: SearchSpace, base: TrainConfig, options: SweepConfig,
+            steps: tuple[int, int, int], spec: TrialSpec, report_dir: Path | None, tracking: tuple[str, str] | None,
+            concurrency: int, experiment: str, seconds: float, log: Callable[[str], None]) -> SweepResult:
+    """The report (summary table, plot, best config) in `report_dir`, logged to the parent run;
+    with the sweep on object storage also uploaded into its directory there (written in a
+    scratch folder first when there is no `report_dir`)."""
+    if report_dir is not None and _is_local(experiment):
+        return _report(results, statuses, space, base, options, steps, spec, report_dir, tracking,
+                       concurrency, experiment, seconds, log)
+    with tempfile.TemporaryDirectory(prefix="distpaint-sweep-") as scratch:
+        out = _report(results, statuses, space, base, options, steps, spec, report_dir or Path(scratch), tracking,
+                      concurrency, experiment, seconds, log)
+        uploaded = {}
+        for path in [*out.table, out.plot, out.best_config]:
+            if path:  # whole objects, each written once: a reader sees a complete file or none
+                uploaded[path] = location.join(experiment, Path(path).name)
+                location.put_file(path, uploaded[path])
+        if report_dir is None:  # the scratch folder goes: name the copies in the bucket
+            out.table = [uploaded[p] for p in out.table]
+            out.plot = uploaded.get(out.plot) if out.plot else None
+            out.best_config = uploaded.get(out.best_config) if out.best_config else None
+        return out
+
+
+def _report(results: Any, statuses: dict[str, str], space: SearchSpace, base: TrainConfig, options: SweepConfig,
             steps: tuple[int, int, int], spec: TrialSpec, report_dir: Path, tracking: tuple[str, str] | None,
             concurrency: int, experiment: str, seconds: float, log: Callable[[str], None]) -> SweepResult:
     complete = all(s in ("TERMINATED", "ERROR") for s in statuses.values())

@@ -60,13 +60,14 @@ def default_tracking_uri(sweep_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(sweep_dir).resolve() / 'mlflow.db'}"
 
 
-def ensure_experiment(uri: str, sweep_dir: str | os.PathLike | None) -> str:
-    """The sweeps' experiment id, created with its artifacts under the sweep dir (SQLite stores)."""
+def ensure_experiment(uri: str, sweep_dir: str | os.PathLike | None, artifact_root: str | None = None) -> str:
+    """The sweeps' experiment id, created with its artifacts under the sweep dir (SQLite stores),
+    or at `artifact_root` (a sweep on object storage: `<sweep dir URL>/mlartifacts`)."""
     client = tracking_client(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    location = None
+    location = artifact_root
     if uri.startswith("sqlite:") and sweep_dir is not None:
         location = (Path(sweep_dir).resolve() / "mlartifacts").as_uri()
     return client.create_experiment(EXPERIMENT, artifact_location=location)
@@ -79,10 +80,12 @@ def _log_params(client: Any, run_id: str, params: dict[str, str], logged: dict[s
         client.log_batch(run_id, params=fresh[i:i + 100])
 
 
-def start_parent(uri: str, sweep_dir: str | os.PathLike | None, name: str, params: dict[str, str]) -> str:
-    """Create (or re-open, when the sweep resumes) the sweep's parent run; returns its id."""
+def start_parent(uri: str, sweep_dir: str | os.PathLike | None, name: str, params: dict[str, str],
+                 artifact_root: str | None = None) -> str:
+    """Create (or re-open, when the sweep resumes) the sweep's parent run; returns its id.
+    `artifact_root`: see `ensure_experiment`."""
     client = tracking_client(uri)
-    exp_id = ensure_experiment(uri, sweep_dir)
+    exp_id = ensure_experiment(uri, sweep_dir, artifact_root)
     found = client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_TAG}` = '{name}' and "
                                                        f"tags.`{_PARENT_ROLE}` = 'sweep'", max_results=1)
     if found:

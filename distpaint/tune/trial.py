@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any
 
+from distpaint.data import location
 from distpaint.train.config import TrainConfig, config_from_dict
 from distpaint.train.distributed import DistributedConfig, train_distributed
 from distpaint.tune.space import parse_space
@@ -82,11 +85,28 @@ def trial_config(space, base: TrainConfig, values: dict, report_every: int) -> T
     return dataclasses.replace(cfg, checkpoint_every=report_every)
 
 
+def _report_callback(runs_storage: str) -> Any:
+    """`TuneReportCallback` that names the checkpoint of a run on object storage by its URL
+    (`s3://bucket/...`): Ray's checkpoint path is the key within its filesystem (`bucket/...`),
+    which `--model`, the summary table, the best config's header and MLflow would pass on as a
+    local path."""
+    from ray.tune.integration.ray_train import TuneReportCallback  # deferred (Ray): see run_trial
+
+    scheme = runs_storage.split("://", 1)[0] if location.is_url(runs_storage) else None
+
+    class ReportCallback(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            if checkpoint is not None and scheme and "://" not in checkpoint.path:
+                checkpoint = SimpleNamespace(path=f"{scheme}://{checkpoint.path}")
+            super().after_report(run_context, metrics, checkpoint)
+
+    return ReportCallback()
+
+
 def run_trial(config: dict, spec: dict) -> None:
     """Tune trainable (see the module docstring); `config` holds the trial's sampled values."""
     # deferred (Ray): the sweep's driver imports this module before Ray is needed
     from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     s = TrialSpec(**spec)
     space = parse_space(s.space_data, s.space_source)
@@ -98,4 +118,4 @@ def run_trial(config: dict, spec: dict) -> None:
         max_failures=s.max_failures, placement_retries=s.placement_retries, cpus_per_worker=s.cpus_per_worker,
         worker_resources={"GPU": s.gpus / s.workers} if s.gpus > 0 else {},
     )
-    train_distributed(cfg, None, max_steps=s.max_steps, options=options, callbacks=[TuneReportCallback()])
+    train_distributed(cfg, None, max_steps=s.max_steps, options=options, callbacks=[_report_callback(s.runs_storage)])
