@@ -41,7 +41,7 @@ def test_ingest_files_and_a_bucket_store_into_a_bucket(s3, tmp_path, monkeypatch
     url = s3.url("masks.zarr")
     for out in (url, str(tmp_path / "masks.zarr")):
         code, _, err = _cli(monkeypatch, capsys, "ingest", str(tmp_path / "scan0.png"),
-                            str(tmp_path / "scan1.png"), "--out", out, "--chunks", "32")
+                            str(tmp_path / "scan1.png"), "--out", out)
         assert code == 0, err
     _same_store(MaskStore.open(url), MaskStore.open(tmp_path / "masks.zarr"))
     assert not [n for n in location.list_names(url) if n.startswith(".")]
@@ -49,7 +49,7 @@ def test_ingest_files_and_a_bucket_store_into_a_bucket(s3, tmp_path, monkeypatch
     # checksum of the sample's objects; only the recorded source differs
     again = s3.url("again.zarr")
     for src, out in ((url, again), (str(tmp_path / "masks.zarr"), str(tmp_path / "again.zarr"))):
-        code, _, err = _cli(monkeypatch, capsys, "ingest", src, "--out", out, "--chunks", "32")
+        code, _, err = _cli(monkeypatch, capsys, "ingest", src, "--out", out)
         assert code == 0, err
     _same_store(MaskStore.open(again), MaskStore.open(tmp_path / "again.zarr"), skip_attrs=("source",))
     assert MaskStore.open(again).attrs("scan0")["source"] == f"{url}/scan0"
@@ -83,7 +83,7 @@ def test_rasterize_into_a_bucket(s3, tmp_path, monkeypatch, capsys):
 
 def test_benchset_in_a_bucket_is_the_local_set_byte_for_byte(s3, tmp_path, monkeypatch, capsys):
     url = s3.url("bench")
-    args = ["--seed", "1", "--kind", "roads", "--patches", "2", "--whole", "1", "--whole-size", "128"]
+    args = ["--seed", "1", "--small", "--kind", "roads", "--patches", "2", "--whole-size", "128"]
     for out in (url, str(tmp_path / "bench")):
         code, _, err = _cli(monkeypatch, capsys, "benchset", "make", "--out", out, *args)
         assert code == 0, err
@@ -113,7 +113,7 @@ def test_baseline_from_bucket_to_bucket_equals_the_local_run(s3, tmp_path, monke
             truth = _lines(10 + i)
             gaps = truth & (np.arange(truth.shape[0])[:, None] % 7 == 3)
             store.write(f"m{i}", {"mask": truth & ~gaps, "gaps": gaps, "truth": truth},
-                        {"source": f"m{i}"}, chunks=32)
+                        {"source": f"m{i}"})  # one chunk a layer: few requests
     # one store to a .zarr: the evaluation layout (repair_store)
     out = location.join(src.rsplit("/", 1)[0], "closed.zarr")
     for where, target in ((src, out), (str(tmp_path / "corrupted.zarr"), str(tmp_path / "closed.zarr"))):
@@ -144,10 +144,10 @@ def test_real_benchmark_built_into_a_bucket(s3, tmp_path):
     cache = tmp_path / "cache"
     _fake_package(cache, "npm/feather-icons", {f"icons/g{i}.svg": GLYPH for i in range(4)})
     sources = (Source("icons", "drawings", "train", "npm/feather-icons", "glyphs", "icons",
-                      renders=(Render("thin", px_per_unit=8.0, width=2.0),), glyphs=(0, 2),
+                      renders=(Render("thin", px_per_unit=4.0, width=2.0),), glyphs=(0, 2),
                       sheet=2, options={"all_files": True}),
                Source("more", "drawings", "test", "npm/feather-icons", "glyphs", "icons",
-                      renders=(Render("thin", px_per_unit=8.0, width=2.0),), glyphs=(2, 2),
+                      renders=(Render("thin", px_per_unit=4.0, width=2.0),), glyphs=(2, 2),
                       sheet=2, options={"all_files": True}))
     url = s3.url("real")
     config = RealConfig(seed=2, crop=256, kinds=("drawings",), splits=("train", "test"))
@@ -159,3 +159,21 @@ def test_real_benchmark_built_into_a_bucket(s3, tmp_path):
         _same_store(remote.store(level, "drawings"), local.store(level, "drawings"))
     _same_store(MaskStore.open(remote.train_store("drawings")),
                 MaskStore.open(local.train_store("drawings")))
+
+
+def test_a_missing_bucket_or_bad_url_is_one_line_for_every_command(s3, tmp_path, monkeypatch, capsys):
+    (tmp_path / "d.svg").write_text(SVG)
+    MaskStore.create(tmp_path / "s.zarr").write("a", {"mask": _lines(0)})
+    for url in ("s3://no-such-bucket-dp/x.zarr", "nosuch://b/x.zarr"):
+        for args in (["benchset", "make", "--out", url, "--small", "--kind", "roads"],
+                     ["benchset", "verify", url],
+                     ["rasterize", str(tmp_path / "d.svg"), "--out", url],
+                     ["baseline", "closing", str(tmp_path / "s.zarr"), "--out", url],
+                     ["baseline", "closing", url, "--out", str(tmp_path / "o.zarr")],
+                     ["ingest", url, "--out", str(tmp_path / "o.zarr")],
+                     ["realdata", "build", "--out", url, "--cache", str(tmp_path), "--split", "train"]):
+            code, _, err = _cli(monkeypatch, capsys, *args)
+            lines = err.strip().splitlines()
+            assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (args, err)
+            assert url.split("/")[2] in lines[0] or url in lines[0], (args, err)
+    assert not (tmp_path / "o.zarr").exists()

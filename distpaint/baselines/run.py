@@ -71,14 +71,14 @@ def _repair_samples(source: MaskStore, target: MaskStore, names: list[str], meth
                     config: Any, repair: Callable[[da.Array, Any], da.Array], overwrite: bool,
                     progress: Callable[[str], None] | None) -> None:
     for name in names:
+        present = source.layers(name)  # once: on object storage every call is a listing
         mask = source.dask(name, "mask")
         layers = {"mask": repair(mask, config)}
-        layers.update({k: source.dask(name, k) for k in ("gaps", "truth")
-                       if k in source.layers(name)})
+        layers.update({k: source.dask(name, k) for k in ("gaps", "truth") if k in present})
         attrs = {**source.attrs(name), "baseline": method, "baseline_config": asdict(config),
                  "baseline_source": f"{source.path}::{name}"}
         try:
-            target.write(name, layers, attrs, chunks=int(max(source.array(name).chunks)),
+            target.write(name, layers, attrs, chunks=int(max(mask.chunksize)),
                          overwrite=overwrite)
         except OSError as exc:  # read-only store, disk full: the user's to fix, not a bug
             raise InputError(f"{target.path}/{name}: cannot write the sample: "
