@@ -7,7 +7,7 @@ on that connection: the request is left in flight (the server waits for it, the 
 answer), as an upload is when its process dies mid-way. Used by the fault tests to kill a
 driver while a checkpoint file is being uploaded, with no test hook in the code under test.
 With `drop_conditions` it removes If-Match / If-None-Match headers on the way: a server without
-conditional writes (tests/test_lease_object.py).
+conditional writes; with `cut` one request is done but its answer lost (tests/test_lease_object.py).
 
     with HoldingProxy(s3_server.endpoint, hold=lambda m, p: m == "PUT" and p.endswith("/x")) as proxy:
         env["AWS_ENDPOINT_URL"] = proxy.endpoint
@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 __all__ = ["HoldingProxy"]
 
 _REQUEST = re.compile(rb"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/1\.[01]\r\n")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # the answer to `Expect: 100-continue`
 _CONDITION = re.compile(rb"(?im)^if-(none-)?match: [^\r\n]*\r\n")
 
 
@@ -34,12 +35,16 @@ class HoldingProxy:
     for which `hold(method, path)` is true (`path`: the URL path, unquoted, no query)."""
 
     def __init__(self, upstream: str, hold: Callable[[str, str], bool] | None = None,
-                 drop_conditions: bool = False) -> None:
+                 drop_conditions: bool = False, cut: Callable[[str, str], bool] | None = None) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.hold = hold
         self.drop_conditions = drop_conditions
         """Remove If-Match / If-None-Match headers: a server that ignores conditional writes."""
+        self.cut = cut
+        """The first request for which `cut(method, path)` is true reaches the server, but its
+        answer never reaches the client: the connection is closed instead (a lost response)."""
+        self.was_cut = threading.Event()
         self.held = threading.Event()
         """Set once a request is being held."""
         self.held_request: tuple[str, str] | None = None
@@ -65,8 +70,9 @@ class HoldingProxy:
             except OSError:
                 return
             server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+            cutting = threading.Event()  # this connection's next answer is lost
+            threading.Thread(target=self._upstream, args=(client, server, cutting), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, cutting), daemon=True).start()
 
     def _held_here(self, method: str, path: str) -> bool:
         with self._lock:
@@ -77,7 +83,14 @@ class HoldingProxy:
             self.held.set()
             return True
 
-    def _upstream(self, client: socket.socket, server: socket.socket) -> None:
+    def _cut_here(self, method: str, path: str) -> bool:
+        with self._lock:
+            if self.was_cut.is_set() or self.cut is None or not self.cut(method, path):
+                return False
+            self.was_cut.set()
+            return True
+
+    def _upstream(self, client: socket.socket, server: socket.socket, cutting: threading.Event) -> None:
         """Client -> server, watching request lines (a line split over two reads is found in
         the carried-over tail)."""
         tail, holding = b"", False
@@ -94,6 +107,8 @@ class HoldingProxy:
                         holding = True
                         data = buf[start:max(start, match.start())]
                         break
+                    if self._cut_here(method, path):
+                        cutting.set()  # before the request goes: its answer comes after
                 if self.drop_conditions:  # small requests (the lease's) come in one read
                     data = _CONDITION.sub(b"", data)
                 server.sendall(data)
@@ -109,9 +124,18 @@ class HoldingProxy:
                 sock.close()
 
     @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(src: socket.socket, dst: socket.socket, cutting: threading.Event) -> None:
         try:
             while data := src.recv(65536):
+                if cutting.is_set() and data.startswith(_CONTINUE):  # interim: the body follows
+                    dst.sendall(_CONTINUE)
+                    data = data[len(_CONTINUE):]
+                    if not data:
+                        continue
+                if cutting.is_set():  # the answer to the cut request: lost, connection closed
+                    for sock in (src, dst):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
                 dst.sendall(data)
         except OSError:
             pass

@@ -4,7 +4,8 @@ the moto S3 server with real processes: while one process holds the lease of `s3
 library, and `distpaint train --storage s3://... --name` through the console script) is refused
 in one line and leaves the bucket as it was; the lease is released on exit, taken over at once
 from a driver killed on this host, taken over from a silent driver after the timeout (whose
-heartbeat then notices and stops it), and refused where the server ignores conditional writes.
+heartbeat then notices and stops it), refused where the server ignores conditional writes, and
+kept when the answer to its own create or renewal was lost and the client's retry refused.
 
 Run: .venv/bin/python -m pytest tests/test_lease_object.py -q
 """
@@ -170,3 +171,28 @@ def test_storage_without_conditional_writes_is_refused_not_trusted(s3, monkeypat
                                           r"writes are implemented for s3:// only\)"):
         with hold_run("gs://b/runs/r"):
             pass
+
+
+def test_a_lost_answer_to_our_own_write_is_not_taken_for_a_rival(s3, monkeypatch):
+    """The server did the create (or a renewal) but its answer was lost: the client sends it
+    again, and the retry's condition fails on our own write. The lease sees its token there and
+    carries on, instead of refusing itself or stopping a healthy driver."""
+    for nth, what in ((0, "create"), (1, "renewal")):
+        url = s3.url("runs", "run")
+        seen = []
+
+        def cut(method: str, path: str, nth=nth, seen=seen) -> bool:
+            if method == "PUT" and path.endswith(f"/run/{LEASE_FILE}"):
+                seen.append(path)
+                return len(seen) == nth + 1
+            return False
+
+        with HoldingProxy(s3.endpoint, cut=cut) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+            with hold_run(url, FAST) as lease:  # the client's retry was refused: it is ours
+                time.sleep(1.0)  # a few renewals
+                assert proxy.was_cut.is_set(), what
+                assert not lease.lost.is_set() and _owner(url)["pid"] == os.getpid(), what
+                assert json.loads(_objects(url)[LEASE_FILE])["beats"] >= 4, what  # renewed since
+            assert LEASE_FILE not in _objects(url), what
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
