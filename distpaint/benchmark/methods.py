@@ -46,8 +46,9 @@ from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig, decide, output_layout, run_inference
 from distpaint.infer.keep import keep_added
 from distpaint.infer.predictor import resolve_model
-from distpaint.infer.refine import refine
+from distpaint.infer.model import PredictorsByFactor
 from distpaint.infer.tiling import round_up
+from distpaint.infer.upsample import choose_upsample
 from distpaint.weights import inference_defaults
 
 __all__ = [
@@ -194,7 +195,7 @@ def _model_label(target: str) -> str:
 
 _REFINEMENTS = ("views", "passes")
 _SWITCHES = ("drop_islands", "bridges_only")
-_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "keep", *_SWITCHES)
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "keep", "upsample", *_SWITCHES)
 
 
 def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
@@ -210,6 +211,9 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
         if key == "keep" and eq:  # a policy name; InferConfig checks it
             parsed[key] = value
             continue
+        if key == "upsample" and value == "auto":
+            parsed[key] = value
+            continue
         try:
             number = float(value) if key == "threshold" else int(value)
         except ValueError:
@@ -219,6 +223,7 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
                 or (key in _SWITCHES and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
                               f"passes=INTEGER, threshold=NUMBER in (0, 1), keep=POLICY, "
+                              f"upsample=auto|FACTOR, "
                               f"drop_islands=0/1 or bridges_only=0/1, got {item!r}")
         parsed[key] = bool(number) if key in _SWITCHES else number
     return base, parsed
@@ -231,7 +236,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
     overriding `threshold`), `keep=POLICY` (`distpaint.infer.keep`), `drop_islands=1`
     (`distpaint.infer.islands`) and
-    `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`).
+    `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`) and `upsample=auto|1|2|3|4`
+    (`distpaint.infer.upsample`; default auto, as `distpaint infer`: chosen per mask).
     Output = input OR (probability > `threshold`); `threshold` None and no `keep=` take the
     model card's inference defaults (`distpaint.weights.inference_defaults`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
@@ -248,20 +254,29 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
-    predictor = resolve_model(target, gpu=gpu, threads=threads)
-    align = int(predictor.align)
-    config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold, **options)
-    predictor = refine(predictor, views=config.views, passes=config.passes, threshold=threshold,
-                       bridges_only=config.bridges_only)
+    upsample = options.pop("upsample", "auto")
+    base = resolve_model(target, gpu=gpu, threads=threads)
+    align = int(base.align)
+    config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold,
+                         upsample=1 if upsample == "auto" else upsample, **options)
+    predictors = PredictorsByFactor(base, config)
+
+    def factor_of(mask: Any) -> int:
+        return choose_upsample(mask) if upsample == "auto" else config.upsample
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:
+        masks = masks.astype(bool)
         b, h, w = masks.shape
-        x = np.zeros((b, 1, round_up(h, align), round_up(w, align)), np.float32)  # (B, 1, H', W')
-        x[:, 0, :h, :w] = masks
-        probs = np.asarray(predictor(x))[:, 0, :h, :w]
-        out = [decide(p, m.astype(bool), (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
+        factors = np.array([factor_of(m) for m in masks])
+        probs = np.zeros((b, h, w), np.float32)
+        for factor in np.unique(factors):  # one forward per factor: the masks of a batch agree
+            rows = np.flatnonzero(factors == factor)
+            x = np.zeros((rows.size, 1, round_up(h, align), round_up(w, align)), np.float32)
+            x[:, 0, :h, :w] = masks[rows]
+            probs[rows] = np.asarray(predictors[int(factor)](x))[:, 0, :h, :w]
+        out = [decide(p, m, (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
         if config.pieces != "all":  # the whole image: no open edges
-            out = [keep_added(o, m.astype(bool), config.pieces) for o, m in zip(out, masks, strict=True)]
+            out = [keep_added(o, m, config.pieces) for o, m in zip(out, masks, strict=True)]
         return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
@@ -270,7 +285,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
         out = zarr.create_array(LocalStore(scratch / "model-output.zarr"), shape=shape,
                                 chunks=chunks, shards=shards, dtype=bool, fill_value=False,
                                 compressors=compressors())
-        run_inference(mask, predictor, {"mask": out}, config)
+        factor = factor_of(mask)
+        run_inference(mask, predictors[factor], {"mask": out}, predictors.infer_for(factor))
         return out
 
     refined = (f", views {config.views}, passes {config.passes}"
@@ -278,6 +294,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     refined += ", bridges only" if config.bridges_only else ""
     refined += ", islands dropped" if config.pieces == "attached" else ""
     refined += ", bridging pieces only" if config.pieces == "bridges" else ""
+    refined += (", up-sampled x2 where lines are thin" if upsample == "auto"
+                else f", up-sampled x{config.upsample}" if config.upsample > 1 else "")
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
                          f"tiles of {config.tile} px{refined})",
                   repair=lambda mask: repair_batch(np.asarray(mask, bool)[None])[0],

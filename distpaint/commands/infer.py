@@ -4,7 +4,7 @@
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
         [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep bridges|attached|all] [--drop-islands] \\
-        [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
+        [--upsample auto|1|2|3|4] [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
     distpaint infer s3://bucket/archive.zarr --model general --out s3://bucket/repaired.zarr
 
 INPUT: mask files (PNG, TIFF, GeoTIFF, NPY, Zarr), mask stores, directories and globs. Each
@@ -147,6 +147,10 @@ def infer(
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),
+    upsample: str = typer.Option("auto", "--upsample",
+                                 help="Run the model at N times the mask's resolution (1-4): "
+                                      "thin lines at the width it knows. auto: 2 for masks "
+                                      "whose lines are under 3 px wide, else 1 (per mask)."),
     keep_input: bool = typer.Option(True, "--keep-input/--no-keep-input",
                                     help="Output = input OR model fill (never delete a pixel)."),
     skip_empty: bool = typer.Option(True, "--skip-empty/--no-skip-empty",
@@ -189,7 +193,7 @@ def infer(
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,
-                           shard=shard)
+                           shard=shard, upsample=_upsample_factor(upsample))
     if ray:
         use_address(address)
     err = Console(stderr=True)
@@ -221,6 +225,16 @@ def infer(
         err.print(f"[yellow]{len(report.failed)} mask(s) skipped; fix them and re-run the same "
                   "command to finish (repaired masks are kept)[/]", highlight=False)
         raise SystemExit(1)
+
+
+def _upsample_factor(text: str) -> int | None:
+    """--upsample: None for auto, else the factor (checked by JobConfig)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--upsample must be auto or one of 1, 2, 3, 4, got {text!r}") from None
 
 
 @contextlib.contextmanager

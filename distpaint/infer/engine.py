@@ -44,6 +44,7 @@ from distpaint.infer.keep import check_keep, keep_added
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.refine import bridges_of, check_refinement, refinement_of
 from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
+from distpaint.infer.upsample import check_upsample
 
 __all__ = [
     "InferConfig",
@@ -99,6 +100,11 @@ class InferConfig:
     """With `passes` >= 2: the first pass's output plus only the pieces later passes add that
     join it at two or more places (`distpaint.infer.bridges`). Not in the paper: off by
     default, measured in docs/HISTORY.md."""
+    upsample: int = 1
+    """Run the model on the window up-sampled this many times (1 to 4; nearest neighbour),
+    its probabilities max-pooled back (`distpaint.infer.upsample`): thin lines at the width
+    the model knows. The jobs' `auto` (`distpaint infer`'s default) chooses 1 or 2 per mask
+    from its line width. Not in the paper; measured in docs/REAL_MASKS.md."""
     keep_input: bool = True
     """Output = input OR model fill: never delete a pixel of the input."""
     drop_islands: bool = False
@@ -135,6 +141,7 @@ class InferConfig:
         if not isinstance(self.drop_islands, bool):
             raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
         check_keep(self.keep)
+        check_upsample(self.upsample)
         if self.readers < 1 or self.prefetch < 0:
             raise ConfigError(
                 f"readers ({self.readers}) must be >= 1 and prefetch ({self.prefetch}) >= 0"

@@ -52,12 +52,18 @@ from distpaint.infer.engine import (
     run_inference,
 )
 from distpaint.infer.manifest import JOB_FORMAT, JobDir, ManifestWriter, UnitState
-from distpaint.infer.model import ModelSpec, load_predictor, model_fingerprint
-from distpaint.infer.predictor import Predictor
+from distpaint.infer.model import (
+    ModelSpec,
+    PredictorsByFactor,
+    load_predictor,
+    model_fingerprint,
+    with_options,
+)
 from distpaint.infer.preview import write_preview
 from distpaint.infer.ray_runner import RayOptions, run_shards
 from distpaint.infer.sources import Unit, plan_units, work_dir
 from distpaint.infer.staging import UnitSpec, create_staging, open_source, open_staging
+from distpaint.infer.upsample import check_upsample, choose_upsample
 
 __all__ = [
     "JobConfig",
@@ -97,6 +103,11 @@ class JobConfig:
     """Longest side of the preview PNG (larger masks are reduced by an integer factor)."""
     input_threshold: float | None = None
     """Binarise non-binary inputs: foreground = value > this (None: inputs must be binary)."""
+    upsample: int | None = 1
+    """Run the model at this many times each mask's resolution (`InferConfig.upsample`);
+    None (`distpaint infer`'s default, `--upsample auto`): 2 for masks of thin lines, else 1,
+    chosen per mask from its line width (`distpaint.infer.upsample.choose_upsample`). The
+    factor used is in the output's attributes (`inference.upsample`)."""
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -107,6 +118,8 @@ class JobConfig:
             raise ConfigError(f"shard must be >= 1, got {self.shard}")
         if self.preview_size < 16:
             raise ConfigError(f"--preview-size must be >= 16, got {self.preview_size}")
+        if self.upsample is not None:
+            check_upsample(self.upsample)
 
 
 @dataclass
@@ -176,6 +189,7 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
         "seed": infer.seed, "keep_input": infer.keep_input, "skip_empty": infer.skip_empty,
         "shard": config.shard, "preview_size": config.preview_size,
         "input_threshold": config.input_threshold,
+        "upsample": "auto" if config.upsample is None else config.upsample,
     }
     if (infer.views, infer.passes) != (1, 1):
         # only when used, so that jobs interrupted before these options existed still resume
@@ -204,6 +218,8 @@ class _Prepared:
     """Every shard origin of the mask."""
     state: UnitState
     tiles_per_shard: dict[tuple[int, int], int]
+    infer: InferConfig
+    """The job's InferConfig with this mask's up-sampling factor."""
 
     @property
     def missing(self) -> list[tuple[int, int]]:
@@ -241,23 +257,26 @@ def _attrs_for(unit: Unit, meta: dict, model_label: str, infer: InferConfig,
                halo: int) -> dict:
     """The output sample's attributes: the input's, plus how it was repaired."""
     how = {"model": model_label, "tile": infer.tile, "halo": halo, "keep_input": infer.keep_input,
-           "skip_empty": infer.skip_empty, "source": unit.key}
+           "skip_empty": infer.skip_empty, "upsample": infer.upsample, "source": unit.key}
     how.update({"sample": True, "seed": infer.seed} if infer.sample else
                {"threshold": infer.threshold})
     return jsonable({**(meta if unit.sample is not None else {}), "inference": how})
 
 
-def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictor: Predictor,
-             infer: InferConfig, config: JobConfig, model_label: str) -> _Prepared:
+def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictors: PredictorsByFactor,
+             config: JobConfig, model_label: str) -> _Prepared:
     source, meta = _read_unit(unit, config)
     shape = tuple(int(n) for n in source.shape)
-    grid = make_grid(shape, predictor, infer)
+    # deterministic in the input, so a resumed job chooses as the interrupted one did
+    factor = config.upsample or choose_upsample(source)
+    infer = predictors.infer_for(factor)
+    grid = make_grid(shape, predictors[factor], infer)
     chunks, shards = output_layout(shape, infer.tile, shards=max(infer.tile, config.shard))
     uid = _unit_uid(unit, fp)
     spec = UnitSpec(uid, str(unit.path), unit.sample,
                     None if unit.sample is not None else config.input_threshold,
                     str(job.staging_dir / f"{uid}.zarr"), shape, chunks, shards,
-                    _attrs_for(unit, meta, model_label, infer, grid.halo))
+                    _attrs_for(unit, meta, model_label, infer, grid.halo), upsample=factor)
     origins, tiles_per = [], {}
     for y0 in range(0, shape[0], shards[0]):
         for x0 in range(0, shape[1], shards[1]):
@@ -267,7 +286,7 @@ def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictor: Pred
     _, reused = create_staging(spec)
     if not reused:  # no staging arrays of an earlier attempt: its shard records mean nothing
         state.shards.clear()
-    return _Prepared(unit, spec, meta, source, origins, state, tiles_per)
+    return _Prepared(unit, spec, meta, source, origins, state, tiles_per, infer)
 
 
 # ---- outputs -------------------------------------------------------------------------------
@@ -366,11 +385,14 @@ def _publish_remote(p: _Prepared, staging: pathlib.Path, output: str | None,
                          "re-run to compute it again")
 
 
-def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConfig,
+def _run_local(prepared: list[_Prepared], predictors: PredictorsByFactor,
                config: JobConfig, writer: ManifestWriter, report: JobReport,
                progress: JobProgress | None, single: bool) -> None:
-    empty = EmptyWindows(predictor, infer)
+    empties: dict[int, EmptyWindows] = {}
     for p in prepared:
+        factor = p.infer.upsample
+        predictor = predictors[factor]
+        empty = empties.setdefault(factor, EmptyWindows(predictor, p.infer))
         resumed = len(p.state.shards)
         missing = p.missing
         area = p.spec.shape[0] * p.spec.shape[1]
@@ -389,13 +411,13 @@ def _run_local(prepared: list[_Prepared], predictor: Predictor, infer: InferConf
         try:
             if missing:
                 try:
-                    run_inference(p.source, predictor, open_staging(p.spec), infer, tick,
+                    run_inference(p.source, predictor, open_staging(p.spec), p.infer, tick,
                                   shards=missing, on_shard=on_shard, empty=empty)
                 except OSError as exc:  # zarr's shard writes name no file: name the array
                     if exc.filename is None:
                         exc.filename = p.spec.staging
                     raise
-            report.done.append(_finalise(p, writer, infer, config, resumed))
+            report.done.append(_finalise(p, writer, p.infer, config, resumed))
         except InputError as exc:
             if single:
                 raise
@@ -410,7 +432,7 @@ def _run_ray(prepared: list[_Prepared], model: ModelSpec, infer: InferConfig,
     failed: dict[str, str] = {}
     for p in prepared:  # units finished by an earlier run but not finalised
         if not p.missing:
-            report.done.append(_finalise(p, writer, infer, config, resumed[p.spec.uid]))
+            report.done.append(_finalise(p, writer, p.infer, config, resumed[p.spec.uid]))
     tasks = [(p.spec, origin) for p in prepared for origin in p.missing]
     options = RayOptions(workers=config.workers, cpus_per_worker=config.cpus_per_worker,
                          gpu=config.gpu)
@@ -430,7 +452,7 @@ def _run_ray(prepared: list[_Prepared], model: ModelSpec, infer: InferConfig,
             progress.advance(counts.tiles, int(result["pixels"]))
         if uid not in failed and not p.missing:
             try:
-                report.done.append(_finalise(p, writer, infer, config, resumed[uid]))
+                report.done.append(_finalise(p, writer, p.infer, config, resumed[uid]))
             except InputError as exc:
                 if single:
                     raise
@@ -450,11 +472,11 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     infer, config = infer or InferConfig(), config or JobConfig()
     start = time.perf_counter()
     units, is_file = plan_units(list(inputs), out)
-    predictor = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads,
-                               infer=infer)
-    grid = make_grid((1, 1), predictor, infer)  # refuses a bad --tile / --halo now
+    base = load_predictor(model, gpu=config.gpu and not config.ray, threads=config.threads)
+    grid = make_grid((1, 1), with_options(base, infer), infer)  # refuses a bad --tile / --halo now
     # name the tile actually used (auto_tile's when None) in the job key, layouts and attributes
     infer, halo = replace(infer, tile=grid.tile), grid.halo
+    predictors = PredictorsByFactor(base, infer)
     key, description = _job_key(model_fingerprint(model), infer, halo, config)
     label = str(model) if isinstance(model, (str, os.PathLike)) else model_fingerprint(model)
     remote = location.is_url(out)  # object storage: outputs there, the work folder local
@@ -467,7 +489,7 @@ def run_job(inputs: list[str | os.PathLike], model: ModelSpec, out: str | os.Pat
     with job:
         resuming = bool(job.registered)
         try:
-            report = _run(job, units, predictor, model, label, infer, config, progress)
+            report = _run(job, units, predictors, model, label, infer, config, progress)
         except (DistpaintError, OSError) as exc:
             # a user error in a fresh job before any shard was done: nothing worth resuming
             # (an interrupt, an error while resuming, or one after some shards were written,
@@ -495,7 +517,7 @@ def _os_error_message(exc: OSError, out: Any, work: pathlib.Path | None) -> str:
     return f"{where}: cannot write: {what}{how}"
 
 
-def _run(job: JobDir, units: list[Unit], predictor: Predictor, model: ModelSpec, label: str,
+def _run(job: JobDir, units: list[Unit], predictors: PredictorsByFactor, model: ModelSpec, label: str,
          infer: InferConfig, config: JobConfig, progress: JobProgress | None) -> JobReport:
     single = len(units) == 1
     report = JobReport()
@@ -516,8 +538,7 @@ def _run(job: JobDir, units: list[Unit], predictor: Predictor, model: ModelSpec,
             report.done.append(UnitResult(**{**state.final, "shape": tuple(state.final["shape"])}))
             continue
         try:
-            prepared.append(_prepare(unit, fps[unit.key], state, job, predictor, infer,
-                                     config, label))
+            prepared.append(_prepare(unit, fps[unit.key], state, job, predictors, config, label))
         except InputError as exc:
             if single:
                 raise
@@ -529,7 +550,7 @@ def _run(job: JobDir, units: list[Unit], predictor: Predictor, model: ModelSpec,
     if config.ray and prepared:
         _run_ray(prepared, model, infer, config, job, writer, report, progress, single)
     else:
-        _run_local(prepared, predictor, infer, config, writer, report, progress, single)
+        _run_local(prepared, predictors, config, writer, report, progress, single)
     if report.failed:
         report.work_dir = str(job.path)  # re-running the command retries the failed masks
     else:

@@ -17,13 +17,15 @@ import hashlib
 import os
 import pathlib
 from collections.abc import Callable
+from dataclasses import replace
 
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.predictor import Predictor, resolve_model
 from distpaint.infer.refine import refine
+from distpaint.infer.upsample import upsampled
 from distpaint.weights import checkpoint_or_shipped
 
-__all__ = ["ModelSpec", "load_predictor", "model_fingerprint"]
+__all__ = ["ModelSpec", "PredictorsByFactor", "load_predictor", "model_fingerprint", "with_options"]
 
 ModelSpec = str | os.PathLike | Callable[[], Predictor]
 """`--model`: a shipped model's name, a checkpoint directory, or (from Python) a picklable
@@ -32,16 +34,38 @@ factory returning a `Predictor` (give it a `fingerprint` attribute so that jobs 
 
 def load_predictor(model: ModelSpec, *, gpu: bool = False, threads: int | None = None,
                    infer: InferConfig | None = None) -> Predictor:
-    """The predictor of `model` (a name, a checkpoint, or a factory), with the test-time
-    refinements (views, passes) of `infer`."""
+    """The predictor of `model` (a name, a checkpoint, or a factory), with the up-sampling
+    and the test-time refinements (views, passes) of `infer`."""
     if callable(model) and not isinstance(model, (str, os.PathLike)):
         predictor = model()
     else:
         predictor = resolve_model(model, gpu=gpu, threads=threads)
-    if infer is None:
-        return predictor
+    return predictor if infer is None else with_options(predictor, infer)
+
+
+def with_options(base: Predictor, infer: InferConfig) -> Predictor:
+    """`base` (a bare model's predictor) up-sampled and refined as `infer` says."""
+    predictor = upsampled(base, infer.upsample)  # under the refinements: they see its halo
     return refine(predictor, views=infer.views, passes=infer.passes, threshold=infer.threshold,
                   bridges_only=infer.bridges_only)
+
+
+class PredictorsByFactor:
+    """One bare model, its predictors for each up-sampling factor a job's masks ask for
+    (built on first use; the model's weights are loaded once)."""
+
+    def __init__(self, base: Predictor, infer: InferConfig) -> None:
+        self.base, self.infer = base, infer
+        self._made: dict[int, Predictor] = {}
+
+    def infer_for(self, factor: int) -> InferConfig:
+        """The job's InferConfig with `factor`."""
+        return replace(self.infer, upsample=factor)
+
+    def __getitem__(self, factor: int) -> Predictor:
+        if factor not in self._made:
+            self._made[factor] = with_options(self.base, self.infer_for(factor))
+        return self._made[factor]
 
 
 def _model_file(model: str | os.PathLike) -> pathlib.Path:

@@ -34,7 +34,7 @@ from distpaint.capacity import cluster_capacity
 from distpaint.errors import ConfigError, InputError
 from distpaint.infer.engine import EmptyWindows, InferConfig, run_inference
 from distpaint.infer.manifest import ManifestWriter
-from distpaint.infer.model import load_predictor
+from distpaint.infer.model import PredictorsByFactor, load_predictor
 from distpaint.infer.staging import UnitSpec, open_source, open_staging
 from distpaint.ray_connect import connect as join
 
@@ -67,9 +67,10 @@ class ShardWorker:
 
     def __init__(self, model: Any, infer: dict, manifest_dir: str, gpu: bool,
                  threads: int) -> None:
-        self.infer = InferConfig(**infer)
-        self.predictor = load_predictor(model, gpu=gpu, threads=threads, infer=self.infer)
-        self.empty = EmptyWindows(self.predictor, self.infer)  # probed once per actor
+        # one bare model; a predictor and an empty-window probe per up-sampling factor
+        self.predictors = PredictorsByFactor(load_predictor(model, gpu=gpu, threads=threads),
+                                             InferConfig(**infer))
+        self.empties: dict[int, EmptyWindows] = {}
         self.writer = ManifestWriter(pathlib.Path(manifest_dir))
         self._uid: str | None = None
         self._opened: tuple[Any, Any] | None = None
@@ -94,8 +95,10 @@ class ShardWorker:
                 self.writer.shard(spec.uid, o, counts)
                 written.append(counts)
 
-            run_inference(source, self.predictor, targets, self.infer, shards=[origin],
-                          on_shard=on_shard, empty=self.empty)
+            infer, predictor = self.predictors.infer_for(spec.upsample), self.predictors[spec.upsample]
+            empty = self.empties.setdefault(spec.upsample, EmptyWindows(predictor, infer))
+            run_inference(source, predictor, targets, infer, shards=[origin],
+                          on_shard=on_shard, empty=empty)
             (h, w), (sh, sw) = spec.shape, spec.shards
             record["counts"] = asdict(written[0])
             record["pixels"] = (min(origin[0] + sh, h) - origin[0]) * (min(origin[1] + sw, w)

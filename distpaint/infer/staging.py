@@ -57,6 +57,8 @@ class UnitSpec:
     """Shard shape of the staging arrays."""
     attrs: dict = field(default_factory=dict, compare=False)
     """Attributes of the staging group (the output sample's attrs)."""
+    upsample: int = 1
+    """The model's up-sampling factor for this mask (`InferConfig.upsample`)."""
 
     def to_dict(self) -> dict:
         """JSON-able form."""
