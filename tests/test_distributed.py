@@ -1,5 +1,6 @@
 """Distributed training on a real local Ray (2 CPU workers, tiny config): checkpoints every K
-steps, ranks agree bitwise on parameters, buffers and rewards, the MLflow run holds what the
+steps, ranks agree bitwise on parameters and buffers, every rank's patches are in the global
+view D_G scored (the re-composer actor), the MLflow run holds what the
 run logged (read back from the SQLite store), and re-running the same run directory through
 the CLI resumes it instead of starting over."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -34,7 +36,8 @@ def recipe(tmp_path_factory):
 def run(ray_local, recipe, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny-2w"
     cfg = load_config(recipe)
-    summary = train_distributed(cfg, out, max_steps=STEPS, options=DistributedConfig(num_workers=2))
+    summary = train_distributed(cfg, out, max_steps=STEPS,
+                                options=DistributedConfig(num_workers=2, record_views=True))
     return cfg, out, summary
 
 
@@ -63,7 +66,33 @@ def test_ranks_agree_bitwise(run):
     for net in ("g", "d_local", "d_global"):
         assert r0["digests"][net] == r1["digests"][net], net  # parameters AND buffers
     assert len(r0["rewards"]) == STEPS
-    assert r0["rewards"] == r1["rewards"]  # the global reward is identical on every rank
+
+
+def test_every_ranks_patches_are_in_the_view_d_g_scored(run):
+    """Rank 0's view is the one scored (its reward is broadcast): at every step it must hold
+    both ranks' sampled patches, pixel for pixel at their positions, and rank 1 must have got the
+    same view. A rank whose patches the actor dropped leaves the truth there instead, which
+    differs from an (untrained) G's Bernoulli samples."""
+    _, out, _ = run
+    views = out / "workers" / "views"
+    for step in range(STEPS):
+        got = [np.load(views / f"rank_{r}_step_{step}_sample.npz") for r in (0, 1)]
+        scored = got[0]
+        assert np.array_equal(got[1]["x_hat"], scored["x_hat"])
+        assert np.array_equal(got[1]["origin"], scored["origin"])
+        oy, ox = scored["origin"]
+        corners = set()
+        for rank in got:
+            patches, ys, xs = rank["patches"], rank["ys"], rank["xs"]
+            assert len(patches) == 4, step  # tiny: batch_size 4 per rank
+            p, differs = patches.shape[-1], False
+            for patch, y, x in zip(patches, ys, xs):
+                corners.add((int(y), int(x)))
+                window = scored["x_hat"][y - oy:y - oy + p, x - ox:x - ox + p]
+                assert np.array_equal(window, patch), (step, y, x)
+                differs |= not np.array_equal(scored["truth"][y - oy:y - oy + p, x - ox:x - ox + p], patch)
+            assert differs, step  # the check can fail: the samples are not what a drop leaves (the truth)
+        assert len(corners) == 8, step  # the ranks' patches are different ones
 
 
 def test_mlflow_run_holds_the_logged_contents(run):

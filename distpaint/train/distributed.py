@@ -97,6 +97,10 @@ class DistributedConfig:
     """Extra Ray resources of the re-composer actor (placement on a given node)."""
     sync_timing: bool = False
     """Synchronise the GPU at phase boundaries for an exact step-time breakdown."""
+    record_views: bool = False
+    """Write every global view D_G scored, with the rank's own patches, to
+    `<run dir>/workers/views/` (local storage only; tests and debugging: shows which pixels the
+    reward saw). Each file holds a whole view: keep it to short runs."""
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
@@ -314,6 +318,7 @@ def _train_run(cfg: TrainConfig, paths: RunPaths, max_steps: int, options: Distr
             mlflow_uri=tracking[0] if tracking else None, mlflow_run_id=tracking[1] if tracking else None,
             status_dir=str(paths.local / STATUS_DIR) if paths.local is not None else None,
             threads=max(1, int(options.cpus_per_worker)), sync_timing=options.sync_timing,
+            record_views=options.record_views,
         )
         result = _trainer(spec.to_dict(), cfg, paths, options, callbacks).fit()
         summary = _finish(result, paths, tracking, options.register)

@@ -87,6 +87,9 @@ class WorkerSpec:
     """torch CPU threads per worker."""
     sync_timing: bool = False
     """Synchronise the GPU at phase boundaries (exact breakdown on GPUs, slightly slower)."""
+    record_views: bool = False
+    """Write each global view this rank got, with its own patches, under `status_dir`/views
+    (`_ViewRecorder`; DistributedConfig.record_views)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,29 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
+
+
+class _ViewRecorder:
+    """A `Recomposer` that passes every call through and writes, per global view it serves, an
+    `.npz` with the view (x_hat, truth, origin) and the patches this rank put for it
+    (`<folder>/rank_<r>_step_<s>_<tag>.npz`): what D_G scored and what each rank sent, so a test
+    can check pixel by pixel that no rank's patches were left out of the view."""
+
+    def __init__(self, inner, folder: Path, rank: int) -> None:
+        self.inner, self.folder, self.rank = inner, folder, rank
+        self._put: dict[tuple[str, int, str], tuple] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def put(self, name, step, patches, ys, xs, *, rank=0, tag="sample") -> None:
+        self._put[(name, step, tag)] = (np.asarray(patches, dtype=bool), np.asarray(ys), np.asarray(xs))
+        self.inner.put(name, step, patches, ys, xs, rank=rank, tag=tag)
+
+    def global_view(self, name, step, *, tag="sample"):
+        view = self.inner.global_view(name, step, tag=tag)
+        patches, ys, xs = self._put.pop((name, step, tag))
+        np.savez_compressed(self.folder / f"rank_{self.rank}_step_{step}_{tag}.npz", x_hat=view.x_hat,
+                            truth=view.truth, origin=np.asarray(view.origin), patches=patches, ys=ys, xs=xs)
+        return view
 
 
 class _Status:
@@ -220,6 +246,8 @@ def train_worker(spec_dict: dict) -> None:
     if client is not None:
         actor = client.stats()
         status.write(recomposer_node=actor["node_id"], recomposer_pid=actor["pid"])
+    if recomposer is not None and spec.record_views and spec.status_dir:
+        recomposer = _ViewRecorder(recomposer, Path(spec.status_dir) / "views", rank)
     logger = val_samples = None
     if rank == 0 and spec.mlflow_uri and spec.mlflow_run_id:
         logger = RunLogger(spec.mlflow_uri, spec.mlflow_run_id)
