@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "models",
     "train",
     "average",
+    "reproduce",
     "infer",
     "tune",
     "demo",

@@ -16,8 +16,11 @@ distpaint=${DISTPAINT:-distpaint}
 python=${PYTHON:-python}
 mkdir -p "$out"
 stage=1
-for recipe in general_thin general_thin_stage2 general_thin_stage3; do
+# general-thin's three stages: stages 2-4 of distpaint/configs/general.yaml (then general_thin,
+# general_thin_stage2 and general_thin_stage3)
+for recipe in thin pool pool2; do
   "$python" - "$variant" "$recipe" "$out/recipe_s$stage.yaml" "$(dirname "$0")/../bench" <<'PY'
+import copy
 import sys
 
 import yaml
@@ -26,12 +29,12 @@ variant, recipe, dest, bench = sys.argv[1:]
 sys.path.insert(0, bench)
 from train_variants import variant_config  # the variant swap of the same-budget table
 
-from distpaint.train.config import packaged_config
+from distpaint.train.config import find_stage, packaged_config
 
-cfg = variant_config(yaml.safe_load(packaged_config(recipe).read_text()), variant)
+cfg = variant_config(copy.deepcopy(find_stage(packaged_config("general"), recipe).data), variant)
 cfg["model"].pop("init_generator", None)  # given with --init: the previous stage
 with open(dest, "w") as fh:
-    fh.write(f"# {recipe}.yaml with variant {variant} (research/train_like_general_thin.sh)\n")
+    fh.write(f"# general.yaml stage {recipe} with variant {variant} (research/train_like_general_thin.sh)\n")
     yaml.safe_dump(cfg, fh, sort_keys=False)
 PY
   "$distpaint" train --config "$out/recipe_s$stage.yaml" --init "$prev" --local --out "$out/s$stage" --threads 1

@@ -2,14 +2,15 @@
 
     distpaint train --config cpu_small --local --max-steps 200 --out runs/dev
     distpaint train --config cpu_small --num-workers 2                 # Ray, ./runs/train-<date>
-    distpaint train --config roads_stage3 --variant gan-gl --init roads --data my_roads.zarr -n 2  # fine-tune
+    distpaint train --config roads --stage context --variant gan-gl --init roads --data my_roads.zarr -n 2
     distpaint train --config cpu_small --local --out runs/dev \
         --set loss.lambda_global=3 --set data.gaps.density=2      # any config field
     distpaint train --config paper --num-workers 8 --gpu --storage s3://bucket/runs --name p1 \
         --data /mnt/masks.zarr --mlflow-uri http://mlflow:5000         # on a cluster
 
 `--config` is a YAML file or the name of a recipe shipped in distpaint/configs/ (tiny,
-cpu_small, paper, paper_faithful). `--local` runs the single-process loop in this process;
+cpu_small, paper, paper_faithful, roads, general, ...); of a chained recipe (roads, general) it
+trains stage 1 unless `--stage` names another (`distpaint reproduce` runs them all). `--local` runs the single-process loop in this process;
 without it the distributed trainer (Ray Train, `distpaint.train.distributed`) runs the same
 config: on the cluster of `--address` or `RAY_ADDRESS` (set inside `ray job submit`), else on a
 private local Ray it starts (never another Ray already running on the machine). Its run
@@ -43,11 +44,14 @@ SET_HELP = ("Set a config field by its dotted path, the value read as YAML and c
             "repeatable: --set loss.lambda_global=3 --set data.store_share=0.5")
 
 
-def _resolve_config(config: str, sets: Sequence[str] = (), shorthands: dict | None = None) -> TrainConfig:
-    """The recipe `config` (a YAML file or a shipped recipe's name) with the `--set PATH=VALUE`
-    items and the shorthand options ({path: value}, None values skipped) applied together."""
+def _resolve_config(config: str, sets: Sequence[str] = (), shorthands: dict | None = None,
+                    stage: str | None = None) -> TrainConfig:
+    """The recipe `config` (a YAML file or a shipped recipe's name; its stage `stage`, else
+    stage 1) with the `--set PATH=VALUE` items and the shorthand options ({path: value}, None
+    values skipped) applied together."""
     path = Path(config)
-    cfg = load_config(path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(config))
+    cfg = load_config(path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(config),
+                      stage)
     overrides = parse_assignments(sets)
     overrides.update({k: v for k, v in (shorthands or {}).items() if v is not None})
     source = "--set" if not any(v is not None for v in (shorthands or {}).values()) else "--set/--variant/--init"
@@ -55,10 +59,13 @@ def _resolve_config(config: str, sets: Sequence[str] = (), shorthands: dict | No
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="YAML recipe, or a shipped one: tiny, cpu_small, paper"),
+    config: str = typer.Option(..., "--config", "-c", help="YAML recipe, or a shipped one: tiny, cpu_small, paper, roads, general, ..."),
     out: Path = typer.Option(None, "--out", "-o",
                              help="Run directory (checkpoints, metrics); resumed if present. Required with --local"),
     local: bool = typer.Option(False, "--local", help="Train in this process (no Ray)"),
+    stage: str = typer.Option(None, "--stage",
+                              help="Of a chained recipe (roads, general): the stage to train, by number or "
+                                   "name (default: stage 1); start it from the previous stage with --init"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the config's)"),
     sets: list[str] = typer.Option(None, "--set", metavar="PATH=VALUE", help=SET_HELP),
     init: str = typer.Option(None, "--init",
@@ -97,7 +104,7 @@ def train(
 ) -> None:
     """Train G (and its discriminators) on synthetic masks with gaps."""
     # the shorthands win over a --set of the same field; all are checked together, as one recipe
-    cfg = _resolve_config(config, sets or (), {"variant": variant, "model.init_generator": init})
+    cfg = _resolve_config(config, sets or (), {"variant": variant, "model.init_generator": init}, stage)
     if max_steps is not None and max_steps < 0:
         raise ConfigError("--max-steps must be >= 0")
     console = Console()

@@ -10,6 +10,14 @@ else a shipped recipe) and give only what differs: mappings merge key by key at 
 anything else (numbers, strings, lists) replaces the base's value. The loaded config (and so
 every checkpoint's `config.yaml`) is the resolved whole, without `base`.
 
+A recipe may be a chain of stages (`stages:`, a list; `roads.yaml`, `general.yaml`): the
+recipe's own config is stage 1, and each later stage is the previous stage's resolved config
+with its `set:` mapping merged in the same way; every stage says how many of its last
+checkpoints to `average` into its result, which the next stage starts G from (`distpaint
+reproduce`, `distpaint.train.reproduce`). `load_config(path)` is stage 1; `load_config(path,
+stage)` any stage, by 1-based number or name. A recipe that names a chained one as its `base`
+starts from its stage 1, or from the stage named after an `@` (`base: roads@more`).
+
     from distpaint.train.config import load_config, dump_config
     cfg = load_config("distpaint/configs/cpu_small.yaml")
     print(dump_config(cfg))
@@ -46,6 +54,9 @@ __all__ = [
     "config_to_dict",
     "load_config",
     "recipe_data",
+    "recipe_stages",
+    "find_stage",
+    "Stage",
     "dump_config",
     "packaged_config",
     "kinds_of",
@@ -482,19 +493,93 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 
 BASE_KEY = "base"
 """Recipe key naming the recipe this one starts from (see the module docstring)."""
+STAGES_KEY = "stages"
+"""Recipe key listing the stages of a chained recipe (see the module docstring)."""
+_STAGE_KEYS = ("name", "average", "set")
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML recipe (its `base:` chain merged); `ConfigError` for a missing/unparsable
-    file, a bad base or a bad key."""
-    return config_from_dict(recipe_data(path), str(path))
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a recipe (a recipe without `stages:` is one stage named after its file)."""
+
+    number: int
+    """1-based position in the chain."""
+    name: str
+    """Name (unique in the recipe, not a number): `--stage NAME`, the stage's run folder."""
+    average: int
+    """Last checkpoints averaged into the stage's result (the next stage's starting G);
+    0: the result is the last checkpoint itself."""
+    data: dict
+    """The stage's resolved recipe (plain mapping, no `base` or `stages`)."""
+
+
+def load_config(path: str | Path, stage: int | str | None = None) -> TrainConfig:
+    """Read a YAML recipe (its `base:` chain merged), stage 1 of a chained recipe unless `stage`
+    (a 1-based number or a name) says which; `ConfigError` for a missing/unparsable file, a bad
+    base, stage or key."""
+    if stage is None:
+        return config_from_dict(recipe_data(path), str(path))
+    found = find_stage(path, stage)
+    return config_from_dict(found.data, f"{path} (stage {found.name})")
 
 
 def recipe_data(path: str | Path) -> dict:
-    """The recipe at `path` as a plain nested mapping with its `base:` chain merged in (the
-    base's values overridden by the recipe's, mappings merged at every depth); `ConfigError`
-    naming the file for an unreadable file, a missing base or a cycle of bases."""
-    return _resolve(Path(path), ())
+    """The recipe at `path` (stage 1 of a chained one) as a plain nested mapping with its
+    `base:` chain merged in (the base's values overridden by the recipe's, mappings merged at
+    every depth); `ConfigError` naming the file for an unreadable file, a missing base or a
+    cycle of bases."""
+    data = _resolve(Path(path), ())
+    data.pop(STAGES_KEY, None)
+    return data
+
+
+def recipe_stages(path: str | Path) -> list[Stage]:
+    """Every stage of the recipe at `path`, each resolved (see the module docstring); one stage
+    named after the file for a recipe without `stages:`. Each stage's config is checked."""
+    return _stages(Path(path), ())
+
+
+def _stages(path: Path, seen: tuple[Path, ...]) -> list[Stage]:
+    data = _resolve(path, seen)
+    entries = data.pop(STAGES_KEY, None)
+    if entries is None:
+        keep = config_from_dict(data, str(path)).keep_checkpoints
+        return [Stage(1, path.stem, keep if keep > 1 else 0, data)]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: {STAGES_KEY} must be a non-empty list of stages")
+    stages: list[Stage] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{path}: stage {number}"
+        if not isinstance(entry, dict) or set(entry) - set(_STAGE_KEYS):
+            raise ConfigError(f"{where} must be a mapping of {', '.join(_STAGE_KEYS)}")
+        name, average, overlay = entry.get("name"), entry.get("average", 0), entry.get("set")
+        if not isinstance(name, str) or not name.strip() or name.isdigit():
+            raise ConfigError(f"{where}: name must be a non-numeric string, got {name!r}")
+        if name in {s.name for s in stages}:
+            raise ConfigError(f"{where}: name {name!r} is used by an earlier stage")
+        if number == 1 and overlay is not None:
+            raise ConfigError(f"{where}: the first stage is the recipe itself; it takes no `set`")
+        if overlay is not None and not isinstance(overlay, dict):
+            raise ConfigError(f"{where}: set must be a mapping of config fields")
+        resolved = _merge(stages[-1].data, overlay or {}) if stages else data
+        cfg = config_from_dict(resolved, f"{path} (stage {name})")
+        if isinstance(average, bool) or not isinstance(average, int) or not 0 <= average <= cfg.keep_checkpoints:
+            raise ConfigError(f"{where}: average must be an integer from 0 to the stage's keep_checkpoints "
+                              f"({cfg.keep_checkpoints}), got {average!r}")
+        stages.append(Stage(number, name, average, resolved))
+    return stages
+
+
+def find_stage(path: str | Path, stage: int | str) -> Stage:
+    """The stage `stage` (a 1-based number, as an int or a string of digits, or a name) of the
+    recipe at `path`; `ConfigError` listing the stages when there is none such."""
+    stages = recipe_stages(path)
+    key = str(stage)
+    for s in stages:
+        if key in (s.name, str(s.number)):
+            return s
+    listing = ", ".join(f"{s.number} {s.name}" for s in stages)
+    raise ConfigError(f"{path}: no stage {stage!r}; its stages: {listing}")
 
 
 def _read_mapping(path: Path) -> dict:
@@ -521,12 +606,22 @@ def _resolve(path: Path, seen: tuple[Path, ...]) -> dict:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{path}: {BASE_KEY} must name a recipe (a file beside this one or a "
                           f"shipped recipe), got {name!r}")
+    name, _, stage = name.partition("@")  # `roads@more`: that stage of a chained recipe
     base = _base_path(path, name)
     chain = (*seen, path.resolve())
     if base.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, base.resolve()))
         raise ConfigError(f"{path}: {BASE_KEY} {name!r} makes a cycle of recipes ({cycle})")
-    return _merge(_resolve(base, chain), data)
+    if stage:
+        stages = _stages(base, chain)
+        found = [s for s in stages if stage in (s.name, str(s.number))]
+        if not found:
+            raise ConfigError(f"{path}: {BASE_KEY} {name}@{stage}: {base} has no stage {stage!r} "
+                              f"(its stages: {', '.join(s.name for s in stages)})")
+        return _merge(found[0].data, data)
+    inherited = _resolve(base, chain)
+    inherited.pop(STAGES_KEY, None)  # a chained base lends its stage 1, not its chain
+    return _merge(inherited, data)
 
 
 def _base_path(recipe: Path, name: str) -> Path:
