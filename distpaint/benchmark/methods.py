@@ -237,7 +237,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     overriding `threshold`), `keep=POLICY` (`distpaint.infer.keep`), `drop_islands=1`
     (`distpaint.infer.islands`) and
     `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`) and `upsample=auto|1|2|3|4`
-    (`distpaint.infer.upsample`; default auto, as `distpaint infer`: chosen per mask).
+    (`distpaint.infer.upsample`; default the card's, as for `distpaint infer`).
     Output = input OR (probability > `threshold`); `threshold` None and no `keep=` take the
     model card's inference defaults (`distpaint.weights.inference_defaults`);
     whole masks go through the tiled engine with `tile`-px tiles, `batch` tiles per forward."""
@@ -254,7 +254,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
-    upsample = options.pop("upsample", "auto")
+    upsample = options.pop("upsample", chosen.get("upsample", 1))
     base = resolve_model(target, gpu=gpu, threads=threads)
     align = int(base.align)
     config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold,

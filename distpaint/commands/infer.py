@@ -147,10 +147,11 @@ def infer(
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),
-    upsample: str = typer.Option("auto", "--upsample",
+    upsample: str = typer.Option(None, "--upsample",
                                  help="Run the model at N times the mask's resolution (1-4): "
                                       "thin lines at the width it knows. auto: 2 for masks "
-                                      "whose lines are under 3 px wide, else 1 (per mask)."),
+                                      "whose lines are under 3 px wide, else 1 (per mask). "
+                                      "Default: the model card's (general: auto; roads: 1)."),
     keep_input: bool = typer.Option(True, "--keep-input/--no-keep-input",
                                     help="Output = input OR model fill (never delete a pixel)."),
     skip_empty: bool = typer.Option(True, "--skip-empty/--no-skip-empty",
@@ -183,7 +184,7 @@ def infer(
                           "probabilities or sample them")
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
-    chosen = inference_defaults(model)  # the model card's threshold and keep policy
+    chosen = inference_defaults(model)  # the model card's threshold, keep policy, up-sampling
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=chosen["threshold"] if threshold is None else threshold, sample=sample,
@@ -193,7 +194,9 @@ def infer(
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,
-                           shard=shard, upsample=_upsample_factor(upsample))
+                           shard=shard,
+                           upsample=_upsample_factor(upsample if upsample is not None
+                                                     else str(chosen["upsample"])))
     if ray:
         use_address(address)
     err = Console(stderr=True)

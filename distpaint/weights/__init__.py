@@ -24,12 +24,15 @@ from distpaint.errors import InputError
 from distpaint.weights.remote import fetch_model, is_remote_model
 
 __all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped",
-           "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP"]
+           "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP", "DEFAULT_UPSAMPLE"]
 
 DEFAULT_THRESHOLD = 0.5
 """Foreground probability threshold of a model whose card names none."""
 DEFAULT_KEEP = "bridges"
 """Keep policy (`distpaint.infer.keep`) of a model whose card names none."""
+DEFAULT_UPSAMPLE: int | str = 1
+"""The up-sampling factor (`distpaint infer --upsample`) of a model whose card names none: the
+model's own resolution. A card may say `auto` (`distpaint.infer.upsample`)."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 """Where the shipped checkpoint directories live."""
@@ -76,9 +79,9 @@ def checkpoint_or_shipped(name_or_path: str | Path) -> Path:
 
 
 def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
-    """{"threshold", "keep"}: the inference defaults a model was chosen with on the real
+    """{"threshold", "keep", "upsample"}: the inference defaults a model was chosen with on the real
     validation masks, from its card's `inference` entry (shipped models and checkpoint
-    directories holding a card.json), else DEFAULT_THRESHOLD and DEFAULT_KEEP. Anything that
+    directories holding a card.json), else DEFAULT_THRESHOLD, DEFAULT_KEEP and DEFAULT_UPSAMPLE. Anything that
     is not a model (a factory, a missing path) gets the defaults; loading it reports the error."""
     try:
         card_file = checkpoint_or_shipped(name_or_path) / "card.json"
@@ -87,4 +90,5 @@ def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
     card = json.loads(card_file.read_text()) if card_file is not None and card_file.is_file() else {}
     chosen = card.get("inference", {})
     return {"threshold": float(chosen.get("threshold", card.get("threshold", DEFAULT_THRESHOLD))),
-            "keep": str(chosen.get("keep", DEFAULT_KEEP))}
+            "keep": str(chosen.get("keep", DEFAULT_KEEP)),
+            "upsample": chosen.get("upsample", DEFAULT_UPSAMPLE)}
