@@ -8,6 +8,8 @@ Run: .venv/bin/python -m pytest tests/test_ship.py -q
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,84 @@ def test_retire_renames_a_model_and_says_so(run, weights_dir):
     assert card["name"] == "old-synthetic" and card["retired_name"] == "old"
     with pytest.raises(InputError, match="no shipped model 'gone'"):
         ship_module.retire("gone", "x")
+
+
+SHIPPED = Path(weights.__file__).resolve().parent  # the package's own models (before monkeypatching)
+
+
+def _named_recipes(command: str) -> list[tuple[str, str | None]]:
+    """(recipe, stage) of every `distpaint train --config` and `distpaint reproduce` in a card's command."""
+    named = []
+    for part in command.split("&&"):
+        args = shlex.split(part)
+        if args[:2] == ["distpaint", "reproduce"]:
+            named.append((args[2], args[args.index("--through") + 1] if "--through" in args else None))
+        elif args[:2] == ["distpaint", "train"]:
+            named.append((args[args.index("--config") + 1], args[args.index("--stage") + 1] if "--stage" in args else None))
+    return named
+
+
+@pytest.mark.parametrize("model", weights.shipped_models())
+def test_every_recipe_a_shipped_card_names_is_in_the_package_and_resolves(model):
+    from distpaint.train.config import config_to_dict, load_config, packaged_config
+
+    card = weights.model_card(model)
+    named = _named_recipes(card["command"])
+    assert named, card["command"]
+    for recipe, stage in named:
+        assert Path(recipe).name == recipe and not recipe.endswith(".yaml"), recipe  # a name, not a file
+        load_config(packaged_config(recipe), stage)  # ConfigError: not in the package, or no such stage
+    # the card's recipe and stage are the ones the command ends with, and the model's own config
+    assert named[-1] == (card["recipe"], card["stage"])
+    expected = config_to_dict(load_config(packaged_config(card["recipe"]), card["stage"]))
+    trained = config_to_dict(load_config(SHIPPED / model / "config.yaml"))
+    for doc in (expected, trained):
+        doc["model"].pop("init_generator")  # a chain sets it to the previous stage's result
+    assert trained == expected
+
+
+def _copy_model(name: str, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for item in ("model.pt", "config.yaml", "card.json"):
+        shutil.copy2(SHIPPED / name / item, folder / item)
+    return folder
+
+
+def test_recard_writes_recipe_and_command_from_the_models_own_config(weights_dir):
+    for name in ("roads", "roads-synthetic"):
+        _copy_model(name, weights_dir / name)
+    before = json.loads((weights_dir / "roads" / "card.json").read_text())
+    if before.get("stage") is not None:  # the package's cards are re-carded: undo it in the copy
+        for name in ("roads", "roads-synthetic"):
+            card = json.loads((weights_dir / name / "card.json").read_text())
+            card.pop("stage")
+            (weights_dir / name / "card.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="re-card that model first"):  # its start names no stage yet
+        ship_module.recard("roads", "roads", "real")
+    with pytest.raises(InputError, match=r"differs from the shipped recipe 'roads' \(stage context8\) in seed"):
+        ship_module.recard("roads-synthetic", "roads", "context8")
+    synthetic = ship_module.recard("roads-synthetic", "roads", "more")
+    assert synthetic["command"] == "distpaint reproduce roads --through more --out runs/roads"
+    card = ship_module.recard("roads", "roads", "8")
+    assert card["command"] == f"{ship_module.REAL_DATA} && distpaint reproduce roads --through real --out runs/roads"
+    assert (card["recipe"], card["stage"]) == ("roads", "real")
+    assert card["base_model"]["name"] == "roads-synthetic" and card["base_model"]["stage"] == "more"
+    moved = ("recipe", "stage", "command", "base_model")
+    assert {k: v for k, v in card.items() if k not in moved} == {k: v for k, v in before.items() if k not in moved}
+    assert (weights_dir / "roads" / "model.pt").read_bytes() == (SHIPPED / "roads" / "model.pt").read_bytes()
+
+
+def test_ship_of_a_chained_stage_names_reproduce(weights_dir, tmp_path):
+    # a shipped model's files as a run's checkpoint: stage `more` of roads, started from a path
+    ckpt = _copy_model("roads-synthetic", tmp_path / "run" / "checkpoints" / "step_00002000")
+    target = ship_module.ship(ckpt, "again", recipe="roads", stage="more", kinds=["roads"], description="x")
+    card = json.loads((target / "card.json").read_text())
+    assert card["command"] == "distpaint reproduce roads --through more --out runs/roads"
+    assert (card["recipe"], card["stage"]) == ("roads", "more")
+    with pytest.raises(InputError, match="no stage 'nine'"):
+        ship_module.ship(ckpt, "x", recipe="roads", stage="nine", kinds=["roads"], description="x")
+    config = (ckpt / "config.yaml").read_text()
+    (ckpt / "config.yaml").write_text(config.replace("init_generator: runs/roads_stage6/average", "init_generator: ''"))
+    with pytest.raises(InputError, match="stage more of 'roads' starts from stage context8's result, this run "
+                                         "from random weights"):
+        ship_module.ship(ckpt, "x", recipe="roads", stage="more", kinds=["roads"], description="x")

@@ -1,20 +1,28 @@
 """Ship a trained checkpoint as a named model in distpaint/weights/ (a maintainer's tool).
 
-    python -m distpaint.weights.ship runs/roads_real/average --name roads --recipe roads_real \\
-        --kinds roads --description "Road maps ..." \\
-        --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads_real \\
+    python -m distpaint.weights.ship runs/roads/real/average --name roads --recipe roads \\
+        --stage real --kinds roads --description "Road maps ..." \\
+        --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads \\
         [--threshold 0.5] [--keep bridges] [--retire-as roads-synthetic]
     python -m distpaint.weights.ship retire general-thin general-thin-synthetic
+    python -m distpaint.weights.ship recard roads-synthetic --recipe roads --stage more
 
 Copies the generator (`model.pt`, inference only: no optimiser or discriminator state) and the
 training recipe (`config.yaml`) of a checkpoint (an averaged one from `distpaint average`, a
 checkpoint directory, or a run's newest), and writes the model card `card.json` from the run
 itself, never by hand: the shipped recipe it trained (checked: its resolved config must equal
 the checkpoint's, starting weights and step budget aside), seed, steps, the averaged
-checkpoints, the command chain (the starting model's own chain when it started from a shipped
-model, then this stage's `distpaint train` and `distpaint average`), its parameters and CPU
-speed on 2 threads, the inference defaults it was chosen with, and the scores of the method in
+checkpoints, the command that rebuilds it from scratch, its parameters and CPU speed on 2
+threads, the inference defaults it was chosen with, and the scores of the method in
 `bench/quality.py` result files. Refuses a generator file over 25 MB (the package limit).
+
+The command: for a stage of a chained recipe (`--stage`; roads, general), `distpaint reproduce
+RECIPE --through STAGE` (after the commands that build the real masks when a stage reads them),
+the run having started from the previous stage (a shipped model whose card names that stage is
+checked; a checkpoint path is taken at its word); for a one-stage recipe, the starting model's
+own chain when it started from a shipped model, then this run's `distpaint train` and
+`distpaint average`. `recard` writes those fields again for a shipped model from its own
+`config.yaml` (after a recipe was renamed), leaving its weights, scores and the rest as they are.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 from distpaint.errors import InputError
 from distpaint.weights import WEIGHTS_DIR, model_card, shipped_models
 
-__all__ = ["ship", "cpu_speed", "card_scores"]
+__all__ = ["ship", "recard", "retire", "cpu_speed", "card_scores"]
 
 MAX_BYTES = 25 * 2**20
 """Largest generator file shipped in the package."""
@@ -68,20 +76,61 @@ def _run_record(ckpt: Path) -> tuple[Path, list[int]]:
     return ckpt.parent.parent, [int(ckpt.name.removeprefix("step_"))]
 
 
-def _check_recipe(recipe: str, cfg, ckpt: Path) -> None:
-    """InputError unless the shipped recipe `recipe` resolves to the checkpoint's config (the
-    starting weights and the step budget aside): a card must name a recipe in the package."""
-    from distpaint.train.config import config_to_dict, load_config, packaged_config
+REAL_DATA = "distpaint realdata fetch && distpaint realdata build --out runs/real"
+"""The commands that build the real training masks (`runs/real/train/*.zarr`)."""
 
-    packaged = config_to_dict(load_config(packaged_config(recipe)))
+
+def _check_recipe(recipe: str, stage: str | None, cfg, ckpt: Path):
+    """The `Stage` of shipped recipe `recipe` (`stage`, or its first) that resolves to the
+    checkpoint's config, the starting weights and the step budget aside; InputError otherwise:
+    a card must name a recipe in the package."""
+    from distpaint.errors import ConfigError
+    from distpaint.train.config import config_from_dict, config_to_dict, find_stage, packaged_config
+
+    try:
+        found = find_stage(packaged_config(recipe), 1 if stage is None else stage)
+    except ConfigError as exc:
+        raise InputError(f"{ckpt}: {exc}") from None
+    packaged = config_to_dict(config_from_dict(found.data, recipe))
     trained = config_to_dict(cfg)
     for doc in (packaged, trained):
         doc.pop("max_steps")
         doc["model"].pop("init_generator")
     if packaged != trained:
         diff = sorted(k for k in trained if trained[k] != packaged.get(k))
-        raise InputError(f"{ckpt}: its config differs from the shipped recipe {recipe!r} in "
-                         f"{', '.join(diff)}; ship only runs of a recipe in distpaint/configs/")
+        raise InputError(f"{ckpt}: its config differs from the shipped recipe {recipe!r} (stage "
+                         f"{found.name}) in {', '.join(diff)}; ship only runs of a recipe in distpaint/configs/")
+    return found
+
+
+def _reproduce_command(recipe: str, stage, init: str, base_card: dict | None, where: str) -> str:
+    """`distpaint reproduce` up to `stage` of chained recipe `recipe`, for a run that started
+    from `init` (whose card, if a shipped model, is `base_card`): InputError when that start is
+    not the previous stage."""
+    from distpaint.train.config import packaged_config, recipe_stages
+
+    stages = recipe_stages(packaged_config(recipe))
+    if stage.number == 1 and init:
+        raise InputError(f"{where}: stage 1 of {recipe!r} starts from random weights, this run from {init}")
+    if stage.number > 1:
+        previous = stages[stage.number - 2].name
+        if not init:
+            raise InputError(f"{where}: stage {stage.name} of {recipe!r} starts from stage {previous}'s "
+                             "result, this run from random weights")
+        if base_card is not None and (base_card.get("recipe"), base_card.get("stage")) != (recipe, previous):
+            raise InputError(f"{where}: it started from {base_card.get('name')!r}, whose card names recipe "
+                             f"{base_card.get('recipe')!r} stage {base_card.get('stage')!r}, not {recipe!r} "
+                             f"stage {previous!r} (re-card that model first)")
+    reads_real = any(str(s.data.get("data", {}).get("store", "")).startswith("runs/real/")
+                     for s in stages[:stage.number])
+    command = f"distpaint reproduce {recipe} --through {stage.name} --out runs/{recipe}"
+    return f"{REAL_DATA} && {command}" if reads_real else command
+
+
+def _is_chained(recipe: str) -> bool:
+    from distpaint.train.config import packaged_config, recipe_stages
+
+    return len(recipe_stages(packaged_config(recipe))) > 1
 
 
 def _retired_from(name: str) -> dict | None:
@@ -141,7 +190,7 @@ def card_scores(paths: list[Path], method: str) -> dict:
 
 def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description: str,
          scores: dict | None = None, threshold: float = 0.5, keep: str = "bridges",
-         retire_as: str | None = None) -> Path:
+         retire_as: str | None = None, stage: str | None = None) -> Path:
     """Install `source` (a run directory, a checkpoint or an averaged checkpoint) as shipped
     model `name`, its card written from the run: recipe (checked against the package), seed,
     steps, the command chain, speed and `scores`. With `retire_as`, the model now named `name`
@@ -157,13 +206,17 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
     if (ckpt / "model.pt").stat().st_size > MAX_BYTES:
         raise InputError(f"{ckpt}/model.pt is over {MAX_BYTES >> 20} MB: too large to ship")
     cfg = load_config_of(ckpt)
-    _check_recipe(recipe, cfg, ckpt)
+    found = _check_recipe(recipe, stage, cfg, ckpt)
     run, steps = _run_record(ckpt)
     chain, init_path, base_card = _lineage(cfg.model.init_generator, ckpt)
-    init = f" --init {init_path}" if init_path else ""
-    stage = f"distpaint train --config {recipe}{init} --local --out {run} --threads 1"
-    if len(steps) > 1:
-        stage += f" && distpaint average {run} --last {len(steps)} --out {ckpt}"
+    if _is_chained(recipe):
+        command = _reproduce_command(recipe, found, cfg.model.init_generator, base_card, str(ckpt))
+    else:
+        init = f" --init {init_path}" if init_path else ""
+        this = f"distpaint train --config {recipe}{init} --local --out {run} --threads 1"
+        if len(steps) > 1:
+            this += f" && distpaint average {run} --last {len(steps)} --out {ckpt}"
+        command = f"{chain} && {this}" if chain else this
     g = load_generator(ckpt)
     blob = torch.load(ckpt / "model.pt", weights_only=True)
     card = {
@@ -174,16 +227,15 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
         "params": count_parameters(g),
         "variant": cfg.variant,
         "recipe": recipe,
+        "stage": found.name,
         "seed": cfg.seed,
         "steps": None,  # filled below: every step of every stage, this one's included
         "steps_this_stage": int(blob.get("step", 0)),
         "averaged_steps": steps,
         "steps_total": int(blob.get("step", 0)) + int((base_card or {}).get("steps_total",
                                                                             (base_card or {}).get("steps", 0))),
-        "base_model": None if base_card is None else {
-            "name": base_card.get("name"), "recipe": base_card.get("recipe"),
-            "steps_total": base_card.get("steps_total", base_card.get("steps"))},
-        "command": f"{chain} && {stage}" if chain else stage,
+        "base_model": _base_model(base_card),
+        "command": command,
         "config": "config.yaml",
         "inference": {"threshold": threshold, "keep": keep},
         "threshold": threshold,
@@ -205,6 +257,48 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
             shutil.rmtree(target)
         staged.rename(target)  # atomic: the old model or the new one, never half of each
     return target
+
+
+def _base_model(base_card: dict | None) -> dict | None:
+    """What a card records of the model its run started from."""
+    if base_card is None:
+        return None
+    return {"name": base_card.get("name"), "recipe": base_card.get("recipe"), "stage": base_card.get("stage"),
+            "steps_total": base_card.get("steps_total", base_card.get("steps"))}
+
+
+def recard(name: str, recipe: str, stage: str | None = None) -> dict:
+    """Write shipped model `name`'s `recipe`, `stage`, `command` (and `base_model`) again from
+    its own config.yaml, checked against the recipe's stage as `ship` checks a run; the weights,
+    scores and every other field stay as they are. Returns the new card."""
+    from distpaint.train.config import load_config
+
+    target = WEIGHTS_DIR / name
+    if not (target / "model.pt").is_file():
+        raise InputError(f"no shipped model {name!r} to re-card")
+    card = model_card(name)
+    cfg = load_config(target / "config.yaml")
+    found = _check_recipe(recipe, stage, cfg, target)
+    # the card's own source checkpoint stands for "this model" in the lineage (see _lineage)
+    chain, init_path, base_card = _lineage(cfg.model.init_generator, Path(card.get("source_checkpoint", target)))
+    if _is_chained(recipe):
+        command = _reproduce_command(recipe, found, cfg.model.init_generator, base_card, str(target))
+    else:
+        init = f" --init {init_path}" if init_path else ""
+        this = f"distpaint train --config {recipe}{init} --local --out runs/{name} --threads 1"
+        command = f"{chain} && {this}" if chain else this
+    fields = {"recipe": recipe, "stage": found.name, "command": command}
+    if base_card is not None or "base_model" in card:
+        fields["base_model"] = _base_model(base_card)
+    new: dict = {}
+    for key, value in card.items():  # keep the card's order; new fields after `variant`
+        if key not in new:
+            new[key] = fields.pop(key, value)
+        if key == "variant":
+            new.update({k: fields.pop(k) for k in ("recipe", "stage") if k in fields})
+    new.update(fields)
+    (target / "card.json").write_text(json.dumps(new, indent=2) + "\n")
+    return new
 
 
 def retire(name: str, new_name: str) -> Path:
@@ -234,6 +328,15 @@ def _retire(target: Path, new_name: str) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "recard":  # ... recard NAME --recipe R [--stage S]
+        recard_parser = argparse.ArgumentParser(description="Write a shipped model's recipe and command again.")
+        recard_parser.add_argument("command")
+        recard_parser.add_argument("name")
+        recard_parser.add_argument("--recipe", required=True, help="the shipped recipe the model trained")
+        recard_parser.add_argument("--stage", help="its stage (number or name); default: the first")
+        args = recard_parser.parse_args()
+        print(json.dumps(recard(args.name, args.recipe, args.stage), indent=2))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "retire":  # python -m distpaint.weights.ship retire OLD NEW
         retire_parser = argparse.ArgumentParser(description="Rename a shipped model (retire it).")
         retire_parser.add_argument("command")
@@ -246,6 +349,7 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--recipe", required=True, help="the shipped recipe the run trained")
+    parser.add_argument("--stage", help="of a chained recipe: the stage the run trained (number or name)")
     parser.add_argument("--kinds", nargs="+", required=True)
     parser.add_argument("--description", required=True)
     parser.add_argument("--scores", type=Path, nargs="*", default=[],
@@ -258,7 +362,7 @@ def main() -> None:
     scores = card_scores(args.scores, args.scores_method) if args.scores else None
     target = ship(args.source, args.name, recipe=args.recipe, kinds=args.kinds,
                   description=args.description, scores=scores, threshold=args.threshold,
-                  keep=args.keep, retire_as=args.retire_as)
+                  keep=args.keep, retire_as=args.retire_as, stage=args.stage)
     print(json.dumps(json.loads((target / "card.json").read_text()), indent=2))
 
 
