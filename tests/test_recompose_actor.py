@@ -259,9 +259,9 @@ def _agreement(world: int):
 
     def agree(ok: bool) -> bool:
         votes.append(ok)
-        barrier.wait(timeout=120)
+        barrier.wait(timeout=200)
         out = all(votes[-world:])
-        barrier.wait(timeout=120)  # all have read the round's votes before the next round's
+        barrier.wait(timeout=200)  # all have read the round's votes before the next round's
         return out
 
     return agree
@@ -273,10 +273,10 @@ def _wait_for(ray, actor, predicate, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            stats = ray.get(actor.stats.remote())
+            stats = ray.get(actor.stats.remote(), timeout=10)
             if predicate(stats):
                 return stats
-        except ray.exceptions.RayActorError:
+        except ray.exceptions.RayError:  # restarting, or slow
             pass
         time.sleep(0.05)
     raise AssertionError("the actor never reached the expected state")
@@ -289,11 +289,12 @@ def test_a_killed_actor_is_restarted_and_the_ranks_send_the_step_again(ray_local
     import threading
 
     ray = ray_local
-    actor = create_recomposer("test-kill", store.path, max_size=4096, margin=8)
+    # bounded waits everywhere: a failure here must not leave a call waiting for 600 s
+    actor = create_recomposer("test-kill", store.path, max_size=4096, margin=8, timeout_s=120)
     try:
-        first = ray.get(actor.stats.remote())
+        first = ray.get(actor.stats.remote(), timeout=60)
         agree = _agreement(2)
-        clients = [ActorRecomposer(actor, 3, rank, 2, agree=agree, retry_s=60) for rank in (0, 1)]
+        clients = [ActorRecomposer(actor, 3, rank, 2, agree=agree, retry_s=90) for rank in (0, 1)]
         rng = np.random.default_rng(8)
         parts = [(_patches(rng), np.array([0, 40, 100]), np.array([0, 50, 150])),
                  (_patches(rng), np.array([200, 250, 10]), np.array([10, 100, 120]))]
@@ -306,13 +307,13 @@ def test_a_killed_actor_is_restarted_and_the_ranks_send_the_step_again(ray_local
             except BaseException as exc:  # reported below
                 views[r] = exc
 
-        t0 = threading.Thread(target=rank, args=(0,))
+        t0 = threading.Thread(target=rank, args=(0,), daemon=True)
         t0.start()
         _wait_for(ray, actor, lambda s: s["waiting"] == {"m2/9/sample/0": [0]})
         ray.kill(actor, no_restart=False)  # rank 0's call is in the actor
-        t1 = threading.Thread(target=rank, args=(1,))
+        t1 = threading.Thread(target=rank, args=(1,), daemon=True)
         t1.start()
-        t0.join(120), t1.join(120)
+        t0.join(240), t1.join(240)
         ref = InMemoryRecomposer(4096, 8)
         ref.add_mask("m2", store.array("m2")[...])
         for r in (0, 1):
@@ -323,7 +324,7 @@ def test_a_killed_actor_is_restarted_and_the_ranks_send_the_step_again(ray_local
             assert views[r].x_hat.tobytes() == want.x_hat.tobytes() and views[r].origin == want.origin
             assert views[r].truth.tobytes() == want.truth.tobytes()
         assert clients[0].retries >= 1 and clients[0].retries == clients[1].retries  # they agreed
-        now = ray.get(actor.stats.remote())
+        now = ray.get(actor.stats.remote(), timeout=60)
         assert now["pid"] != first["pid"] and now["composed"] == 1 and now["bytes_read"] > 0
     finally:
         ray.kill(actor)
@@ -333,7 +334,7 @@ def test_a_call_sent_twice_is_counted_once(ray_local, store):
     """A retried call that did reach the actor (the reply was lost) adds nothing: the rank
     waits for, or gets, the same view; an aborted attempt answers None at once."""
     ray = ray_local
-    actor = create_recomposer("test-twice", store.path, max_size=4096, margin=8)
+    actor = create_recomposer("test-twice", store.path, max_size=4096, margin=8, timeout_s=120)
     try:
         rng = np.random.default_rng(9)
         p0, p1 = _patches(rng), _patches(rng)
@@ -342,17 +343,17 @@ def test_a_call_sent_twice_is_counted_once(ray_local, store):
         ready, _ = ray.wait([a, b], timeout=1.0)
         assert not ready  # rank 0 twice is still one rank of two
         c = actor.compose.remote(4, "m0", 1, "sample", 1, 2, p1, np.array([200, 240, 100]), np.array([0, 0, 0]))
-        views = [pv.unpack() for pv, _ in ray.get([a, b, c])]
+        views = [pv.unpack() for pv, _ in ray.get([a, b, c], timeout=60)]
         assert views[0].x_hat.tobytes() == views[1].x_hat.tobytes() == views[2].x_hat.tobytes()
         again = ray.get(actor.compose.remote(4, "m0", 1, "sample", 1, 2, p1, np.array([200, 240, 100]),
-                                             np.array([0, 0, 0])))
+                                             np.array([0, 0, 0])), timeout=60)
         assert again[0].unpack().x_hat.tobytes() == views[0].x_hat.tobytes()
-        assert ray.get(actor.stats.remote())["composed"] == 1
+        assert ray.get(actor.stats.remote(), timeout=60)["composed"] == 1
         waiting = actor.compose.remote(4, "m0", 2, "sample", 0, 2, p0[:1], np.array([0]), np.array([0]), attempt=1)
-        ray.get(actor.abort.remote(4, "m0", 2, "sample", 1))
+        ray.get(actor.abort.remote(4, "m0", 2, "sample", 1), timeout=60)
         assert ray.get(waiting, timeout=30) is None
         assert ray.get(actor.compose.remote(4, "m0", 2, "sample", 1, 2, p1[:1], np.array([0]), np.array([0]),
-                                            attempt=1)) is None
+                                            attempt=1), timeout=60) is None
     finally:
         ray.kill(actor)
 

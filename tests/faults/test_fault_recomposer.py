@@ -48,7 +48,7 @@ def _start(out, outcome: dict) -> threading.Thread:
         except BaseException as exc:  # reported by the assertions below
             outcome["error"] = exc
 
-    thread = threading.Thread(target=fit)
+    thread = threading.Thread(target=fit, daemon=True)  # a hung run fails the test, never blocks the exit
     thread.start()
     return thread
 
