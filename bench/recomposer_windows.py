@@ -17,14 +17,15 @@ step, `--patches` 256-px patches at random corners, placed two ways:
   on the box) stays near the mask's centre: consecutive windows overlap and the chunk cache
   serves most of them;
 - clustered: inside a random 3072^2 square per step, so views land all over the mask: the
-  cache rarely helps (the windowed variant's worst case).
+  windowed actor reads most windows from the store until its cache holds every chunk of
+  every mask (with `--cache-mb` below the store's size as bools, never: its worst case).
 
 Reported per placement and variant (medians over rounds): seconds of the steps that first touched a mask
 ("cold"), median seconds of the others ("warm"), mean seconds per step over the whole run,
 MB read from the store, peak RSS and its growth over the process's RSS before the first step;
 and windowed / whole ratios.
 
-    python bench/recomposer_windows.py [--json] [--size 16384] [--masks 3] [--steps 40]
+    python bench/recomposer_windows.py [--json] [--size 16384] [--masks 3] [--steps 40] [--cache-mb 1024]
     python bench/recomposer_windows.py --smoke-test      # tiny sizes, same code path
 """
 
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from distpaint.data.store import MaskStore
-from distpaint.train.actor import RecomposerService, pack_patches
+from distpaint.train.actor import DEFAULT_CACHE_BYTES, RecomposerService, pack_patches
 
 VARIANTS = ("whole", "windowed")
 PLACEMENTS = ("spread", "clustered")
@@ -109,10 +110,11 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def child(variant: str, store: str, steps: int, patches: int, seed: int, placement: str = "spread") -> dict:
+def child(variant: str, store: str, steps: int, patches: int, seed: int, placement: str = "spread",
+          cache_bytes: int = DEFAULT_CACHE_BYTES) -> dict:
     """One variant's run (in its own process): see the module docstring."""
     cls = WholeMaskService if variant == "whole" else RecomposerService
-    service = cls(store, max_size=4096, margin=256)
+    service = cls(store, max_size=4096, margin=256, cache_bytes=cache_bytes)
     names = MaskStore.open(store).names()
     size = MaskStore.open(store).shape(names[0])[0]
     rng = np.random.default_rng(seed)
@@ -151,6 +153,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="compositions per run")
     ap.add_argument("--patches", type=int, default=32, help="256-px patches per composition (all ranks)")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each variant, alternating")
+    ap.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_BYTES >> 20,
+                    help="the windowed actor's chunk cache (default: the actor's)")
     ap.add_argument("--store", help="an existing store of such masks (default: written to a temporary folder)")
     ap.add_argument("--smoke-test", action="store_true", help="tiny sizes, same code path")
     ap.add_argument("--child", choices=["whole", "windowed"], help=argparse.SUPPRESS)
@@ -160,7 +164,8 @@ def main() -> None:
     if args.smoke_test:
         args.size, args.masks, args.steps, args.patches, args.rounds = 1024, 2, 6, 4, 1
     if args.child:
-        print(json.dumps(child(args.child, args.store, args.steps, args.patches, args.seed, args.placement)))
+        print(json.dumps(child(args.child, args.store, args.steps, args.patches, args.seed, args.placement,
+                               args.cache_mb << 20)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store
@@ -176,11 +181,11 @@ def main() -> None:
                 for variant in VARIANTS:  # side by side: the same load on both
                     cmd = [sys.executable, __file__, "--child", variant, "--store", store, "--steps",
                            str(args.steps), "--patches", str(args.patches), "--seed", str(r),
-                           "--placement", placement]
+                           "--placement", placement, "--cache-mb", str(args.cache_mb)]
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                     runs[placement, variant].append(json.loads(out.strip().splitlines()[-1]))
     result = {"size": args.size, "masks": args.masks, "steps": args.steps, "patches": args.patches,
-              "rounds": args.rounds, "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 1)}
+              "rounds": args.rounds, "cache_mb": args.cache_mb, "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 1)}
     for placement in PLACEMENTS:
         part = {v: {k: round(statistics.median(r[k] for r in runs[placement, v]), 4)
                     for k in runs[placement, v][0]} for v in VARIANTS}
@@ -191,7 +196,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"{args.masks} masks of {args.size}^2, {args.steps} compositions of {args.patches} 256-px patches, "
-          f"{args.rounds} round(s), medians; {result['cpus']} CPUs, load {result['load_avg_1min']}")
+          f"{args.rounds} round(s), medians; windowed cache {args.cache_mb} MB; {result['cpus']} CPUs, "
+          f"load {result['load_avg_1min']}")
     for placement in PLACEMENTS:
         print(f"\npatches {placement}:")
         print(f"{'':10} {'cold s':>8} {'warm s':>8} {'mean s':>8} {'read MB':>9} {'peak RSS MB':>12} "

@@ -15,7 +15,7 @@ cache (a foreign store chunked in strips or not at all) is never cached: such wi
 exactly as asked, every time, so a huge chunk is never kept (zarr still decodes it while
 reading, which only a store with smaller chunks avoids).
 
-    cache = ChunkCache(256 << 20)
+    cache = ChunkCache(1 << 30)
     truth = StoreWindows(store.array("roads", "mask"), ("roads", "mask"), cache)
     truth.window(0, 512, 1024, 1536)     # (512, 512) bool; reads chunks of that area only
 """
