@@ -182,3 +182,18 @@ def test_ship_of_a_chained_stage_names_reproduce(weights_dir, tmp_path):
     with pytest.raises(InputError, match="stage more of 'roads' starts from stage context8's result, this run "
                                          "from random weights"):
         ship_module.ship(ckpt, "x", recipe="roads", stage="more", kinds=["roads"], description="x")
+
+
+def test_defaults_writes_the_inference_entry_and_scores_only(weights_dir):
+    _copy_model("general", weights_dir / "general")
+    before = json.loads((weights_dir / "general" / "card.json").read_text())
+    card = ship_module.set_defaults("general", upsample="auto", scores={"test/rivers": {"cldice": 0.9}})
+    assert card["inference"] == {**before["inference"], "upsample": "auto"}
+    assert card["scores"] == {"test/rivers": {"cldice": 0.9}}
+    assert {k: v for k, v in card.items() if k not in ("inference", "scores")} == \
+        {k: v for k, v in before.items() if k not in ("inference", "scores")}
+    assert ship_module.set_defaults("general", upsample="2")["inference"]["upsample"] == 2
+    with pytest.raises(InputError, match="--upsample"):
+        ship_module.set_defaults("general", upsample="5")
+    with pytest.raises(InputError, match="no shipped model"):
+        ship_module.set_defaults("nothing", upsample="auto")

@@ -3,7 +3,9 @@
     python -m distpaint.weights.ship runs/roads/real/average --name roads --recipe roads \\
         --stage real --kinds roads --description "Road maps ..." \\
         --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads \\
-        [--threshold 0.5] [--keep bridges] [--retire-as roads-synthetic]
+        [--threshold 0.5] [--keep bridges] [--upsample 1|auto] [--retire-as roads-synthetic]
+    python -m distpaint.weights.ship defaults general --upsample auto \
+        --scores runs/q/real/quality.json --scores-method general
     python -m distpaint.weights.ship retire general-thin general-thin-synthetic
     python -m distpaint.weights.ship recard roads-synthetic --recipe roads --stage more
 
@@ -23,6 +25,8 @@ checked; a checkpoint path is taken at its word); for a one-stage recipe, the st
 own chain when it started from a shipped model, then this run's `distpaint train` and
 `distpaint average`. `recard` writes those fields again for a shipped model from its own
 `config.yaml` (after a recipe was renamed), leaving its weights, scores and the rest as they are.
+`defaults` writes a shipped model's inference defaults again (threshold, keep, upsample: chosen
+on the real validation masks) and, given result files, the scores measured with them.
 """
 
 from __future__ import annotations
@@ -190,7 +194,7 @@ def card_scores(paths: list[Path], method: str) -> dict:
 
 def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description: str,
          scores: dict | None = None, threshold: float = 0.5, keep: str = "bridges",
-         retire_as: str | None = None, stage: str | None = None) -> Path:
+         upsample: int | str = 1, retire_as: str | None = None, stage: str | None = None) -> Path:
     """Install `source` (a run directory, a checkpoint or an averaged checkpoint) as shipped
     model `name`, its card written from the run: recipe (checked against the package), seed,
     steps, the command chain, speed and `scores`. With `retire_as`, the model now named `name`
@@ -237,7 +241,7 @@ def ship(source: Path, name: str, *, recipe: str, kinds: list[str], description:
         "base_model": _base_model(base_card),
         "command": command,
         "config": "config.yaml",
-        "inference": {"threshold": threshold, "keep": keep},
+        "inference": _inference(threshold, keep, upsample),
         "threshold": threshold,
         "mpx_per_s_cpu2": round(cpu_speed(ckpt), 3),
         "scores": scores or {},
@@ -301,6 +305,35 @@ def recard(name: str, recipe: str, stage: str | None = None) -> dict:
     return new
 
 
+def _inference(threshold: float, keep: str, upsample: int | str) -> dict:
+    """A card's `inference` entry (`distpaint infer` checks the values when it uses them;
+    the up-sampling factor is checked here, as it may come as text)."""
+    factor = upsample if upsample == "auto" else int(upsample) if str(upsample).isdigit() else None
+    if factor not in ("auto", 1, 2, 3, 4):
+        raise InputError(f"--upsample must be auto or one of 1, 2, 3, 4, got {upsample!r}")
+    return {"threshold": threshold, "keep": keep, "upsample": factor}
+
+
+def set_defaults(name: str, *, threshold: float | None = None, keep: str | None = None,
+                 upsample: int | str | None = None, scores: dict | None = None) -> dict:
+    """Write shipped model `name`'s inference defaults again (those not given stay) and, when
+    given, the scores measured with them; the weights and everything else stay."""
+    target = WEIGHTS_DIR / name
+    card_path = target / "card.json"
+    if not card_path.is_file():
+        raise InputError(f"no shipped model {name!r}")
+    card = json.loads(card_path.read_text())
+    old = card.get("inference", {})
+    entry = _inference(old.get("threshold", 0.5) if threshold is None else threshold,
+                       old.get("keep", "bridges") if keep is None else keep,
+                       old.get("upsample", 1) if upsample is None else upsample)
+    card["inference"], card["threshold"] = entry, entry["threshold"]
+    if scores is not None:
+        card["scores"] = scores
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
 def retire(name: str, new_name: str) -> Path:
     """Rename shipped model `name` to `new_name` (its card saying so): a model replaced by a
     better one stays available under a name that says what it is."""
@@ -337,6 +370,21 @@ def main() -> None:
         args = recard_parser.parse_args()
         print(json.dumps(recard(args.name, args.recipe, args.stage), indent=2))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "defaults":  # ... defaults NAME [--upsample auto] ...
+        defaults_parser = argparse.ArgumentParser(description="Write a shipped model's inference defaults again.")
+        defaults_parser.add_argument("command")
+        defaults_parser.add_argument("name")
+        defaults_parser.add_argument("--threshold", type=float)
+        defaults_parser.add_argument("--keep")
+        defaults_parser.add_argument("--upsample", help="auto or a factor (1-4)")
+        defaults_parser.add_argument("--scores", type=Path, nargs="*", default=[],
+                                     help="bench/quality.py result files measured with these defaults")
+        defaults_parser.add_argument("--scores-method", help="the method's name in those files")
+        args = defaults_parser.parse_args()
+        scores = card_scores(args.scores, args.scores_method or args.name) if args.scores else None
+        print(json.dumps(set_defaults(args.name, threshold=args.threshold, keep=args.keep,
+                                      upsample=args.upsample, scores=scores), indent=2))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "retire":  # python -m distpaint.weights.ship retire OLD NEW
         retire_parser = argparse.ArgumentParser(description="Rename a shipped model (retire it).")
         retire_parser.add_argument("command")
@@ -357,12 +405,13 @@ def main() -> None:
     parser.add_argument("--scores-method", help="the method's name in those files")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--keep", default="bridges")
+    parser.add_argument("--upsample", default="1", help="auto or a factor (1-4)")
     parser.add_argument("--retire-as", help="keep the model now named NAME under this name")
     args = parser.parse_args()
     scores = card_scores(args.scores, args.scores_method) if args.scores else None
     target = ship(args.source, args.name, recipe=args.recipe, kinds=args.kinds,
                   description=args.description, scores=scores, threshold=args.threshold,
-                  keep=args.keep, retire_as=args.retire_as, stage=args.stage)
+                  keep=args.keep, upsample=args.upsample, retire_as=args.retire_as, stage=args.stage)
     print(json.dumps(json.loads((target / "card.json").read_text()), indent=2))
 
 
