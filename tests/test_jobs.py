@@ -18,8 +18,9 @@ head's, not the SSH tunnel's localhost:8265), the sizes and steps of tests/test_
 TINY (4 steps, one worker, one trial, tiny training pools) and no GPU flags. The training and
 Tune jobs run side by side on the head's 2 CPUs; then the README's inference job, and one that
 repairs a mask with the checkpoint the training job wrote to the bucket and reports from which
-directory `distpaint` was imported (the uploaded working dir, not the installed copy); the same
-Tune line submitted again resumes the finished sweep from the bucket instead of training again.
+directory `distpaint` was imported (the uploaded working dir, not the installed copy); the Tune
+line's command run again from another driver (this process) resumes the finished sweep from the
+bucket instead of training again.
 The bucket is listed afterwards: checkpoints, synthesised data, sweep state, report and MLflow
 artifacts are there.
 
@@ -36,6 +37,7 @@ import io
 import os
 import random
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -303,7 +305,24 @@ def _read(url: str) -> str:
     return fs.cat_file(key).decode()
 
 
-def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
+def _rerun(line: str, head: Head, monkeypatch):
+    """The `distpaint` command of a README job line, run in this process with the values the
+    head gives its variables (as a driver on another machine would, with RAY_ADDRESS unset)."""
+    from typer.testing import CliRunner
+
+    from distpaint.cli import app
+
+    inner = shlex.split(line.partition(" -- ")[2])
+    assert inner[:2] == ["sh", "-c"], line
+    values = {"DISTPAINT_S3": head.s3, "DISTPAINT_MLFLOW": head.mlflow, "DISTPAINT_SHARED": str(head.shared)}
+    args = [re.sub(r"\$\{?(\w+)\}?", lambda m: values[m[1]], a) for a in shlex.split(inner[2])]
+    assert args[0] == "distpaint", args
+    monkeypatch.chdir(ROOT)  # the job's working dir: the space file's path is relative to it
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    return CliRunner().invoke(app, args[1:])
+
+
+def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path, monkeypatch):
     jobs = readme_jobs()
     assert [re.search(r"distpaint (\w+)", j)[1] for j in jobs] == ["train", "tune", "infer"], jobs
     train_line, tune_line, infer_line = (_as_here(j, head) for j in jobs)
@@ -336,8 +355,9 @@ def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
     )
     _submit(head, "job-infer", ["sh", "-c", own])
 
-    # the sweep, and the same line again once it is done (beside the inference job: a restore
-    # trains nothing): the finished sweep is restored from the bucket
+    # the sweep; then its command again from another driver (this process, with a Ray of its own
+    # or the session's, while the inference job runs): the finished sweep is restored from the
+    # bucket, nothing trains
     tune_log = tune.wait()
     sweep = f"{head.s3}/sweeps/lambdas"
     rows = list(csv.DictReader(io.StringIO(_read(f"{sweep}/summary.csv"))))
@@ -345,7 +365,14 @@ def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
     trial = rows[0]["trial"]
     # a checkpoint `--model` reads: the URL, not pyarrow's key within the bucket
     assert rows[0]["checkpoint"] == f"{sweep}/runs/lambdas-{trial}/checkpoints/step_00000004", rows
-    again = Submitted(tune_line, tmp_path / "tune-again.log")
+    checkpoints = {k for k in _keys(sweep) if "/checkpoints/" in k}
+    again = time.perf_counter()
+    result = _rerun(tune_line, head, monkeypatch)
+    again = time.perf_counter() - again
+    assert result.exit_code == 0, result.output[-3000:] + repr(result.exception)
+    assert f"resuming sweep {sweep}" in result.output, result.output[-3000:]
+    assert list(csv.DictReader(io.StringIO(_read(f"{sweep}/summary.csv")))) == rows
+    assert {k for k in _keys(sweep) if "/checkpoints/" in k} == checkpoints
 
     own_log = _wait(head, "job-infer")
     import imageio.v3 as iio
@@ -361,9 +388,6 @@ def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
     source = next(line for line in own_log.splitlines() if line.startswith("distpaint from"))
     assert str(head.temp_dir) in source and "working_dir_files" in source, source
 
-    again_log = again.wait()
-    assert f"resuming sweep {sweep}" in again_log, again_log[-3000:]
-    assert list(csv.DictReader(io.StringIO(_read(f"{sweep}/summary.csv")))) == rows
 
     # What the jobs left in the bucket (listed with s3fs) and in the tracking store
     keys = _keys(head.s3)
@@ -390,5 +414,5 @@ def test_readme_cluster_jobs_run_as_written(head, s3, tmp_path):
         logged = r.info.artifact_uri[len(head.s3) + 1:] + f"/{artifact}"
         assert any(k.startswith(logged) for k in keys), (logged, sorted(keys)[:50])
     print(f"\njob wall times: train {train.seconds:.1f} s, README infer {infer.seconds:.1f} s after it, "
-          f"tune {tune.seconds:.1f} s alongside, tune again {again.seconds:.1f} s; "
+          f"tune {tune.seconds:.1f} s alongside, its re-run {again:.1f} s; "
           f"all {time.perf_counter() - started:.1f} s")
