@@ -216,3 +216,7 @@ def test_sweep_settings_in_a_bucket_are_kept_and_compared(s3):
     with pytest.raises(ConfigError, match=re.escape(f"{url.rsplit('/', 1)[0]}: holds a sweep with other settings "
                                                     "(differs in: options.seed)")):
         _check_settings(url, other)
+    from distpaint.errors import InputError
+
+    with pytest.raises(InputError, match="^s3://no-such-bucket/s/sweep.json: "):  # one line naming it
+        _check_settings("s3://no-such-bucket/s/sweep.json", settings)

@@ -276,8 +276,12 @@ def _settings(space: SearchSpace, base: TrainConfig, options: SweepConfig, steps
 def _check_settings(path: str, settings: dict) -> None:
     """Write sweep.json (a path or a URL), or refuse to resume a sweep that ran with other
     settings."""
-    remote = location.is_url(path)
-    saved = _read_json(path) if remote else (json.loads(Path(path).read_text()) if Path(path).is_file() else None)
+    try:
+        saved = json.loads(location.read_bytes(path))
+    except FileNotFoundError:
+        saved = None
+    except ValueError as exc:
+        raise InputError(f"{path}: not a sweep's settings ({exc})") from None
     if saved is not None:
         plain = json.loads(json.dumps(settings))
         diff = [f"options.{k}" for k in plain["options"] if saved.get("options", {}).get(k) != plain["options"][k]]
@@ -286,33 +290,12 @@ def _check_settings(path: str, settings: dict) -> None:
             raise ConfigError(f"{path.rsplit('/', 1)[0]}: holds a sweep with other settings (differs in: "
                               f"{', '.join(diff)}); use another --name, or the same space, config and flags to resume it")
         return
-    text = json.dumps(settings, indent=1, sort_keys=True)
-    if remote:  # one whole object: readers see all of it or nothing
-        fs, key = location.fs_path(path)
-        try:
-            fs.pipe_file(key, text.encode())
-        except Exception as exc:  # botocore/aiohttp: the user's bucket or network
-            raise location.url_error(path, exc, "cannot write") from None
-        return
-    local = Path(path)
-    local.parent.mkdir(parents=True, exist_ok=True)
-    tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, local)
-
-
-def _read_json(url: str) -> dict | None:
-    """The JSON object at `url`, None if there is none; InputError for an unreadable bucket or
-    a damaged file."""
-    if not location.exists(url):  # InputError naming the URL for a missing bucket
-        return None
-    fs, key = location.fs_path(url)
-    try:
-        return json.loads(fs.cat_file(key))
-    except ValueError as exc:
-        raise InputError(f"{url}: not a sweep's settings ({exc})") from None
-    except Exception as exc:  # botocore/aiohttp: the user's bucket or network
-        raise location.url_error(url, exc, "cannot read") from None
+    if not location.is_url(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:  # whole or not at all: renamed into place on disk, one PUT on an object store
+        location.write_bytes(path, json.dumps(settings, indent=1, sort_keys=True).encode())
+    except FileNotFoundError as exc:  # s3fs's answer for a missing bucket
+        raise InputError(f"{path}: cannot write ({exc})") from None
 
 
 def _capacity(options: SweepConfig, started: bool) -> int:
