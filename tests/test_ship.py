@@ -123,6 +123,7 @@ def test_every_recipe_a_shipped_card_names_is_in_the_package_and_resolves(model)
     from distpaint.train.config import config_to_dict, load_config, packaged_config
 
     card = weights.model_card(model)
+    assert "note" not in card  # nothing written by hand (docs/HISTORY.md keeps the old notes)
     named = _named_recipes(card["command"])
     assert named, card["command"]
     for recipe, stage in named:

@@ -273,14 +273,16 @@ def _base_model(base_card: dict | None) -> dict | None:
 
 def recard(name: str, recipe: str, stage: str | None = None) -> dict:
     """Write shipped model `name`'s `recipe`, `stage`, `command` (and `base_model`) again from
-    its own config.yaml, checked against the recipe's stage as `ship` checks a run; the weights,
-    scores and every other field stay as they are. Returns the new card."""
+    its own config.yaml, checked against the recipe's stage as `ship` checks a run, and drops a
+    hand-written `note` (docs/HISTORY.md keeps the old ones); the weights, scores and every
+    other field stay as they are. Returns the new card."""
     from distpaint.train.config import load_config
 
     target = WEIGHTS_DIR / name
     if not (target / "model.pt").is_file():
         raise InputError(f"no shipped model {name!r} to re-card")
     card = model_card(name)
+    card.pop("note", None)  # written by hand once; a card holds only what this tool writes
     cfg = load_config(target / "config.yaml")
     found = _check_recipe(recipe, stage, cfg, target)
     # the card's own source checkpoint stands for "this model" in the lineage (see _lineage)
