@@ -60,7 +60,7 @@ def test_card_comes_from_the_run(run, weights_dir, tmp_path):
     assert card["command"] == (f"distpaint train --config tiny --local --out {run} --threads 1 "
                                f"&& distpaint average {run} --last 2 --out {run / 'average'}")
     assert card["scores"]["val/roads"]["no_harm_share"] == 1.0
-    assert card["inference"] == {"threshold": 0.5, "keep": "bridges"}
+    assert card["inference"] == {"threshold": 0.5, "keep": "bridges", "upsample": 1}
     assert (target / "model.pt").is_file() and (target / "config.yaml").is_file()
     # a second stage from the shipped model: its chain first, then this stage from the path the
     # first one wrote, and the old model kept under a name that says so
