@@ -26,6 +26,7 @@ import yaml
 from distpaint.train.actor import get_recomposer
 from distpaint.train.config import config_from_dict, packaged_config
 from distpaint.train.distributed import DistributedConfig, train_distributed
+from state_equal import same_state
 
 pytestmark = pytest.mark.fault
 
@@ -72,16 +73,6 @@ def _kill_while_a_rank_waits(ray, name: str, after: int, how: str, deadline: flo
     raise AssertionError(f"no moment to kill the actor of {name} ({how})")
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
-    if torch.is_tensor(a):
-        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
-    return a == b
-
-
 def test_killed_recomposer_actor_is_restarted_and_the_run_ends_with_the_same_weights(ray_local, tmp_path):
     ray = ray_local
     ref_out, run_out = tmp_path / "ref", tmp_path / "run"
@@ -110,6 +101,6 @@ def test_killed_recomposer_actor_is_restarted_and_the_run_ends_with_the_same_wei
     assert (got / "model.pt").read_bytes() == (want / "model.pt").read_bytes()  # G: the same bytes
     a, b = (torch.load(d / "train_state.pt", weights_only=False) for d in (got, want))
     a["rng"].pop("python"), b["rng"].pop("python")  # OS-seeded in every process, never drawn from
-    assert _same(a, b)
+    assert same_state(a, b)
     ref_ranks = [json.loads((ref_out / "workers" / f"rank_{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["rewards"] == ref_ranks[0]["rewards"]  # every step's reward, as uninterrupted

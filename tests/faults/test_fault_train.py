@@ -24,6 +24,7 @@ import torch
 from typer.testing import CliRunner
 
 from distpaint.cli import app
+from state_equal import same_state
 
 pytestmark = pytest.mark.fault
 
@@ -61,16 +62,6 @@ def _kill_during_checkpoint_write(out: Path, after: int) -> int:
             proc.wait()
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
-    if torch.is_tensor(a):
-        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
-    return a == b
-
-
 def _log(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
@@ -105,7 +96,7 @@ def test_driver_killed_while_writing_checkpoints_resumes_to_the_same_bytes(tmp_p
     # from it: the RNGs it uses are explicit and seeded), so it differs between any two runs
     got, want = (torch.load(d / "train_state.pt", weights_only=False) for d in (run, ref))
     got["rng"].pop("python"), want["rng"].pop("python")
-    assert _same(got, want)
+    assert same_state(got, want)
     assert [r["step"] for r in _log(out)] == list(range(1, STEPS + 1))
     assert _log(out) == _log(tmp_path / "ref")
     # the killed writers' temporary directories were never taken for checkpoints
