@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from distpaint.tune import placement
 from distpaint.tune.placement import WORKER_CLASS, GroupReleaser, orphaned_groups, release_orphaned_groups
 
 
@@ -45,7 +46,7 @@ def _dead(actor) -> None:
     ray.kill(actor)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if get_actor(actor_id).state == "DEAD":
+        if get_actor(actor_id, address=placement._dashboard()).state == "DEAD":  # our Ray's, not any
             return
         time.sleep(0.2)
     raise AssertionError("the killed actor never showed as DEAD")

@@ -153,8 +153,10 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     assert method.name == "r" and "views 2, passes 2" in method.description
     assert "bridges only" in model_method("roads:passes=2,bridges_only=1").description
     assert "bridging pieces only" in model_method("roads:keep=bridges").description
+    assert "up-sampled x2 where lines are thin" in model_method("roads:upsample=auto").description
+    assert "up-sampled x2," not in model_method("roads").description  # the card's factor: 1
     with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER, "
-                                          r"threshold=NUMBER in \(0, 1\), keep=POLICY, drop_islands=0/1 or "
+                                          r"threshold=NUMBER in \(0, 1\), keep=POLICY, upsample=auto\|FACTOR, drop_islands=0/1 or "
                                           r"bridges_only=0/1, got 'colour=2'"):
         model_method("roads:colour=2")
     with pytest.raises(ConfigError, match="--keep must be one of"):

@@ -40,11 +40,27 @@ WORKER_CLASS = "RayTrainWorker"
 """Class name of Ray Train's worker actors (ray.train.v2 worker_group/worker.py)."""
 
 
+def _dashboard() -> str | None:
+    """The dashboard (state API server) of the Ray instance this process is connected to. Left
+    to itself, the state API client scans the machine for Ray instances and refuses when it
+    finds several (another user's or test's Ray beside ours)."""
+    import ray._private.worker
+
+    try:
+        url = ray._private.worker.get_dashboard_url()
+    except Exception:  # not connected, or a Ray without a dashboard: the client's own search
+        return None
+    if not url:
+        return None
+    return url if "://" in url else f"http://{url}"
+
+
 def train_workers(job_id: str | None = None) -> list:
     """Ray Train worker actors (dead ones too) of job `job_id` (None: of every job), from the
     state API."""
     # matched here, not by the API's filter, which compares the qualified name
-    actors = list_actors(detail=True, limit=10_000, raise_on_missing_output=False, timeout=10)
+    actors = list_actors(address=_dashboard(), detail=True, limit=10_000,
+                         raise_on_missing_output=False, timeout=10)
     return [a for a in actors if a.class_name.rsplit(".", 1)[-1] == WORKER_CLASS
             and (job_id is None or a.job_id == job_id)]
 

@@ -112,7 +112,10 @@ def _download_mlflow(uri: str, dest: Path) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
+        # the environment's tracking store, as documented, even where a library caller's
+        # mlflow.set_tracking_uri (process-global) named another one earlier
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest),
+                                            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
     except MlflowException as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{uri}: cannot fetch from MLflow ({detail})") from None
