@@ -151,3 +151,23 @@ def test_training_with_bucket_storage_synthesises_its_data_there(s3):
     stamp = location.metadata_stamp(location.join(store, names[0]))
     assert distributed._prepare_data(cfg, paths, options) == (store, val)
     assert location.metadata_stamp(location.join(store, names[0])) == stamp
+
+
+def test_training_on_a_bucket_tracks_on_the_driver_with_artifacts_in_the_bucket(s3, tmp_path, monkeypatch):
+    """No --mlflow-uri with --storage s3://: the run's MLflow store is an SQLite file on the
+    driver's machine (driver_tracking_uri), its experiment's artifacts under the bucket."""
+    import mlflow
+
+    from distpaint.train import distributed
+    from distpaint.train.config import load_config, packaged_config
+    from distpaint.train.tracking import driver_tracking_uri
+
+    monkeypatch.setenv("DISTPAINT_MLFLOW_CACHE", str(tmp_path / "mlflow"))
+    cfg = load_config(packaged_config("tiny"))
+    storage = s3.url("runs")
+    options = distributed.DistributedConfig(num_workers=1, storage=storage, name="r2")
+    paths = distributed.resolve_run(None, options)
+    uri, run_id = distributed._start_tracking(cfg, paths, options, 4)
+    assert uri == driver_tracking_uri(storage) and uri.startswith(f"sqlite:///{tmp_path / 'mlflow'}")
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.info.artifact_uri.startswith(f"{storage}/mlartifacts")

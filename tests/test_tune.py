@@ -191,14 +191,19 @@ def test_sweep_leaves_no_placement_group_behind(sweep, ray_local):
     assert not left, f"placement groups still reserved after the sweep: {left}"
 
 
-def test_sweep_on_object_storage_needs_only_a_tracking_store(s3, tmp_path):
-    """`--storage s3://...` alone: no --data, --val-data or --report-dir (the sweep writes them
-    into the bucket: tests/test_jobs.py runs the README's sweep so); only the tracking store,
-    which cannot live in a bucket, must be named. Checked before Ray starts."""
-    storage = s3.url("sweeps")
-    result = CliRunner().invoke(app, ["tune", "--space", str(SPACE), "--config", "tiny", "--storage", storage])
-    assert isinstance(result.exception, ConfigError), result.output
-    assert str(result.exception) == f"--storage {storage}: also pass --mlflow-uri (a tracking server), or --no-mlflow"
+def test_sweep_on_object_storage_keeps_its_tracking_store_on_the_driver(tmp_path, monkeypatch):
+    """`--storage s3://...` alone (no --data, --val-data, --report-dir or --mlflow-uri:
+    tests/test_jobs.py runs the README's sweep into the bucket): the tracking store, which
+    cannot live in a bucket, defaults to an SQLite file on the driver's machine, one per
+    sweep, under DISTPAINT_MLFLOW_CACHE."""
+    from distpaint.train.tracking import driver_tracking_uri
+
+    monkeypatch.setenv("DISTPAINT_MLFLOW_CACHE", str(tmp_path / "cache"))
+    one = driver_tracking_uri("s3://bucket/sweeps/lambdas")
+    assert one == driver_tracking_uri("s3://bucket/sweeps/lambdas/")
+    assert one.startswith(f"sqlite:///{tmp_path / 'cache'}/") and one.endswith(".db")
+    assert one != driver_tracking_uri("s3://bucket/sweeps/other")
+    assert (tmp_path / "cache").is_dir()
 
 
 def test_sweep_settings_in_a_bucket_are_kept_and_compared(s3):

@@ -42,7 +42,7 @@ from distpaint.ray_connect import cluster_address, connect
 from distpaint.train.actor import create_recomposer
 from distpaint.train.config import TrainConfig, config_to_dict
 from distpaint.train.lease import hold_run
-from distpaint.train.tracking import default_tracking_uri, finish_run, flatten, start_run
+from distpaint.train.tracking import default_tracking_uri, driver_tracking_uri, finish_run, flatten, start_run
 
 # Importing this module loads neither Ray (Ray Train with its torch backend takes ~7 s) nor
 # torch: the CLI imports it at start-up (`distpaint demo`) and the sweep driver with `distpaint
@@ -224,10 +224,11 @@ def _start_tracking(cfg: TrainConfig, paths: RunPaths, options: DistributedConfi
         return None
     uri = options.mlflow_uri
     if uri is None:
-        if paths.local is None:
-            raise ConfigError(f"--storage {paths.storage}: also pass --mlflow-uri (a tracking server)")
-        paths.local.mkdir(parents=True, exist_ok=True)
-        uri = default_tracking_uri(paths.local)
+        if paths.local is None:  # object storage: the store on this machine, artifacts in the bucket
+            uri = driver_tracking_uri(paths.storage)
+        else:
+            paths.local.mkdir(parents=True, exist_ok=True)
+            uri = default_tracking_uri(paths.local)
     params = flatten({**config_to_dict(cfg), "max_steps": max_steps})
     params.update(flatten({k: v for k, v in dataclasses.asdict(options).items()
                            if k not in ("storage", "name", "mlflow_uri", "mlflow")}, "dist."))

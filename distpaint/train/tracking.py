@@ -4,7 +4,10 @@ concurrent writers.
 
 - Default tracking store: `sqlite:///<run dir>/mlflow.db`, experiment `distpaint` with its
   artifacts in `<run dir>/mlartifacts` (explicit: MLflow's default is ./mlruns under the
-  working directory). Pass a server URI (`--mlflow-uri http://host:5000`) on a cluster.
+  working directory). Pass a server URI (`--mlflow-uri http://host:5000`) on a cluster. With
+  the run on object storage (`--storage s3://...`), where an SQLite file cannot live, the
+  default store is `driver_tracking_uri(storage)`: a file on the driver's machine, one per
+  storage URL, its artifacts in the bucket.
 - The run is found again by its tag `distpaint.run` (the training run's name), so re-running
   a training run to resume continues the same MLflow run.
 - Parameters: the full config, flattened (`loss.lambda_ce`, ...), and the distributed options.
@@ -21,8 +24,10 @@ driver and rank 0 need it, and importing this module stays light.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -31,7 +36,7 @@ from typing import Any
 
 from PIL import Image
 
-__all__ = ["EXPERIMENT", "RUN_TAG", "default_tracking_uri", "flatten", "start_run", "RunLogger",
+__all__ = ["EXPERIMENT", "RUN_TAG", "MLFLOW_CACHE_VARIABLE", "default_tracking_uri", "driver_tracking_uri", "flatten", "start_run", "RunLogger",
            "finish_run", "find_run", "tracking_client"]
 
 EXPERIMENT = "distpaint"
@@ -45,6 +50,24 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def default_tracking_uri(run_dir: str | os.PathLike) -> str:
     """`sqlite:///<run dir>/mlflow.db` (absolute)."""
     return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+MLFLOW_CACHE_VARIABLE = "DISTPAINT_MLFLOW_CACHE"
+"""Folder of the driver-side tracking stores of runs and sweeps on object storage (default
+~/.cache/distpaint/mlflow)."""
+
+
+def driver_tracking_uri(storage: str) -> str:
+    """`sqlite:///<cache>/<storage slug>-<hash>.db`: the tracking store of runs (or sweeps) kept
+    at URL `storage` when no --mlflow-uri is given. It stays on the driver's machine (a
+    re-run there resumes the same MLflow run; the artifacts are in the bucket); name a tracking
+    server with --mlflow-uri to share it."""
+    cache = Path(os.environ.get(MLFLOW_CACHE_VARIABLE) or Path.home() / ".cache" / "distpaint" / "mlflow")
+    cache.mkdir(parents=True, exist_ok=True)
+    storage = storage.rstrip("/")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", storage)[-80:].strip("_")
+    digest = hashlib.sha256(storage.encode()).hexdigest()[:12]
+    return f"sqlite:///{cache.resolve() / f'{slug}-{digest}.db'}"
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, str]:

@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 
 import ray
+import ray._private.worker
 from ray._raylet import PlacementGroupID
 from ray.tune import Callback
 from ray.util import placement_group_table
@@ -44,8 +45,6 @@ def _dashboard() -> str | None:
     """The dashboard (state API server) of the Ray instance this process is connected to. Left
     to itself, the state API client scans the machine for Ray instances and refuses when it
     finds several (another user's or test's Ray beside ours)."""
-    import ray._private.worker
-
     try:
         url = ray._private.worker.get_dashboard_url()
     except Exception:  # not connected, or a Ray without a dashboard: the client's own search

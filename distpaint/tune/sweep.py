@@ -33,10 +33,10 @@ run: checkpoints, worker status, its own MLflow store), `mlflow.db` + `mlartifac
 On object storage (`--storage s3://bucket/sweeps`) the sweep directory is the same, in the
 bucket: the validation set and the shared training store are written there (every trial, on
 any node, reads them), the report is uploaded there (and kept in `--report-dir` if given), and
-the MLflow experiment created for it keeps its artifacts in `<sweep dir>/mlartifacts`; only the
-tracking store itself must be named (`--mlflow-uri`: a tracking server, or a database the
-driver reaches). Trials keep no MLflow store of their own there (an SQLite file cannot live in
-a bucket).
+the MLflow experiment created for it keeps its artifacts in `<sweep dir>/mlartifacts`; the
+tracking store itself is `--mlflow-uri` (a tracking server, or a database the driver reaches),
+else `distpaint.train.tracking.driver_tracking_uri`: an SQLite file on the driver's machine.
+Trials keep no MLflow store of their own there (an SQLite file cannot live in a bucket).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from distpaint.errors import ConfigError, InputError
 from distpaint.ray_connect import cluster_address
 from distpaint.train.config import TrainConfig, config_to_dict
 from distpaint.train.distributed import _connect, default_placement_retries
-from distpaint.train.tracking import finish_run, find_run, flatten
+from distpaint.train.tracking import driver_tracking_uri, finish_run, find_run, flatten
 from distpaint.tune.report import (TrialOutcome, plot_metric, summary_rows, write_best_config,
                                    write_table)
 from distpaint.tune.space import SearchSpace, load_space
@@ -395,8 +395,6 @@ def run_sweep(space_file: str | os.PathLike, base: TrainConfig, options: SweepCo
     else:
         # object storage: the data, the validation set and the report go into the sweep
         # directory in the bucket (every trial reads it); the tracking store cannot
-        if options.mlflow and options.mlflow_uri is None:
-            raise ConfigError(f"--storage {storage}: also pass --mlflow-uri (a tracking server), or --no-mlflow")
         sweep_dir = None
     report_dir = Path(options.report_dir).resolve() if options.report_dir else sweep_dir
     experiment = f"{storage}/{name}"
@@ -449,7 +447,10 @@ def _start_parent(space: SearchSpace, base: TrainConfig, base_source: str, optio
                   steps: tuple[int, int, int], name: str, sweep_dir: Path | None, spec: TrialSpec) -> tuple[str, str]:
     from distpaint.tune.tracking import default_tracking_uri, start_parent  # deferred (Ray): see the imports
 
-    uri = options.mlflow_uri or default_tracking_uri(sweep_dir)
+    # object storage: the tracking store on this machine (an SQLite file cannot live in a
+    # bucket), the experiment's artifacts in the bucket (below)
+    uri = options.mlflow_uri or (default_tracking_uri(sweep_dir) if sweep_dir is not None
+                                 else driver_tracking_uri(spec.runs_storage.rsplit("/", 1)[0]))
     # object storage: a tracking store that keeps files gets the experiment's artifacts in the
     # bucket too (not in ./mlruns of the driver, which a job's working dir loses)
     root = None if sweep_dir is not None else location.join(spec.runs_storage.rsplit("/", 1)[0], "mlartifacts")
