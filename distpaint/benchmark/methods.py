@@ -48,7 +48,7 @@ from distpaint.infer.keep import keep_added
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.model import PredictorsByFactor
 from distpaint.infer.tiling import round_up
-from distpaint.infer.upsample import choose_upsample
+from distpaint.infer.upsample import choose_upsample, parse_upsample
 from distpaint.weights import inference_defaults
 
 __all__ = [
@@ -254,15 +254,15 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
-    upsample = options.pop("upsample", chosen.get("upsample", 1))
+    upsample = parse_upsample(options.pop("upsample", chosen.get("upsample", 1)))  # None: auto
     base = resolve_model(target, gpu=gpu, threads=threads)
     align = int(base.align)
     config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold,
-                         upsample=1 if upsample == "auto" else upsample, **options)
+                         upsample=upsample or 1, **options)
     predictors = PredictorsByFactor(base, config)
 
     def factor_of(mask: Any) -> int:
-        return choose_upsample(mask) if upsample == "auto" else config.upsample
+        return choose_upsample(mask) if upsample is None else config.upsample
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:
         masks = masks.astype(bool)
@@ -294,7 +294,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     refined += ", bridges only" if config.bridges_only else ""
     refined += ", islands dropped" if config.pieces == "attached" else ""
     refined += ", bridging pieces only" if config.pieces == "bridges" else ""
-    refined += (", up-sampled x2 where lines are thin" if upsample == "auto"
+    refined += (", up-sampled x2 where lines are thin" if upsample is None
                 else f", up-sampled x{config.upsample}" if config.upsample > 1 else "")
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "
                          f"tiles of {config.tile} px{refined})",

@@ -49,6 +49,7 @@ from rich.text import Text
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
+from distpaint.infer.upsample import parse_upsample
 from distpaint.ray_connect import use_address
 from distpaint.weights import inference_defaults
 
@@ -195,8 +196,8 @@ def infer(
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,
                            shard=shard,
-                           upsample=_upsample_factor(upsample if upsample is not None
-                                                     else str(chosen["upsample"])))
+                           upsample=parse_upsample(upsample if upsample is not None
+                                                   else chosen["upsample"]))
     if ray:
         use_address(address)
     err = Console(stderr=True)
@@ -228,16 +229,6 @@ def infer(
         err.print(f"[yellow]{len(report.failed)} mask(s) skipped; fix them and re-run the same "
                   "command to finish (repaired masks are kept)[/]", highlight=False)
         raise SystemExit(1)
-
-
-def _upsample_factor(text: str) -> int | None:
-    """--upsample: None for auto, else the factor (checked by JobConfig)."""
-    if text == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--upsample must be auto or one of 1, 2, 3, 4, got {text!r}") from None
 
 
 @contextlib.contextmanager

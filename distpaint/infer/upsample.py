@@ -44,7 +44,7 @@ from distpaint.infer.predictor import Predictor
 from distpaint.infer.tiling import round_up
 
 __all__ = ["UPSAMPLE_FACTORS", "THIN_LINE_PX", "WIDTH_SAMPLE_WINDOWS", "UpsampledPredictor",
-           "check_upsample", "line_width", "choose_upsample", "upsampled"]
+           "check_upsample", "parse_upsample", "line_width", "choose_upsample", "upsampled"]
 
 UPSAMPLE_FACTORS = (1, 2, 3, 4)
 """Allowed factors."""
@@ -55,6 +55,16 @@ validation masks it helps (1.7-2.2 px: lines drawn 1.5 px wide) and those where 
 WIDTH_SAMPLE_WINDOWS = 16
 """Windows of at most `_WINDOW` px a side the line width of a large mask is read from."""
 _WINDOW = 1024
+
+
+def parse_upsample(value: Any) -> int | None:
+    """`--upsample`, the card's `inference.upsample` or a quality spec's `upsample=`: None for
+    `auto`, else the factor (an int or its digits), checked."""
+    if value == "auto":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return check_upsample(value)
 
 
 def check_upsample(factor: Any) -> int:
