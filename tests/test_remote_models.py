@@ -83,7 +83,17 @@ def test_training_registers_its_generator_and_mlflow_uris_resolve(s3, ckpt, cach
     fs, path = location.fs_path(artifacts)
     assert {k.rsplit("/", 2)[-2] for k in fs.find(path) if k.endswith("model.pt")} == {"checkpoint", "model"}
     original = (Path(ckpt) / "model.pt").read_bytes()
-    model = checkpoint_or_shipped(registered)
+    # a process-global tracking URI left by an earlier caller (Ray Tune's MLflow integration
+    # sets one) must not hide the store the environment names now
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    try:
+        model = checkpoint_or_shipped(registered)
+    finally:
+        mlflow.set_tracking_uri(None)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     assert (model / "model.pt").read_bytes() == original
     assert not (model / "train_state.pt").exists()  # weights only, no training state
     load_generator(model / "model.pt")  # loads with the models package alone

@@ -106,16 +106,38 @@ def _download_folder(uri: str, dest: Path) -> None:
                              f"the source has {info['size']}")
 
 
+def _registered_version_source(uri: str, tracking: str | None, registry: str | None) -> str:
+    """A `models:/NAME/VERSION|@ALIAS|/STAGE[/path]` URI as the artifact URI of its version,
+    looked up in `registry`: MLflow's own models:/ resolution asks the process-global registry
+    whatever registry_uri it is given. Other URIs (runs:/, logged-model ids) pass unchanged."""
+    if not uri.startswith("models:"):
+        return uri
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    if registry is None or ModelsArtifactRepository._is_logged_model_uri(uri):
+        return uri
+    base, inner = ModelsArtifactRepository.split_models_uri(uri)
+    client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
+    name, version = get_model_name_and_version(client, base)
+    source = client.get_model_version_download_uri(name, version)
+    return f"{source.rstrip('/')}/{inner}" if inner else source
+
+
 def _download_mlflow(uri: str, dest: Path) -> None:
     # deferred: MLflow is heavy (~2 s) and only MLflow URIs need it
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    # the environment's stores, as documented, even where a library caller (Ray Tune's MLflow
+    # integration does) set a process-global tracking URI earlier
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or None
+    registry = os.environ.get("MLFLOW_REGISTRY_URI") or tracking
     try:
-        # the environment's tracking store, as documented, even where a library caller's
-        # mlflow.set_tracking_uri (process-global) named another one earlier
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest),
-                                            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
+        source = _registered_version_source(uri, tracking, registry)
+        mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest),
+                                            tracking_uri=tracking, registry_uri=registry)
     except MlflowException as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{uri}: cannot fetch from MLflow ({detail})") from None
