@@ -19,5 +19,8 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/distpaint demo
 
+# Two xdist workers, whole modules each (their module fixtures run once), the costliest modules
+# first (tests/conftest.py): ~2x less wall time on 2 cores, whose serial run left one idle.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder

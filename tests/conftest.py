@@ -4,6 +4,7 @@ started once per session, only by the tests that ask for it), and the GPU skip m
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ray_heads import short_temp_dir
 
 # A private local Ray: no token auth, no telemetry, no usage stats.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -33,11 +35,13 @@ def ray_local(tmp_path_factory):
     if ray.is_initialized():
         yield ray
         return
-    connect(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+    temp_dir = short_temp_dir("dp-ray-")
+    connect(num_cpus=2, temp_dir=temp_dir, log_to_driver=False)
     try:
         yield ray
     finally:
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,25 @@ def _has_cuda() -> bool:
         return False
 
 
+def _module_cost(items) -> dict:
+    """Seconds each module declares with `pytestmark = pytest.mark.cost(seconds)` (0 if none)."""
+    cost: dict = {}
+    for item in items:
+        marker = item.get_closest_marker("cost")
+        seconds = float(marker.args[0]) if marker and marker.args else 0.0
+        cost[item.module] = max(cost.get(item.module, 0.0), seconds)
+    return cost
+
+
 def pytest_collection_modifyitems(config, items):
+    # Costly modules first, costliest first (stable otherwise, modules kept whole): `make test`
+    # runs whole modules on two xdist workers (--dist loadscope), so the long ones start at
+    # once and the many short ones even out the end.
+    cost = _module_cost(items)
+    first = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.module, index)
+    items.sort(key=lambda item: (-cost[item.module], first[item.module]))
     if _has_cuda():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")

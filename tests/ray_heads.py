@@ -1,11 +1,13 @@
-"""Stopping a Ray head that a test started with `ray start --head` in a session of its own:
-`ray stop` would stop every Ray on the machine and has no --address to pick one, so the test
-stops the session's processes instead."""
+"""Ray instances a test starts itself: stopping a head started with `ray start --head` in a
+session of its own (`ray stop` would stop every Ray on the machine and has no --address to pick
+one, so the test stops the session's processes instead), and a temp folder short enough for
+Ray's socket paths."""
 
 from __future__ import annotations
 
 import os
 import signal
+import tempfile
 
 import psutil
 
@@ -41,3 +43,10 @@ def stop_session(session: int) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(alive, timeout=5)
+
+
+def short_temp_dir(prefix: str) -> str:
+    """A fresh folder directly under /tmp for a Ray session: Ray's socket paths inside it must
+    fit 107 bytes, which pytest's tmp_path under xdist (.../popen-gwN/...) leaves no room for.
+    The caller removes it."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")

@@ -26,6 +26,8 @@ from distpaint.demo.report import HEADLINE, RED, WHITE, preview
 from distpaint.errors import ConfigError
 from distpaint.metrics import evaluate
 
+pytestmark = pytest.mark.cost(35)  # seconds on 2 idle cores: started first by `make test`
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE, COUNT = 256, 2
 TRAIN_STEPS = 4

@@ -20,6 +20,8 @@ from distpaint.train.config import config_to_dict, load_config, packaged_config
 from distpaint.train.distributed import DistributedConfig, _check_capacity, resolve_run, train_distributed
 from distpaint.train.tracking import flatten
 
+pytestmark = pytest.mark.cost(60)  # seconds on 2 idle cores: started first by `make test`
+
 STEPS, MORE = 6, 8
 
 

@@ -14,6 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.cost(50)  # seconds on 2 idle cores: started first by `make test`
+
 STEPS = 4
 MB = 1024 * 1024
 

@@ -19,6 +19,8 @@ from distpaint.train.checkpoint import load_generator, load_train_state
 from distpaint.train.config import config_from_dict, packaged_config
 from distpaint.train.distributed import DistributedConfig, train_distributed
 
+pytestmark = pytest.mark.cost(70)  # seconds on 2 idle cores: started first by `make test`
+
 STEPS, K = 24, 4
 
 

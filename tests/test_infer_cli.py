@@ -25,6 +25,8 @@ from distpaint.infer.job import JobConfig, run_job
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.tiling import whole_apply
 
+pytestmark = pytest.mark.cost(110)  # seconds on 2 idle cores: started first by `make test`
+
 ROOT = Path(__file__).resolve().parents[1]
 DISTPAINT = str(ROOT / ".venv" / "bin" / "distpaint")
 
@@ -37,6 +39,8 @@ def ckpt(tmp_path_factory):
 
 
 def _cli(*args, cwd, **kw):
+    # a wide table: the report folds long paths at 80 columns, and the assertions look for names
+    kw["env"] = {**kw.get("env", os.environ), "COLUMNS": "250"}
     return subprocess.run([DISTPAINT, "infer", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=300, **kw)
 

@@ -28,6 +28,8 @@ from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
 from infer_models import FnFactory, whole_reference
 
+pytestmark = pytest.mark.cost(75)  # seconds on 2 idle cores: started first by `make test`
+
 ROOT = Path(__file__).resolve().parents[1]
 DISTPAINT = str(ROOT / ".venv" / "bin" / "distpaint")
 

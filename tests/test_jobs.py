@@ -38,6 +38,7 @@ import os
 import random
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,8 +50,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ray_heads import stop_session
+from ray_heads import short_temp_dir, stop_session
 from test_readme import NO_GPU, TINY, _needs_steps, blocks, commands, tiny
+
+pytestmark = pytest.mark.cost(140)  # seconds on 2 idle cores: started first by `make test`
 
 pytest.importorskip("ray.job_submission")  # ray[default]: the job server and its client
 
@@ -115,7 +118,7 @@ def _alive_in(temp_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory, s3_server):
-    temp_dir = tmp_path_factory.mktemp("rayhead")  # short: Ray's socket paths must fit 107 bytes
+    temp_dir = Path(short_temp_dir("dp-head-"))  # Ray's socket paths must fit 107 bytes
     shared = tmp_path_factory.mktemp("shared")
     s3 = s3_server.url("cluster")
     mlflow = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
@@ -161,6 +164,7 @@ def head(tmp_path_factory, s3_server):
     finally:
         stop_session(session)
         left = _alive_in(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"processes of the test's Ray head survived: {left}"
 
 

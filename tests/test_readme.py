@@ -52,6 +52,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cost(370)  # seconds on 2 idle cores: started first by `make test`
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BIN = ROOT / ".venv" / "bin"

@@ -23,6 +23,8 @@ from distpaint.cli import app
 from distpaint.errors import ConfigError
 from distpaint.train.checkpoint import latest_checkpoint, load_config_of, load_generator
 
+pytestmark = pytest.mark.cost(130)  # seconds on 2 idle cores: started first by `make test`
+
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "tune_spaces" / "lambdas.yaml"
 STEPS, EVERY, SAMPLES = 4, 2, 3

@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES, STEPS, EVERY = 2, 8, 2
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(180)]
 
 
 def _cmd() -> list[str]:

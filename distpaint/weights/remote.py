@@ -112,6 +112,7 @@ def _registered_version_source(uri: str, tracking: str | None, registry: str | N
     whatever registry_uri it is given. Other URIs (runs:/, logged-model ids) pass unchanged."""
     if not uri.startswith("models:"):
         return uri
+    # deferred, as in _download_mlflow: MLflow is heavy and only MLflow URIs need it
     from mlflow import MlflowClient
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
     from mlflow.store.artifact.utils.models import get_model_name_and_version

@@ -28,7 +28,7 @@ from distpaint.train.config import config_from_dict, packaged_config
 from distpaint.train.distributed import DistributedConfig, train_distributed
 from state_equal import same_state
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.cost(40)]
 
 STEPS = 12
 

@@ -35,7 +35,7 @@ from s3_proxy import HoldingProxy
 from distpaint.data import location
 from distpaint.train.tracking import find_run, tracking_client
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow]
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.cost(80)]
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTPAINT = str(ROOT / ".venv" / "bin" / "distpaint")
@@ -95,7 +95,8 @@ def test_driver_killed_during_a_checkpoint_upload_resumes_to_the_same_bytes(s3, 
                 assert proxy.held.wait(240), f"no upload of {held}: {proc.stderr.read()[-3000:]}"
                 # the real state at the kill: the last checkpoint half uploaded and not registered
                 partial = _objects(location.join(run, "checkpoints", LAST))
-                assert sorted(partial) == ["config.yaml", "metrics.json", "model.pt"]
+                # the other files upload in parallel threads: any of them may still be on its way
+                assert set(partial) <= {"config.yaml", "metrics.json", "model.pt"}
                 snapshot = _objects(run)["checkpoint_manager_snapshot.json"].decode()
                 registered = [s for s in range(1, STEPS + 1) if f"step_{s:08d}" in snapshot]
                 assert registered and STEPS not in registered
