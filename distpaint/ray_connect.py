@@ -27,9 +27,13 @@ none).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 __all__ = ["connect", "cluster_address", "use_address", "STATE_API_VARIABLE"]
 
@@ -82,6 +86,25 @@ def connect(*, address: str | None = None, dashboard: bool = True, log_to_driver
 
     if ray.is_initialized():
         return False
+    with _callers_sigterm_kept():
+        return _connect(ray, address, dashboard, log_to_driver, num_cpus, temp_dir)
+
+
+@contextlib.contextmanager
+def _callers_sigterm_kept() -> Iterator[None]:
+    """ray.init replaces the process's SIGTERM handler by its own sys.exit(15); a handler the
+    caller installed (the CLI's: stop as on Ctrl-C, `distpaint.commands.stopping`) is put back.
+    Without one, Ray's stays: it unwinds the driver too."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(handler):
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _connect(ray, address, dashboard, log_to_driver, num_cpus, temp_dir) -> bool:
     use_address(None if address in (None, "local") else address)
     if cluster_address() is not None:
         ray.init(log_to_driver=True)  # RAY_ADDRESS: ray.init's own first choice

@@ -24,12 +24,8 @@ parses options and draws progress and results.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 
 import typer
@@ -46,6 +42,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from distpaint.commands.stopping import sigterm_as_interrupt
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
@@ -204,7 +201,7 @@ def infer(
     progress = _RichProgress(err)
     start = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             report = run_job(inputs, model, out, infer_config, job_config, progress)
     except KeyboardInterrupt:
         progress.stop()
@@ -229,29 +226,6 @@ def infer(
         err.print(f"[yellow]{len(report.failed)} mask(s) skipped; fix them and re-run the same "
                   "command to finish (repaired masks are kept)[/]", highlight=False)
         raise SystemExit(1)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a job scheduler's or `kill`'s stop) raises KeyboardInterrupt, as Ctrl-C does, so
-    the job unwinds the same way (outputs never half-published, the progress bar put away, Ray
-    shut down, exit 130) instead of dying at once; a second signal after that stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(*_: object) -> None:
-        signal.signal(signal.SIGTERM, previous)
-        raise KeyboardInterrupt
-
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is None:  # installed outside Python: the default is the closest
-        previous = signal.SIG_DFL
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:

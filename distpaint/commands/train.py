@@ -15,7 +15,8 @@ without it the distributed trainer (Ray Train, `distpaint.train.distributed`) ru
 config: on the cluster of `--address` or `RAY_ADDRESS` (set inside `ray job submit`), else on a
 private local Ray it starts (never another Ray already running on the machine). Its run
 directory is `--out`, or `<--storage>/<--name>`; re-running with the same one resumes from the
-newest checkpoint there.
+newest checkpoint there. Ctrl-C or SIGTERM (a scheduler's stop) ends it with exit 130, its
+lease released: the same command resumes from the checkpoints written so far.
 `--set PATH=VALUE` (repeatable) sets any field of the recipe by its dotted path
 (`distpaint.train.overrides`): the value is read as YAML and the config is rebuilt and checked
 as a recipe file is, so a bad path or value is one error line naming the field (exit 2).
@@ -24,13 +25,15 @@ as a recipe file is, so a bad path or value is one error line naming the field (
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from distpaint.commands.stopping import sigterm_as_interrupt
 from distpaint.errors import ConfigError
 from distpaint.ray_connect import use_address
 from distpaint.train import distributed
@@ -110,11 +113,12 @@ def train(
     console = Console()
     if not local:
         use_address(address)
-        _train_ray(cfg, out, max_steps, console, num_workers=num_workers, use_gpu=gpu, storage=storage, name=name,
-                   mlflow_uri=mlflow_uri, mlflow=not no_mlflow, register=register,
-                   data=None if data is None else str(data),
-                   val_data=val_data, val_every=val_every, max_failures=max_failures,
-                   cpus_per_worker=cpus_per_worker)
+        with _stopped_as_on_ctrl_c():
+            _train_ray(cfg, out, max_steps, console, num_workers=num_workers, use_gpu=gpu, storage=storage,
+                       name=name, mlflow_uri=mlflow_uri, mlflow=not no_mlflow, register=register,
+                       data=None if data is None else str(data),
+                       val_data=val_data, val_every=val_every, max_failures=max_failures,
+                       cpus_per_worker=cpus_per_worker)
         return
     if out is None:
         raise ConfigError("--local needs --out (the run directory)")
@@ -132,8 +136,22 @@ def train(
         shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
         console.print(f"step {step}: {shown}", highlight=False)
 
-    metrics = train_local(cfg, out, max_steps=max_steps, device=device, log=log)
+    with _stopped_as_on_ctrl_c():
+        metrics = train_local(cfg, out, max_steps=max_steps, device=device, log=log)
     console.print(f"[green]done[/]: {metrics.get('step', 0)} steps, checkpoints in {out / 'checkpoints'}")
+
+
+@contextlib.contextmanager
+def _stopped_as_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C or SIGTERM: the run's lease released, its Ray shut down, exit 130 with one line
+    (the checkpoints written so far are the resume point)."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/]: the checkpoints written are kept; re-run "
+                                   "the same command to resume", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _train_ray(cfg, out: Path | None, max_steps: int | None, console: Console, **options) -> None:

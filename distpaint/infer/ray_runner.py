@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -147,12 +145,7 @@ def run_shards(tasks: list[tuple[UnitSpec, tuple[int, int]]], model: Any, infer:
     if not tasks:
         return
     options = options or RayOptions()
-    handler = signal.getsignal(signal.SIGTERM)
-    started = connect()
-    if callable(handler) and threading.current_thread() is threading.main_thread():
-        # ray.init replaces the caller's SIGTERM handler (the CLI's: stop like Ctrl-C) by its
-        # own sys.exit(15); keep the caller's
-        signal.signal(signal.SIGTERM, handler)
+    started = connect()  # keeps the caller's SIGTERM handler (the CLI's: stop like Ctrl-C)
     try:
         import ray.data  # deferred: see the note at the imports
 

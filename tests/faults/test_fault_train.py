@@ -24,6 +24,7 @@ import torch
 from typer.testing import CliRunner
 
 from distpaint.cli import app
+from distpaint.train.lease import LEASE_FILE
 from state_equal import same_state
 
 pytestmark = pytest.mark.fault
@@ -69,13 +70,55 @@ def _log(run: Path) -> list[dict]:
     return rows
 
 
-def test_driver_killed_while_writing_checkpoints_resumes_to_the_same_bytes(tmp_path):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run's directory, run in this process through the same command."""
+    ref = tmp_path_factory.mktemp("fault-train") / "ref"
     threads = torch.get_num_threads()
-    try:  # the uninterrupted run, in this process through the same command
-        result = CliRunner().invoke(app, [*ARGS, "--out", str(tmp_path / "ref")])
+    try:
+        result = CliRunner().invoke(app, [*ARGS, "--out", str(ref)])
     finally:
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
+    return ref
+
+
+def _same_final_checkpoint(run: Path, ref: Path) -> None:
+    last = f"step_{STEPS:08d}"
+    for name in ("model.pt", "config.yaml"):  # G's weights: the same bytes
+        assert (run / "checkpoints" / last / name).read_bytes() == (ref / "checkpoints" / last / name).read_bytes()
+    assert _log(run) == _log(ref)
+
+
+def test_sigterm_stops_training_like_ctrl_c_and_the_same_command_resumes(tmp_path, reference):
+    """A scheduler's stop (SIGTERM) once a checkpoint is written: exit 130 and one line, no
+    traceback, the run's lease released (not left for a re-run to wait out); the same command
+    then finishes the run as if it had never stopped."""
+    out, lease = tmp_path / "run", tmp_path / "run" / LEASE_FILE
+    command = [str(ROOT / ".venv" / "bin" / "distpaint"), *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoints" / "step_00000002").is_dir():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.01)
+        assert lease.is_file()  # held while it trains
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert not lease.exists()
+    final = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    _same_final_checkpoint(out, reference)
+
+
+def test_driver_killed_while_writing_checkpoints_resumes_to_the_same_bytes(tmp_path, reference):
     out = tmp_path / "run"
     first = _kill_during_checkpoint_write(out, after=1)  # step 1's checkpoint complete
     assert 2 <= first < STEPS
@@ -85,7 +128,7 @@ def test_driver_killed_while_writing_checkpoints_resumes_to_the_same_bytes(tmp_p
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     last = f"step_{STEPS:08d}"
-    ref, run = tmp_path / "ref" / "checkpoints" / last, out / "checkpoints" / last
+    ref, run = reference / "checkpoints" / last, out / "checkpoints" / last
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in ref.iterdir())
     for name in ("model.pt", "config.yaml"):  # G's weights: the same bytes
         assert (run / name).read_bytes() == (ref / name).read_bytes(), name
@@ -98,7 +141,7 @@ def test_driver_killed_while_writing_checkpoints_resumes_to_the_same_bytes(tmp_p
     got["rng"].pop("python"), want["rng"].pop("python")
     assert same_state(got, want)
     assert [r["step"] for r in _log(out)] == list(range(1, STEPS + 1))
-    assert _log(out) == _log(tmp_path / "ref")
+    assert _log(out) == _log(reference)
     # the killed writers' temporary directories were never taken for checkpoints
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == \
-        sorted(p.name for p in (tmp_path / "ref" / "checkpoints").glob("step_*"))
+        sorted(p.name for p in (reference / "checkpoints").glob("step_*"))
