@@ -3,6 +3,7 @@ make a model's repair of thin real lines safer than the default `--keep bridges`
 
     python research/keep_rules.py --real runs/real --model general --kinds rivers drawings
         [--split val] [--thresholds 0.4 0.5 0.6 0.7] [--cache runs/scratch/keep_rules]
+        [--upsample auto] [--rules bridges two-ends skeleton-ends cut-holes]
 
 Motivation: on 1.5-px rivers `general`'s clDice gain is tiny (+0.0001 to +0.003 on the
 validation split), so a single misplaced bridge turns it negative (one test river mask harmed).
@@ -17,9 +18,15 @@ chosen there, never on test) the model's probabilities are computed once over th
 - `two-ends`: bridges that touch a dead end of *each* of two input pieces (a cut across a line
   leaves a dead end on both sides; a natural dead end beside another line leaves one);
 - `skeleton-ends`: bridges after which the skeleton near the piece has fewer end points than
-  before and none on the piece (a bridge that leaves a spur of its own is dropped).
+  before and none on the piece (a bridge that leaves a spur of its own is dropped);
+- `cut-holes`: bridges, but a hole fill only where the hole can be a cut inside a line (only a
+  line wider than the cut surrounds it: some input pixel within r + 2 px of the hole lies
+  farther than r from the background, r the hole's inscribed radius); the inside of a loop of
+  thin lines (a river island, the eye of a glyph) is left open.
 
-Hole fills (a piece covering most of a hole of the input) are kept by every rule. Prints per
+Hole fills (a piece covering most of a hole of the input) are kept by every other rule.
+`--upsample auto|F` repairs as `distpaint infer --upsample` does (through the benchmark's model
+method, one forward per threshold, no cache); without it the probabilities at 1x are cached. Prints per
 rule and threshold: masks harmed (clDice lowered or pieces added), mean and minimum clDice gain,
 skeleton recall in the gaps, relative component difference, false fill and spur length.
 """
@@ -27,6 +34,7 @@ skeleton recall in the gaps, relative component difference, false fill and spur 
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 
 import numpy as np
@@ -35,6 +43,7 @@ from rich.table import Table
 from scipy import ndimage as ndi
 from skimage.morphology import disk, skeletonize
 
+from distpaint.benchmark.methods import model_method
 from distpaint.data.real.build import open_real
 from distpaint.infer.keep import DEAD_END_REACH, HOLE_FILL_SHARE, _holes, keep_added
 from distpaint.infer.predictor import resolve_model
@@ -44,7 +53,7 @@ from distpaint.metrics.evaluation import evaluate
 EIGHT = np.ones((3, 3), bool)
 CONTEXT = 48
 """Px of input around a piece its dead ends and line width are read from (as keep.py)."""
-RULES = ("bridges", "thin", "two-ends", "skeleton-ends")
+RULES = ("bridges", "thin", "two-ends", "skeleton-ends", "cut-holes")
 KEYS = ("cldice_gain", "skeleton_recall_gaps", "rel_component_diff", "false_fill", "spur_length")
 
 
@@ -95,10 +104,35 @@ def _skeleton_ends(local: np.ndarray, inside: np.ndarray) -> bool:
     return int((after & near).sum()) < int((before & near).sum()) and not (after & inside).any()
 
 
+def _hole_is_a_cut(hole: np.ndarray, given: np.ndarray) -> bool:
+    """Rule `cut-holes` (module docstring) for one hole of `given`."""
+    rows, cols = np.nonzero(hole)
+    bbox = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    radius = float(ndi.distance_transform_edt(np.pad(hole[bbox], 1)).max())
+    reach = int(np.ceil(radius)) + 2
+    margin = reach + int(np.ceil(radius)) + 1  # a distance above r needs no background that near
+    h, w = given.shape
+    box = (slice(max(bbox[0].start - margin, 0), min(bbox[0].stop + margin, h)),
+           slice(max(bbox[1].start - margin, 0), min(bbox[1].stop + margin, w)))
+    ring = (ndi.distance_transform_edt(~hole[box]) <= reach) & given[box]
+    return bool(np.any(ndi.distance_transform_edt(given[box])[ring] > radius))
+
+
 def apply_rule(rule: str, output: np.ndarray, given: np.ndarray) -> np.ndarray:
     """The repaired mask under `rule` (module docstring) for model output `output`."""
     kept = keep_added(output, given, "bridges")
     if rule == "bridges":
+        return kept
+    if rule == "cut-holes":
+        labels, _ = ndi.label(kept & ~given, EIGHT)
+        holes, area = _holes(given)
+        for i, box in enumerate(ndi.find_objects(labels), start=1):
+            piece = labels[box] == i
+            inside_hole = np.unique(holes[box][piece])
+            if inside_hole.size == 1 and inside_hole[0] > 0 \
+                    and np.count_nonzero(piece) >= HOLE_FILL_SHARE * area[inside_hole[0]] \
+                    and not _hole_is_a_cut(holes == inside_hole[0], given):
+                kept[box] &= ~piece
         return kept
     labels, _ = ndi.label(kept & ~given, EIGHT)
     holes, area = _holes(given)
@@ -130,6 +164,17 @@ def probabilities(model, mask: np.ndarray) -> np.ndarray:
     return np.asarray(model(x))[0, 0, :h, :w]
 
 
+def _raw_repair(model: str, threshold: float, upsample: str, threads: int, mask: np.ndarray) -> np.ndarray:
+    """The model's output with every added piece (keep=all) at `threshold`, up-sampled as
+    `distpaint infer --upsample` does."""
+    return _method(f"{model}:keep=all,threshold={threshold},upsample={upsample}", threads).repair_many(mask[None])[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _method(spec: str, threads: int):
+    return model_method(spec, threads=threads)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
@@ -140,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
     parser.add_argument("--cache", default="runs/scratch/keep_rules")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--upsample", default=None,
+                        help="auto or a factor: repair as `distpaint infer --upsample` (no cache)")
     args = parser.parse_args(argv)
     model = None
     bench = open_real(args.real)
@@ -151,18 +198,24 @@ def main(argv: list[str] | None = None) -> None:
         rows: dict[tuple[str, float], list[dict]] = {}
         for name in store.names():
             layers = {k: np.asarray(store.array(name, k)[...], bool) for k in ("mask", "truth", "gaps")}
-            path = cache / f"{name}.npy"
-            if not path.exists():
-                model = model or resolve_model(args.model, threads=args.threads)
-                np.save(path, probabilities(model, layers["mask"]).astype(np.float16))
-            probs = np.load(path).astype(np.float32)
+            probs = None
+            if args.upsample is None:
+                path = cache / f"{name}.npy"
+                if not path.exists():
+                    model = model or resolve_model(args.model, threads=args.threads)
+                    np.save(path, probabilities(model, layers["mask"]).astype(np.float16))
+                probs = np.load(path).astype(np.float32)
             for threshold in args.thresholds:
-                output = layers["mask"] | (probs > threshold)
+                if probs is None:
+                    output = _raw_repair(args.model, threshold, args.upsample, args.threads, layers["mask"])
+                else:
+                    output = layers["mask"] | (probs > threshold)
                 for rule in args.rules:
                     pred = apply_rule(rule, output, layers["mask"])
                     rows.setdefault((rule, threshold), []).append(
                         evaluate(pred, layers["truth"], layers["mask"], layers["gaps"]))
-        table = Table(title=f"{args.model} on {args.split} {kind} ({len(store.names())} masks)")
+        at = "" if args.upsample is None else f", --upsample {args.upsample}"
+        table = Table(title=f"{args.model} on {args.split} {kind} ({len(store.names())} masks{at})")
         for column in ("rule", "threshold", "harmed", "gain mean", "gain min", "recall", "rel. comp.",
                        "false fill", "spur px"):
             table.add_column(column, justify="left" if column == "rule" else "right")

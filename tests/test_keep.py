@@ -94,6 +94,29 @@ def test_a_filled_hole_stays_and_a_spur_into_a_big_hole_goes():
     assert not keep_added(partial, given, "bridges")[6, 20:22].any()
 
 
+def test_ends_keeps_a_clean_bridge_and_drops_one_that_overshoots_or_bulges():
+    given = np.zeros((40, 80), bool)
+    given[19:22, 5:75] = True
+    given[:, 30:40] = False                              # a 3-px line cut over 10 columns
+    clean = given.copy()
+    clean[19:22, 30:40] = True
+    np.testing.assert_array_equal(keep_added(clean, given, "ends"), clean)
+    spur = clean.copy()
+    spur[8:19, 34:36] = True                             # the bridge grows a spur
+    blob = given.copy()
+    blob[12:29, 30:40] = True                            # a 17-px blob across a 3-px line
+    for output in (spur, blob):
+        added = output & ~given
+        assert (keep_added(output, given, "bridges") == output).all()  # bridges keeps both
+        assert not (keep_added(output, given, "ends") & added).any()
+    # hole fills and open window edges as with bridges
+    wide = np.zeros((20, 40), bool)
+    wide[2:12, 2:38] = True
+    wide[6:9, 20:23] = False
+    filled = wide | np.pad(np.ones((3, 3), bool), ((6, 11), (20, 17)))
+    np.testing.assert_array_equal(keep_added(filled, wide, "ends"), filled)
+
+
 def test_small_single_pixel_hole_fill_is_whole_hole():
     given = np.ones((5, 5), bool)
     given[2, 2] = False
@@ -120,7 +143,7 @@ def test_input_pixels_the_output_lacks_stay_lacking():
 
 
 def test_unknown_policy_is_a_config_error():
-    with pytest.raises(ConfigError, match="--keep must be one of bridges, attached, all"):
+    with pytest.raises(ConfigError, match="--keep must be one of ends, bridges, attached, all"):
         InferConfig(keep="some")
 
 
@@ -163,3 +186,28 @@ def test_tiled_bridges_equal_the_whole_image(tmp_path, shape, tile):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(targets["added"][:], want & ~image)
     assert (plain & ~want).sum() > 20 and (want & ~image).any()  # some dropped, some kept
+
+
+@pytest.mark.parametrize("tile", [16, 40])
+def test_tiled_ends_equal_the_whole_image_for_pieces_within_the_halo(tmp_path, tile):
+    """`ends` judges a piece from the input around it: pieces that fit in the halo are judged
+    as on the whole image. Short vertical lines 1 or 3 px wide, most cut over 2 px, 24 px
+    apart: dilate3 bridges every cut and thickens every line; `ends` keeps the pieces along
+    the 3-px lines (their skeleton ends stay in the input) and drops those along the 1-px ones
+    (thickened past the line's ends)."""
+    rng = np.random.default_rng(5)
+    image = np.zeros((120, 130), bool)
+    for y in range(6, 110, 24):
+        for x in range(6, 120, 24):
+            width = int(rng.choice([1, 3]))
+            image[y:y + 16, x:x + width] = True
+            if rng.random() < 0.8:
+                image[y + 7:y + 9, x:x + width] = False
+    targets = _targets(tmp_path / "o.zarr", image.shape, tile)
+    config = InferConfig(tile=tile, halo=16, batch=2, keep="ends", threshold=0.5)
+    run_inference(image, FnPredictor("dilate3"), targets, config)
+    plain = whole_reference(image, "dilate3")
+    want = keep_added(plain, image, "ends")
+    np.testing.assert_array_equal(targets["mask"][:], want)
+    bridges = keep_added(plain, image, "bridges")
+    assert (want & ~image).any() and (bridges & ~want).any()  # some kept, some dropped

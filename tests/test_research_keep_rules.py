@@ -55,3 +55,19 @@ def test_two_ends_drops_a_bridge_from_one_natural_dead_end_to_a_line_side():
     given, output = _dead_end_beside_a_line()
     assert _pieces(rules.apply_rule("bridges", output, given)) == 1  # the shipped rule joins them
     assert (rules.apply_rule("two-ends", output, given) == given).all()
+
+
+def test_cut_holes_fills_a_cut_inside_a_wide_line_not_the_inside_of_a_thin_loop():
+    given = np.zeros((40, 70), bool)
+    given[5:7, 5:25] = given[15:17, 5:25] = True          # a loop of 2-px lines ...
+    given[5:17, 5:7] = given[5:17, 23:25] = True          # ... around a 16 x 8 island
+    given[22:36, 30:68] = True                            # a 14-px road ...
+    given[27:31, 40:44] = False                           # ... with a 4 x 4 cut inside it
+    output = given.copy()
+    output[7:15, 7:23] = True                             # the island filled
+    output[27:31, 40:44] = True                           # the cut filled
+    assert rules.apply_rule("bridges", output, given)[7:15, 7:23].all()  # the shipped rule fills both
+    kept = rules.apply_rule("cut-holes", output, given)
+    assert not kept[7:15, 7:23].any()
+    assert kept[27:31, 40:44].all()
+

@@ -3,7 +3,7 @@
     distpaint infer roads.tif --model roads --out roads_fixed.tif
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
-        [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep bridges|attached|all] [--drop-islands] \\
+        [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep ends|bridges|attached|all] [--drop-islands] \\
         [--upsample auto|1|2|3|4] [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
     distpaint infer s3://bucket/archive.zarr --model general --out s3://bucket/repaired.zarr
 
@@ -137,11 +137,13 @@ def infer(
                                            "pieces that join the first pass's output at two "
                                            "or more places (not in the paper; docs/HISTORY.md)."),
     keep: str = typer.Option(None, "--keep",
-                             help="Which added pieces to keep: bridges (default: only pieces "
-                                  "that join the input at two or more places next to a dead "
-                                  "end, or fill a small hole: no spurs, thickening, corner "
-                                  "fill or islands), attached (drop islands) or all (the "
-                                  "model's raw output, as in the paper)."),
+                             help="Which added pieces to keep: bridges (only pieces that "
+                                  "join the input at two or more places next to a dead end, "
+                                  "or fill a small hole: no spurs, thickening, corner fill or "
+                                  "islands), ends (the bridges that close dead ends and leave "
+                                  "none), attached (drop islands) or all (the model's raw "
+                                  "output, as in the paper). Default: the model card's "
+                                  "(distpaint models)."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),

@@ -12,6 +12,11 @@ decides, per 8-connected piece of added pixels (output & ~input), whether to kee
   inside a wide line). Spurs, thickening and islands touch the input at most once, and corner
   fill and false bridges between neighbouring lines touch their sides, not a dead end: all are
   dropped, so the repair never adds a component and only paints where it reconnects.
+- `ends`: the bridges that also close dead ends without leaving any: with the piece the input's
+  skeleton has fewer end points near it (within 2 px) than without, and none on the piece. A
+  bridge that overshoots into a spur, or a blob much wider than the line it joins (its skeleton
+  branches), is dropped. Hole fills as with `bridges`. `general`'s default, at a lower
+  threshold than `bridges` needs (chosen on the real validation masks: docs/REAL_MASKS.md).
 
 "Separate places" are the 8-connected pieces of the input pixels next to the added piece: a
 bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A dead
@@ -41,7 +46,7 @@ from distpaint.infer.islands import drop_islands, keep_open_edges
 
 __all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "check_keep", "keep_added", "bridging_pieces"]
 
-KEEP_POLICIES = ("bridges", "attached", "all")
+KEEP_POLICIES = ("ends", "bridges", "attached", "all")
 """The policies, safest first."""
 HOLE_FILL_SHARE = 0.5
 """A piece inside a hole of the input is kept when it covers at least this share of the hole."""
@@ -72,14 +77,16 @@ def keep_added(output: np.ndarray, given: np.ndarray, keep: str,
         return output.copy()
     if keep == "attached":
         return drop_islands(output, given, open_edges)
-    return given & output | bridging_pieces(output & ~given, given, open_edges)
+    return given & output | bridging_pieces(output & ~given, given, open_edges, ends=keep == "ends")
 
 
 def bridging_pieces(added: np.ndarray, given: np.ndarray,
-                    open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
+                    open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False),
+                    ends: bool = False) -> np.ndarray:
     """The pixels of the 8-connected pieces of `added` (disjoint from `given`) that touch
-    `given` at two or more separate places, fill at least `HOLE_FILL_SHARE` of a hole of
-    `given`, or reach an open edge of the window."""
+    `given` at two or more separate places next to a dead end (with `ends`: and close dead ends
+    leaving none, policy `ends`), fill at least `HOLE_FILL_SHARE` of a hole of `given`, or reach
+    an open edge of the window."""
     labels, n = ndi.label(added, structure=_EIGHT)
     if n == 0:
         return np.zeros_like(added, dtype=bool)
@@ -91,7 +98,7 @@ def bridging_pieces(added: np.ndarray, given: np.ndarray,
         piece = labels[box] == i
         ring = ndi.binary_dilation(piece, structure=_EIGHT) & given[box]
         if ndi.label(ring, structure=_EIGHT)[1] >= 2:
-            keep[i] = _near_dead_end(piece, given, box)
+            keep[i] = _near_dead_end(piece, given, box) and (not ends or _closes_ends(piece, given, box))
             if keep[i]:
                 continue
         inside = np.unique(holes[box][piece])
@@ -101,22 +108,44 @@ def bridging_pieces(added: np.ndarray, given: np.ndarray,
     return keep[labels]
 
 
-def _near_dead_end(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
-    """Whether `piece` (a mask of the window's `box`) comes within a line's half width plus
-    DEAD_END_REACH px of an end point of the input's skeleton (module docstring)."""
+def _context(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+    """(the input within _CONTEXT px of the piece's `box`, the piece placed in that window)."""
     y0, x0 = box[0].start, box[1].start
     h, w = given.shape
     ctx = (slice(max(y0 - _CONTEXT, 0), min(box[0].stop + _CONTEXT, h)),
            slice(max(x0 - _CONTEXT, 0), min(box[1].stop + _CONTEXT, w)))
     local = given[ctx]
-    skeleton = skeletonize(local)
-    neighbours = ndi.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant")
-    ends = skeleton & (neighbours == 2)  # itself and one neighbour
-    if not ends.any():
-        return False
     inside = np.zeros(local.shape, bool)
     inside[y0 - ctx[0].start: y0 - ctx[0].start + piece.shape[0],
            x0 - ctx[1].start: x0 - ctx[1].start + piece.shape[1]] = piece
+    return local, inside
+
+
+def _skeleton_ends(mask: np.ndarray) -> np.ndarray:
+    """End points of `mask`'s skeleton: skeleton pixels with exactly one skeleton neighbour."""
+    skeleton = skeletonize(mask)
+    neighbours = ndi.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant")
+    return skeleton & (neighbours == 2)  # itself and one neighbour
+
+
+def _closes_ends(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
+    """Policy `ends`: whether the input's skeleton has fewer end points within 2 px of `piece`
+    with the piece than without, and none on the piece (module docstring)."""
+    local, inside = _context(piece, given, box)
+    border = np.ones(local.shape, bool)
+    border[2:-2, 2:-2] = False  # lines cut by the window's edge end there: not counted
+    near = ndi.binary_dilation(inside, _EIGHT, iterations=2) & ~border
+    before, after = _skeleton_ends(local), _skeleton_ends(local | inside)
+    return int((after & near).sum()) < int((before & near).sum()) and not (after & inside).any()
+
+
+def _near_dead_end(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
+    """Whether `piece` (a mask of the window's `box`) comes within a line's half width plus
+    DEAD_END_REACH px of an end point of the input's skeleton (module docstring)."""
+    local, inside = _context(piece, given, box)
+    ends = _skeleton_ends(local)
+    if not ends.any():
+        return False
     to_piece = ndi.distance_transform_edt(~inside)
     half_width = ndi.distance_transform_edt(local)
     return bool(np.any(to_piece[ends] <= half_width[ends] + DEAD_END_REACH))
