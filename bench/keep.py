@@ -1,4 +1,4 @@
-"""Cost of the keep policies (`--keep all|attached|bridges`): streaming inference under each,
+"""Cost of the keep policies (`--keep all|attached|bridges|ends`): streaming inference under each,
 side by side in one run.
 
     python bench/keep.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
@@ -6,11 +6,12 @@ side by side in one run.
 
 Builds a --size mask from corrupted whole masks of a fresh benchmark set (`make_benchset`,
 seed 0, --kind, tiled 2 x 2 when --size is twice their 2048 px), runs `run_inference` (Zarr
-targets, tiles of 1024, skip-empty on) with `keep` all, attached and bridges in turn, --repeats
+targets, tiles of 1024, skip-empty on) with `keep` all, attached, bridges and ends in turn, --repeats
 times each (the best kept: the cores are shared), and prints the seconds, the ratios to `all`
 and the pixels each policy kept. `attached` labels the added pixels of every tile window;
 `bridges` also labels the input's holes and skeletonises the input around each candidate
-bridge, so its cost grows with the fill, not with the model.
+bridge, so its cost grows with the fill, not with the model; `ends` skeletonises that
+neighbourhood twice more (with and without each bridge).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
     return np.block(grid)[:size, :size]
 
 
-POLICIES = ("all", "attached", "bridges")
+POLICIES = ("all", "attached", "bridges", "ends")
 
 
 def _run(mask: np.ndarray, predictor, work: pathlib.Path, keep: str, tile: int) -> tuple[float, int]:

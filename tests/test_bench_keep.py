@@ -22,8 +22,8 @@ def test_smoke_run_prints_a_ratio_and_removes_only():
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     seconds, added = res["seconds"], res["added"]
-    assert all(seconds[k] > 0 for k in ("all", "attached", "bridges"))
+    assert all(seconds[k] > 0 for k in ("all", "attached", "bridges", "ends"))
     # the seconds are printed to 1 ms, the ratio from the unrounded ones: equal within rounding
     assert res["ratio_to_all"]["bridges"] == pytest.approx(seconds["bridges"] / seconds["all"], rel=0.02)
-    assert 0 < added["bridges"] <= added["attached"] <= added["all"]
+    assert 0 <= added["ends"] <= added["bridges"] and 0 < added["bridges"] <= added["attached"] <= added["all"]
     assert res["kept_share"]["all"] == 1
