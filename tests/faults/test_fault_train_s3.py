@@ -94,9 +94,11 @@ def test_driver_killed_during_a_checkpoint_upload_resumes_to_the_same_bytes(s3, 
             try:
                 assert proxy.held.wait(240), f"no upload of {held}: {proc.stderr.read()[-3000:]}"
                 # the real state at the kill: the last checkpoint half uploaded and not registered
-                partial = _objects(location.join(run, "checkpoints", LAST))
-                # the other files upload in parallel threads: any of them may still be on its way
-                assert set(partial) <= {"config.yaml", "metrics.json", "model.pt"}
+                # the other files upload in parallel threads, unheld: wait for them to land
+                others, deadline = {"config.yaml", "metrics.json", "model.pt"}, time.monotonic() + 120
+                while set(partial := _objects(location.join(run, "checkpoints", LAST))) != others:
+                    assert set(partial) < others and time.monotonic() < deadline, sorted(partial)
+                    time.sleep(0.2)
                 snapshot = _objects(run)["checkpoint_manager_snapshot.json"].decode()
                 registered = [s for s in range(1, STEPS + 1) if f"step_{s:08d}" in snapshot]
                 assert registered and STEPS not in registered
