@@ -18,7 +18,8 @@ chosen there, never on test) the model's probabilities are computed once over th
 - `two-ends`: bridges that touch a dead end of *each* of two input pieces (a cut across a line
   leaves a dead end on both sides; a natural dead end beside another line leaves one);
 - `skeleton-ends`: bridges after which the skeleton near the piece has fewer end points than
-  before and none on the piece (a bridge that leaves a spur of its own is dropped);
+  before and none on the piece (a bridge that leaves a spur of its own is dropped); shipped since
+  as `--keep ends` (`distpaint.infer.keep`), which this rule now calls;
 - `cut-holes`: bridges, but a hole fill only where the hole can be a cut inside a line (only a
   line wider than the cut surrounds it: some input pixel within r + 2 px of the hole lies
   farther than r from the background, r the hole's inscribed radius); the inside of a loop of
@@ -45,7 +46,7 @@ from skimage.morphology import disk, skeletonize
 
 from distpaint.benchmark.methods import model_method
 from distpaint.data.real.build import open_real
-from distpaint.infer.keep import DEAD_END_REACH, HOLE_FILL_SHARE, _holes, keep_added
+from distpaint.infer.keep import DEAD_END_REACH, HOLE_FILL_SHARE, _context, _holes, _skeleton_ends, keep_added
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.tiling import round_up
 from distpaint.metrics.evaluation import evaluate
@@ -55,23 +56,6 @@ CONTEXT = 48
 """Px of input around a piece its dead ends and line width are read from (as keep.py)."""
 RULES = ("bridges", "thin", "two-ends", "skeleton-ends", "cut-holes")
 KEYS = ("cldice_gain", "skeleton_recall_gaps", "rel_component_diff", "false_fill", "spur_length")
-
-
-def _context(given: np.ndarray, box: tuple[slice, slice], piece: np.ndarray, margin: int = CONTEXT):
-    """(input around the piece, the piece placed in that window)."""
-    h, w = given.shape
-    ctx = (slice(max(box[0].start - margin, 0), min(box[0].stop + margin, h)),
-           slice(max(box[1].start - margin, 0), min(box[1].stop + margin, w)))
-    local = given[ctx]
-    inside = np.zeros(local.shape, bool)
-    y, x = box[0].start - ctx[0].start, box[1].start - ctx[1].start
-    inside[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
-    return local, inside
-
-
-def _ends(skeleton: np.ndarray) -> np.ndarray:
-    neighbours = ndi.convolve(skeleton.astype(np.uint8), EIGHT.astype(np.uint8), mode="constant")
-    return skeleton & (neighbours == 2)
 
 
 def _thin(piece: np.ndarray, local: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -89,19 +73,11 @@ def _thin(piece: np.ndarray, local: np.ndarray, inside: np.ndarray) -> np.ndarra
 
 def _two_ends(local: np.ndarray, inside: np.ndarray) -> bool:
     to_piece = ndi.distance_transform_edt(~inside)
-    ends = _ends(skeletonize(local))
+    ends = _skeleton_ends(local)
     close = ends & (to_piece <= ndi.distance_transform_edt(local) + DEAD_END_REACH)
     pieces = ndi.label(local, EIGHT)[0]
     joined = set(np.unique(pieces[ndi.binary_dilation(inside, EIGHT) & local])) - {0}
     return len(joined & set(np.unique(pieces[close]))) >= 2
-
-
-def _skeleton_ends(local: np.ndarray, inside: np.ndarray) -> bool:
-    border = np.ones(local.shape, bool)
-    border[2:-2, 2:-2] = False  # lines cut by the window's edge end there: not counted
-    near = ndi.binary_dilation(inside, EIGHT, iterations=2) & ~border
-    before, after = _ends(skeletonize(local)), _ends(skeletonize(local | inside))
-    return int((after & near).sum()) < int((before & near).sum()) and not (after & inside).any()
 
 
 def _hole_is_a_cut(hole: np.ndarray, given: np.ndarray) -> bool:
@@ -123,6 +99,8 @@ def apply_rule(rule: str, output: np.ndarray, given: np.ndarray) -> np.ndarray:
     kept = keep_added(output, given, "bridges")
     if rule == "bridges":
         return kept
+    if rule == "skeleton-ends":  # shipped as `--keep ends`
+        return keep_added(output, given, "ends")
     if rule == "cut-holes":
         labels, _ = ndi.label(kept & ~given, EIGHT)
         holes, area = _holes(given)
@@ -144,13 +122,12 @@ def apply_rule(rule: str, output: np.ndarray, given: np.ndarray) -> np.ndarray:
                 and np.count_nonzero(piece) >= HOLE_FILL_SHARE * area[inside_hole[0]]:
             out[box] |= piece
             continue
-        local, inside = _context(given, box, piece)
+        local, inside = _context(piece, given, box)
         y0 = box[0].start - max(box[0].start - CONTEXT, 0)
         x0 = box[1].start - max(box[1].start - CONTEXT, 0)
         if rule == "thin":
             out[box] |= _thin(piece, local, inside)[y0:y0 + piece.shape[0], x0:x0 + piece.shape[1]]
-        elif (rule == "two-ends" and _two_ends(local, inside)) or \
-                (rule == "skeleton-ends" and _skeleton_ends(local, inside)):
+        elif rule == "two-ends" and _two_ends(local, inside):
             out[box] |= piece
     return out
 

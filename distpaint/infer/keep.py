@@ -98,7 +98,10 @@ def bridging_pieces(added: np.ndarray, given: np.ndarray,
         piece = labels[box] == i
         ring = ndi.binary_dilation(piece, structure=_EIGHT) & given[box]
         if ndi.label(ring, structure=_EIGHT)[1] >= 2:
-            keep[i] = _near_dead_end(piece, given, box) and (not ends or _closes_ends(piece, given, box))
+            local, inside = _context(piece, given, box)
+            dead_ends = _skeleton_ends(local)  # the input's, read once for both tests
+            keep[i] = _near_dead_end(local, inside, dead_ends) and \
+                (not ends or _closes_ends(local, inside, dead_ends))
             if keep[i]:
                 continue
         inside = np.unique(holes[box][piece])
@@ -128,22 +131,20 @@ def _skeleton_ends(mask: np.ndarray) -> np.ndarray:
     return skeleton & (neighbours == 2)  # itself and one neighbour
 
 
-def _closes_ends(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
-    """Policy `ends`: whether the input's skeleton has fewer end points within 2 px of `piece`
-    with the piece than without, and none on the piece (module docstring)."""
-    local, inside = _context(piece, given, box)
+def _closes_ends(local: np.ndarray, inside: np.ndarray, before: np.ndarray) -> bool:
+    """Policy `ends`: whether the skeleton of input `local` has fewer end points within 2 px of
+    the piece `inside` with the piece than without (`before`: its end points without), and none
+    on the piece (module docstring)."""
     border = np.ones(local.shape, bool)
     border[2:-2, 2:-2] = False  # lines cut by the window's edge end there: not counted
     near = ndi.binary_dilation(inside, _EIGHT, iterations=2) & ~border
-    before, after = _skeleton_ends(local), _skeleton_ends(local | inside)
+    after = _skeleton_ends(local | inside)
     return int((after & near).sum()) < int((before & near).sum()) and not (after & inside).any()
 
 
-def _near_dead_end(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> bool:
-    """Whether `piece` (a mask of the window's `box`) comes within a line's half width plus
-    DEAD_END_REACH px of an end point of the input's skeleton (module docstring)."""
-    local, inside = _context(piece, given, box)
-    ends = _skeleton_ends(local)
+def _near_dead_end(local: np.ndarray, inside: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether the piece `inside` comes within a line's half width plus DEAD_END_REACH px of an
+    end point (`ends`) of the skeleton of input `local` (module docstring)."""
     if not ends.any():
         return False
     to_piece = ndi.distance_transform_edt(~inside)
