@@ -188,12 +188,20 @@ def test_ship_of_a_chained_stage_names_reproduce(weights_dir, tmp_path):
 def test_defaults_writes_the_inference_entry_and_scores_only(weights_dir):
     _copy_model("general", weights_dir / "general")
     before = json.loads((weights_dir / "general" / "card.json").read_text())
-    card = ship_module.set_defaults("general", upsample="auto", scores={"test/rivers": {"cldice": 0.9}})
-    assert card["inference"] == {**before["inference"], "upsample": "auto"}
+    assert before["inference"]["upsample"] == "auto"
+    card = ship_module.set_defaults("general", upsample="1", scores={"test/rivers": {"cldice": 0.9}})
+    assert card["inference"] == {**before["inference"], "upsample": 1}
     assert card["scores"] == {"test/rivers": {"cldice": 0.9}}
-    assert {k: v for k, v in card.items() if k not in ("inference", "scores")} == \
-        {k: v for k, v in before.items() if k not in ("inference", "scores")}
-    assert ship_module.set_defaults("general", upsample="2")["inference"]["upsample"] == 2
+    assert {k: v for k, v in card.items() if k not in ("inference", "scores", "description")} == \
+        {k: v for k, v in before.items() if k not in ("inference", "scores", "description")}
+    keep, threshold = before["inference"]["keep"], before["inference"]["threshold"]
+    note = "; inference defaults re-chosen on the real validation split since: "
+    assert card["description"] == (f"{before['description'].split(note)[0]}{note}--keep {keep}, "
+                                   f"threshold {threshold:g}, --upsample 1")
+    again = ship_module.set_defaults("general", upsample="2")
+    assert again["inference"]["upsample"] == 2
+    assert again["description"].endswith("--upsample 2") and again["description"].count("re-chosen") == 1
+    assert ship_module.set_defaults("general", upsample="2")["description"] == again["description"]
     with pytest.raises(InputError, match="--upsample"):
         ship_module.set_defaults("general", upsample="5")
     with pytest.raises(InputError, match="no shipped model"):

@@ -319,7 +319,8 @@ def _inference(threshold: float, keep: str, upsample: int | str) -> dict:
 def set_defaults(name: str, *, threshold: float | None = None, keep: str | None = None,
                  upsample: int | str | None = None, scores: dict | None = None) -> dict:
     """Write shipped model `name`'s inference defaults again (those not given stay) and, when
-    given, the scores measured with them; the weights and everything else stay."""
+    given, the scores measured with them; the description ends by naming them (it may name
+    those the model was chosen with); the weights and everything else stay."""
     target = WEIGHTS_DIR / name
     card_path = target / "card.json"
     if not card_path.is_file():
@@ -329,11 +330,24 @@ def set_defaults(name: str, *, threshold: float | None = None, keep: str | None 
     entry = _inference(old.get("threshold", 0.5) if threshold is None else threshold,
                        old.get("keep", "bridges") if keep is None else keep,
                        old.get("upsample", 1) if upsample is None else upsample)
+    # the description may name the defaults the checkpoint was chosen with: say which it has now
+    card["description"] = _with_defaults_note(card.get("description", ""), entry)
     card["inference"], card["threshold"] = entry, entry["threshold"]
     if scores is not None:
         card["scores"] = scores
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+_DEFAULTS_NOTE = "; inference defaults re-chosen on the real validation split since: "
+
+
+def _with_defaults_note(description: str, entry: dict) -> str:
+    """`description` ending with the inference defaults of `entry` (replacing an earlier such
+    ending), so that a card chosen with other defaults says which ones it has now."""
+    base = description.split(_DEFAULTS_NOTE)[0]
+    return (f"{base}{_DEFAULTS_NOTE}--keep {entry['keep']}, threshold {entry['threshold']:g}, "
+            f"--upsample {entry['upsample']}")
 
 
 def retire(name: str, new_name: str) -> Path:
