@@ -14,7 +14,7 @@ covers (what it gives sensitivity). Pieces are split by where they lie: *in a ga
 where the truth itself has a break, or a dead end joined to a neighbour).
 
 Each mask is repaired as `distpaint infer --model MODEL` does with the card's defaults
-(threshold, keep policy, up-sampling) on the whole mask, one forward. Printed per mask: clDice
+(threshold, keep policy, confidence floor, up-sampling) on the whole mask, one forward. Printed per mask: clDice
 of the input and the repair, the pieces in gaps (count, centreline off the truth, truth
 centreline covered) and away from gaps, and the clDice gain with the pieces whose mean
 probability is under each `--floors` value dropped (exact: skeletons recomputed).
@@ -32,7 +32,7 @@ from skimage.morphology import skeletonize
 
 from distpaint.data.real.build import open_real
 from distpaint.infer.engine import InferConfig
-from distpaint.infer.keep import keep_added
+from distpaint.infer.keep import confident_pieces, keep_added
 from distpaint.infer.model import PredictorsByFactor
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.tiling import round_up
@@ -72,13 +72,9 @@ def piece_table(out: np.ndarray, given: np.ndarray, truth: np.ndarray, gaps: np.
 
 
 def without_unsure(out: np.ndarray, given: np.ndarray, probs: np.ndarray, floor: float) -> np.ndarray:
-    """`out` without the added pieces whose mean probability is under `floor`."""
-    labels, n = ndi.label(out & ~given, EIGHT)
-    if n == 0:
-        return out
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = ndi.mean(probs, labels, np.arange(1, n + 1)) >= floor
-    return given | keep[labels]
+    """`out` without the added pieces whose mean probability is under `floor` (as `distpaint
+    infer --min-confidence` does, shipped since)."""
+    return given | confident_pieces(out & ~given, probs, floor)
 
 
 class Repairer:
@@ -88,6 +84,7 @@ class Repairer:
         chosen = inference_defaults(model)
         self.threshold = float(chosen.get("threshold", 0.5))
         self.keep = chosen.get("keep", "bridges")
+        self.min_confidence = float(chosen.get("min_confidence", 0.0))
         self.upsample = parse_upsample(chosen.get("upsample", 1))  # None: auto
         base = resolve_model(model, threads=threads)
         self.align = int(base.align)
@@ -100,7 +97,8 @@ class Repairer:
         x = np.zeros((1, 1, round_up(h, self.align), round_up(w, self.align)), np.float32)
         x[0, 0, :h, :w] = mask
         probs = np.asarray(self.predictors[int(factor)](x))[0, 0, :h, :w]
-        return keep_added(mask | (probs > self.threshold), mask, self.keep), probs
+        return keep_added(mask | (probs > self.threshold), mask, self.keep, probs=probs,
+                          min_confidence=self.min_confidence), probs
 
 
 def main(argv: list[str] | None = None) -> None:

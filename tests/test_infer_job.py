@@ -8,6 +8,7 @@ Run: .venv/bin/python -m pytest tests/test_infer_job.py -q
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 
@@ -321,3 +322,14 @@ def test_the_default_tile_is_resolved_and_named_so_jobs_resume_across_it(tmp_pat
     store.write("a", {"mask": mask[:300, :300]}, {})
     run_job([tmp_path / "in.zarr"], FnFactory("pool16"), tmp_path / "out.zarr", auto, JOB)
     assert MaskStore.open(tmp_path / "out.zarr").attrs("a")["inference"]["tile"] == 1024
+
+
+def test_the_job_key_names_a_confidence_floor_only_when_there_is_one():
+    """A floor changes the output bytes, so it is part of the job's identity; none leaves the
+    key as jobs interrupted before the option existed have it (they resume)."""
+    from distpaint.infer.job import _job_key
+
+    plain, described = _job_key("fp", INFER, 1, JOB)
+    assert "min_confidence" not in described
+    floored, described = _job_key("fp", dataclasses.replace(INFER, min_confidence=0.55), 1, JOB)
+    assert floored != plain and described["min_confidence"] == 0.55

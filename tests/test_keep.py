@@ -1,6 +1,7 @@
 """`--keep`: which added pieces a repair keeps. By hand on small cases (a bridged cut, a loop
 closed, a spur, a thickened edge, a filled corner, an island, a filled hole, a spur into a big
-hole, open window edges), and tiled through the streaming engine exactly as on the whole image.
+hole, open window edges, the confidence floor), and tiled through the streaming engine exactly
+as on the whole image.
 
 Run: .venv/bin/python -m pytest tests/test_keep.py -q
 """
@@ -16,8 +17,8 @@ from zarr.storage import LocalStore
 from distpaint.data.store import compressors
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
-from distpaint.infer.keep import keep_added
-from infer_models import FnPredictor, whole_reference
+from distpaint.infer.keep import confident_pieces, keep_added
+from infer_models import FUNCTIONS, FnPredictor, whole_reference
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -147,6 +148,40 @@ def test_unknown_policy_is_a_config_error():
         InferConfig(keep="some")
 
 
+def test_min_confidence_drops_the_unsure_bridges_the_policy_keeps():
+    given = np.zeros((40, 80), bool)
+    given[9:12, 5:75] = given[29:32, 5:75] = True
+    given[:, 30:40] = False                              # two 3-px lines, each cut over 10 columns
+    output = given.copy()
+    output[9:12, 30:40] = output[29:32, 30:40] = True    # both cuts bridged ...
+    probs = np.zeros(given.shape, np.float32)
+    probs[9:12, 30:40], probs[29:32, 30:40] = 0.9, 0.5   # ... one of them unsure
+    kept = keep_added(output, given, "ends", probs=probs, min_confidence=0.55)
+    assert kept[9:12, 30:40].all() and not kept[29:32, 30:40].any()
+    np.testing.assert_array_equal(kept & given, given)
+    np.testing.assert_array_equal(keep_added(output, given, "ends", probs=probs), output)  # no floor
+    probs[29:32, 30:35] = 0.7                            # the mean of the piece counts: 0.6 >= 0.55
+    assert keep_added(output, given, "ends", probs=probs, min_confidence=0.55)[29:32, 30:40].all()
+    # the policy decides first: a spur is dropped however sure the model is of it
+    spur = given.copy()
+    spur[10, 75:79] = True
+    assert not keep_added(spur, given, "ends", probs=np.ones(given.shape, np.float32),
+                          min_confidence=0.55)[10, 75:79].any()
+    # a piece reaching an open edge of a window is not judged there
+    edge = np.zeros((10, 10), bool)
+    edge[5, 3:10] = True
+    assert confident_pieces(edge, np.zeros((10, 10), np.float32), 0.5, (False, False, False, True))[5, 3:10].all()
+    assert not confident_pieces(edge, np.zeros((10, 10), np.float32), 0.5).any()
+
+
+def test_min_confidence_is_checked():
+    for bad in (1.0, -0.1, "0.5", True):
+        with pytest.raises(ConfigError, match="--min-confidence must be in"):
+            InferConfig(min_confidence=bad)
+    with pytest.raises(ConfigError, match="needs the model's probabilities"):
+        keep_added(np.ones((4, 4), bool), np.zeros((4, 4), bool), "all", min_confidence=0.5)
+
+
 def _targets(path, shape, tile):
     chunks, shard = output_layout(shape, tile, shards=2 * tile)
     group = zarr.open_group(LocalStore(path), mode="w", zarr_format=3)
@@ -211,3 +246,27 @@ def test_tiled_ends_equal_the_whole_image_for_pieces_within_the_halo(tmp_path, t
     np.testing.assert_array_equal(targets["mask"][:], want)
     bridges = keep_added(plain, image, "bridges")
     assert (want & ~image).any() and (bridges & ~want).any()  # some kept, some dropped
+
+
+@pytest.mark.parametrize("tile", [16, 40])
+def test_tiled_min_confidence_equals_the_whole_image_for_pieces_within_the_halo(tmp_path, tile):
+    """The floor reads each piece's mean probability in its window: for pieces within the halo
+    it is the whole image's. Vertical lines 1 or 3 px wide, cut over 2 px: `dilate3_unsure`
+    bridges the cuts of 3-px lines surely (0.9 beside them) and those of 1-px lines unsurely
+    (0.6); at a floor of 0.75 with `bridges` the first stay and the second go."""
+    rng = np.random.default_rng(7)
+    image = np.zeros((120, 130), bool)
+    for y in range(6, 110, 24):
+        for x in range(6, 120, 24):
+            width = int(rng.choice([1, 3]))
+            image[y:y + 16, x:x + width] = True
+            image[y + 7:y + 9, x:x + width] = False
+    targets = _targets(tmp_path / "o.zarr", image.shape, tile)
+    config = InferConfig(tile=tile, halo=16, batch=2, keep="bridges", threshold=0.5, min_confidence=0.75)
+    run_inference(image, FnPredictor("dilate3_unsure"), targets, config)
+    plain = whole_reference(image, "dilate3_unsure")
+    probs = FUNCTIONS["dilate3_unsure"][0](image.astype(np.float32))
+    want = keep_added(plain, image, "bridges", probs=probs, min_confidence=0.75)
+    np.testing.assert_array_equal(targets["mask"][:], want)
+    bridges = keep_added(plain, image, "bridges")
+    assert (want & ~image).any() and (bridges & ~want).any()  # some kept, some dropped by the floor

@@ -202,6 +202,11 @@ def test_defaults_writes_the_inference_entry_and_scores_only(weights_dir):
     assert again["inference"]["upsample"] == 2
     assert again["description"].endswith("--upsample 2") and again["description"].count("re-chosen") == 1
     assert ship_module.set_defaults("general", upsample="2")["description"] == again["description"]
+    floor = ship_module.set_defaults("general", min_confidence=0.55)
+    assert floor["inference"]["min_confidence"] == 0.55 and floor["description"].endswith("--min-confidence 0.55")
+    assert "min_confidence" not in ship_module.set_defaults("general", min_confidence=0)["inference"]
+    with pytest.raises(InputError, match="--min-confidence"):
+        ship_module.set_defaults("general", min_confidence=1.0)
     with pytest.raises(InputError, match="--upsample"):
         ship_module.set_defaults("general", upsample="5")
     with pytest.raises(InputError, match="no shipped model"):

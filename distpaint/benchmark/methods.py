@@ -195,7 +195,7 @@ def _model_label(target: str) -> str:
 
 _REFINEMENTS = ("views", "passes")
 _SWITCHES = ("drop_islands", "bridges_only")
-_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "keep", "upsample", *_SWITCHES)
+_MODEL_OPTIONS = (*_REFINEMENTS, "threshold", "min_confidence", "keep", "upsample", *_SWITCHES)
 
 
 def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
@@ -215,14 +215,16 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
             parsed[key] = value
             continue
         try:
-            number = float(value) if key == "threshold" else int(value)
+            number = float(value) if key in ("threshold", "min_confidence") else int(value)
         except ValueError:
             number = None
         if key not in _MODEL_OPTIONS or not eq or number is None \
                 or (key == "threshold" and not 0 < number < 1) \
+                or (key == "min_confidence" and not 0 <= number < 1) \
                 or (key in _SWITCHES and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
                               f"passes=INTEGER, threshold=NUMBER in (0, 1), keep=POLICY, "
+                              f"min_confidence=NUMBER in [0, 1), "
                               f"upsample=auto|FACTOR, "
                               f"drop_islands=0/1 or bridges_only=0/1, got {item!r}")
         parsed[key] = bool(number) if key in _SWITCHES else number
@@ -234,7 +236,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
-    overriding `threshold`), `keep=POLICY` (`distpaint.infer.keep`), `drop_islands=1`
+    overriding `threshold`), `keep=POLICY` and `min_confidence=F` (`distpaint.infer.keep`), `drop_islands=1`
     (`distpaint.infer.islands`) and
     `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`) and `upsample=auto|1|2|3|4`
     (`distpaint.infer.upsample`; default the card's, as for `distpaint infer`).
@@ -251,6 +253,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     if options.pop("drop_islands", False) and "keep" not in options:
         options["keep"] = "attached"  # drop_islands=1 is keep=attached
     options.setdefault("keep", chosen.get("keep", "bridges"))
+    options.setdefault("min_confidence", chosen.get("min_confidence", 0.0))
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
@@ -275,8 +278,9 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
             x[:, 0, :h, :w] = masks[rows]
             probs[rows] = np.asarray(predictors[int(factor)](x))[:, 0, :h, :w]
         out = [decide(p, m, (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
-        if config.pieces != "all":  # the whole image: no open edges
-            out = [keep_added(o, m, config.pieces) for o, m in zip(out, masks, strict=True)]
+        if config.judges_pieces:  # the whole image: no open edges
+            out = [keep_added(o, m, config.pieces, probs=p, min_confidence=config.min_confidence)
+                   for o, m, p in zip(out, masks, probs, strict=True)]
         return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
@@ -294,6 +298,9 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     refined += ", bridges only" if config.bridges_only else ""
     refined += ", islands dropped" if config.pieces == "attached" else ""
     refined += ", bridging pieces only" if config.pieces == "bridges" else ""
+    refined += ", bridges closing dead ends only" if config.pieces == "ends" else ""
+    refined += (f", pieces of mean probability >= {config.min_confidence:g} only"
+                if config.min_confidence > 0 else "")
     refined += (", up-sampled x2 where lines are thin" if upsample is None
                 else f", up-sampled x{config.upsample}" if config.upsample > 1 else "")
     return Method(label, f"trained generator {target} (input OR p > {threshold:g}, "

@@ -3,7 +3,7 @@
     distpaint infer roads.tif --model roads --out roads_fixed.tif
     distpaint infer masks/ 'more/**/*.png' masks.zarr --model runs/x/checkpoints/step_00001000 \\
         --out repaired/ [--tile 1024] [--halo H] [--batch B] [--threshold 0.5 | --sample --seed 0] \\
-        [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep ends|bridges|attached|all] [--drop-islands] \\
+        [--views 1|2|4|8] [--passes P [--bridges-only]] [--keep ends|bridges|attached|all] [--min-confidence F] [--drop-islands] \\
         [--upsample auto|1|2|3|4] [--keep-input/--no-keep-input] [--skip-empty/--no-skip-empty] [--ray] [--gpu] [--overwrite]
     distpaint infer s3://bucket/archive.zarr --model general --out s3://bucket/repaired.zarr
 
@@ -144,6 +144,10 @@ def infer(
                                   "none), attached (drop islands) or all (the model's raw "
                                   "output, as in the paper). Default: the model card's "
                                   "(distpaint models)."),
+    min_confidence: float = typer.Option(None, "--min-confidence",
+                                         help="Also drop each kept added piece whose mean "
+                                              "probability is under F (0: none). Default: "
+                                              "the model card's."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),
@@ -184,13 +188,14 @@ def infer(
                           "probabilities or sample them")
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
-    chosen = inference_defaults(model)  # the model card's threshold, keep policy, up-sampling
+    chosen = inference_defaults(model)  # the model card's threshold, keep policy, floor, up-sampling
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=chosen["threshold"] if threshold is None else threshold, sample=sample,
         seed=seed or 0, keep_input=keep_input, skip_empty=skip_empty, views=views,
         passes=passes, bridges_only=bridges_only,
-        keep=keep if keep is not None else "attached" if drop_islands else chosen["keep"])
+        keep=keep if keep is not None else "attached" if drop_islands else chosen["keep"],
+        min_confidence=chosen["min_confidence"] if min_confidence is None else min_confidence)
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,

@@ -40,7 +40,7 @@ import numpy as np
 
 from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
-from distpaint.infer.keep import check_keep, keep_added
+from distpaint.infer.keep import check_keep, check_min_confidence, keep_added
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.refine import bridges_of, check_refinement, refinement_of
 from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
@@ -118,6 +118,11 @@ class InferConfig:
     model's raw output, as the paper has it). `bridges` was chosen on the real validation
     masks (README, Quality): it does no harm where `all` lowers clDice. A model card may
     name its own (`distpaint.weights.inference_defaults`)."""
+    min_confidence: float = 0.0
+    """Drop each added piece the keep policy keeps whose mean probability is under this (0:
+    none; `distpaint.infer.keep`): a floor on how sure the model is of a whole bridge. Not in
+    the paper; chosen on the real validation masks (docs/REAL_MASKS.md). A model card may name
+    its own."""
     skip_empty: bool = True
     """Do not run the model on tiles whose window holds no foreground."""
     readers: int = 2
@@ -141,6 +146,7 @@ class InferConfig:
         if not isinstance(self.drop_islands, bool):
             raise ConfigError(f"drop_islands must be true or false, got {self.drop_islands!r}")
         check_keep(self.keep)
+        check_min_confidence(self.min_confidence)
         check_upsample(self.upsample)
         if self.readers < 1 or self.prefetch < 0:
             raise ConfigError(
@@ -152,6 +158,11 @@ class InferConfig:
     def pieces(self) -> str:
         """The keep policy in effect: `keep`, or `attached` where only `drop_islands` asks."""
         return "attached" if self.keep == "all" and self.drop_islands else self.keep
+
+    @property
+    def judges_pieces(self) -> bool:
+        """Whether added pieces are judged at all (a policy other than `all`, or a floor)."""
+        return self.pieces != "all" or self.min_confidence > 0
 
 
 @dataclass
@@ -500,7 +511,7 @@ class _Pipeline:
         if self.config.skip_empty and not window.any():
             self.stats.skipped += 1
             probs = self.empty.probs(tile.window_shape)
-            if probs is not None and self.config.pieces != "all":
+            if probs is not None and self.config.judges_pieces:
                 probs = self.kept_only(tile, probs, window)
             self.submit(tile, None if probs is None else probs[tile.core_in_window], given, False)
             self.tick(1)
@@ -525,7 +536,7 @@ class _Pipeline:
         self.stats.predicted += len(items)
         for (tile, window), p in zip(items, probs[:, 0]):
             core = tile.core_in_window
-            if self.config.pieces != "all":
+            if self.config.judges_pieces:
                 p = self.kept_only(tile, p, window)
             self.submit(tile, p[core], window[core], True)
         self.tick(len(items))
@@ -542,7 +553,8 @@ class _Pipeline:
         given = window[inside].astype(bool)
         output = decide(probs[inside], given, (wy0, iy1, wx0, ix1), self.config)  # as tiles will
         kept = keep_added(output, given, self.config.pieces,
-                          open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w))
+                          open_edges=(wy0 > 0, wy1 < h, wx0 > 0, wx1 < w),
+                          probs=probs[inside], min_confidence=self.config.min_confidence)
         probs = probs.copy()
         probs[inside][output & ~kept] = 0
         return probs

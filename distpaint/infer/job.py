@@ -199,6 +199,8 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
             description[option] = True
     if infer.keep != "all":
         description["keep"] = infer.keep
+    if infer.min_confidence > 0:  # only when used, as above
+        description["min_confidence"] = infer.min_confidence
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
 

@@ -18,6 +18,11 @@ decides, per 8-connected piece of added pixels (output & ~input), whether to kee
   branches), is dropped. Hole fills as with `bridges`. `general`'s default, at a lower
   threshold than `bridges` needs (chosen on the real validation masks: docs/REAL_MASKS.md).
 
+With a confidence floor (`distpaint infer --min-confidence F`), a piece the policy keeps is
+dropped when the model's mean probability over its pixels is under F: on 1-2 px lines a bridge
+helps clDice only where its centreline lies on the true line, and the unsure ones (a straight
+guess across a cut in a meander) lie beside it more often (docs/REAL_MASKS.md).
+
 "Separate places" are the 8-connected pieces of the input pixels next to the added piece: a
 bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A dead
 end is an end point of the input's skeleton (`skimage.morphology.skeletonize`, computed around
@@ -33,6 +38,7 @@ window (one inside the image) may continue beyond it and is kept, since it canno
 there. Pieces that fit in the halo are judged exactly, whatever the tiling.
 
     kept = keep_added(output, given, "bridges", open_edges=(top, bottom, left, right))
+    kept = keep_added(output, given, "ends", probs=probs, min_confidence=0.55)
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from skimage.morphology import skeletonize
 from distpaint.errors import ConfigError
 from distpaint.infer.islands import drop_islands, keep_open_edges
 
-__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "check_keep", "keep_added", "bridging_pieces"]
+__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "check_keep", "check_min_confidence", "keep_added",
+           "bridging_pieces", "confident_pieces"]
 
 KEEP_POLICIES = ("ends", "bridges", "attached", "all")
 """The policies, safest first."""
@@ -67,17 +74,46 @@ def check_keep(keep: str) -> str:
     return keep
 
 
+def check_min_confidence(value: float) -> float:
+    """`value` if it is a probability floor in [0, 1), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ConfigError(f"--min-confidence must be in [0, 1), got {value!r}")
+    return float(value)
+
+
 def keep_added(output: np.ndarray, given: np.ndarray, keep: str,
-               open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
+               open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False),
+               probs: np.ndarray | None = None, min_confidence: float = 0.0) -> np.ndarray:
     """`output` with only the added pieces (output & ~given) that policy `keep` keeps, OR the
-    given pixels it covers. `open_edges` (top, bottom, left, right) are the window's edges
-    inside the image. Both arrays are 2-D bool of one shape; returns a new bool array."""
+    given pixels it covers; with `min_confidence` > 0, also without the kept pieces whose mean
+    of `probs` (the model's probabilities, same shape) is under it. `open_edges` (top, bottom,
+    left, right) are the window's edges inside the image. Arrays are 2-D of one shape, `output`
+    and `given` bool; returns a new bool array."""
     check_keep(keep)
     if keep == "all":
-        return output.copy()
-    if keep == "attached":
-        return drop_islands(output, given, open_edges)
-    return given & output | bridging_pieces(output & ~given, given, open_edges, ends=keep == "ends")
+        kept = output.copy()
+    elif keep == "attached":
+        kept = drop_islands(output, given, open_edges)
+    else:
+        kept = given & output | bridging_pieces(output & ~given, given, open_edges, ends=keep == "ends")
+    if check_min_confidence(min_confidence) > 0:
+        if probs is None:
+            raise ConfigError("a confidence floor needs the model's probabilities")
+        kept = given & kept | confident_pieces(kept & ~given, probs, min_confidence, open_edges)
+    return kept
+
+
+def confident_pieces(added: np.ndarray, probs: np.ndarray, min_confidence: float,
+                     open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
+    """The 8-connected pieces of `added` whose mean probability is at least `min_confidence`,
+    and those reaching an open edge of the window (their mean is not known there)."""
+    labels, n = ndi.label(added, structure=_EIGHT)
+    if n == 0:
+        return np.zeros_like(added, dtype=bool)
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = ndi.mean(probs, labels, np.arange(1, n + 1)) >= min_confidence
+    keep_open_edges(keep, labels, open_edges)
+    return keep[labels]
 
 
 def bridging_pieces(added: np.ndarray, given: np.ndarray,

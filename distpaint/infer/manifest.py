@@ -42,10 +42,12 @@ _OPTION = {
     "keep_input": "--keep-input", "skip_empty": "--skip-empty", "shard": "--shard",
     "preview_size": "--preview-size", "input_threshold": "--input-threshold",
     "views": "--views", "passes": "--passes", "drop_islands": "--drop-islands",
-    "bridges_only": "--bridges-only", "keep": "--keep", "format": "work-folder format",
+    "bridges_only": "--bridges-only", "keep": "--keep", "min_confidence": "--min-confidence",
+    "format": "work-folder format",
 }
 """The command-line option of each job setting, for messages."""
-_OMITTED = {"views": 1, "passes": 1, "drop_islands": False, "bridges_only": False, "keep": "all"}
+_OMITTED = {"views": 1, "passes": 1, "drop_islands": False, "bridges_only": False, "keep": "all",
+            "min_confidence": 0.0}
 """Settings the job key leaves out at these values (so that older jobs still resume)."""
 
 

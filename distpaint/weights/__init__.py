@@ -24,7 +24,8 @@ from distpaint.errors import InputError
 from distpaint.weights.remote import fetch_model, is_remote_model
 
 __all__ = ["WEIGHTS_DIR", "shipped_models", "model_dir", "model_card", "checkpoint_or_shipped",
-           "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP", "DEFAULT_UPSAMPLE"]
+           "inference_defaults", "DEFAULT_THRESHOLD", "DEFAULT_KEEP", "DEFAULT_UPSAMPLE",
+           "DEFAULT_MIN_CONFIDENCE"]
 
 DEFAULT_THRESHOLD = 0.5
 """Foreground probability threshold of a model whose card names none."""
@@ -33,6 +34,10 @@ DEFAULT_KEEP = "bridges"
 DEFAULT_UPSAMPLE: int | str = 1
 """The up-sampling factor (`distpaint infer --upsample`) of a model whose card names none: the
 model's own resolution. A card may say `auto` (`distpaint.infer.upsample`)."""
+
+DEFAULT_MIN_CONFIDENCE = 0.0
+"""The confidence floor on added pieces (`distpaint infer --min-confidence`) of a model whose
+card names none: no floor."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 """Where the shipped checkpoint directories live."""
@@ -79,9 +84,9 @@ def checkpoint_or_shipped(name_or_path: str | Path) -> Path:
 
 
 def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
-    """{"threshold", "keep", "upsample"}: the inference defaults a model was chosen with on the real
-    validation masks, from its card's `inference` entry (shipped models and checkpoint
-    directories holding a card.json), else DEFAULT_THRESHOLD, DEFAULT_KEEP and DEFAULT_UPSAMPLE. Anything that
+    """{"threshold", "keep", "upsample", "min_confidence"}: the inference defaults a model was chosen
+    with on the real validation masks, from its card's `inference` entry (shipped models and checkpoint
+    directories holding a card.json), else the DEFAULT_* values. Anything that
     is not a model (a factory, a missing path) gets the defaults; loading it reports the error."""
     try:
         card_file = checkpoint_or_shipped(name_or_path) / "card.json"
@@ -91,4 +96,5 @@ def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
     chosen = card.get("inference", {})
     return {"threshold": float(chosen.get("threshold", card.get("threshold", DEFAULT_THRESHOLD))),
             "keep": str(chosen.get("keep", DEFAULT_KEEP)),
-            "upsample": chosen.get("upsample", DEFAULT_UPSAMPLE)}
+            "upsample": chosen.get("upsample", DEFAULT_UPSAMPLE),
+            "min_confidence": float(chosen.get("min_confidence", DEFAULT_MIN_CONFIDENCE))}

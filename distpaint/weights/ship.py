@@ -4,7 +4,7 @@
         --stage real --kinds roads --description "Road maps ..." \\
         --scores runs/q/real/quality.json runs/q/quality.json --scores-method roads \\
         [--threshold 0.5] [--keep bridges] [--upsample 1|auto] [--retire-as roads-synthetic]
-    python -m distpaint.weights.ship defaults general --upsample auto \
+    python -m distpaint.weights.ship defaults general --upsample auto [--min-confidence 0.55] \
         --scores runs/q/real/quality.json --scores-method general
     python -m distpaint.weights.ship retire general-thin general-thin-synthetic
     python -m distpaint.weights.ship recard roads-synthetic --recipe roads --stage more
@@ -25,8 +25,9 @@ checked; a checkpoint path is taken at its word); for a one-stage recipe, the st
 own chain when it started from a shipped model, then this run's `distpaint train` and
 `distpaint average`. `recard` writes those fields again for a shipped model from its own
 `config.yaml` (after a recipe was renamed), leaving its weights, scores and the rest as they are.
-`defaults` writes a shipped model's inference defaults again (threshold, keep, upsample: chosen
-on the real validation masks) and, given result files, the scores measured with them.
+`defaults` writes a shipped model's inference defaults again (threshold, keep, upsample, the
+confidence floor: chosen on the real validation masks) and, given result files, the scores
+measured with them.
 """
 
 from __future__ import annotations
@@ -307,17 +308,24 @@ def recard(name: str, recipe: str, stage: str | None = None) -> dict:
     return new
 
 
-def _inference(threshold: float, keep: str, upsample: int | str) -> dict:
+def _inference(threshold: float, keep: str, upsample: int | str, min_confidence: float = 0.0) -> dict:
     """A card's `inference` entry (`distpaint infer` checks the values when it uses them;
-    the up-sampling factor is checked here, as it may come as text)."""
+    the up-sampling factor and the floor are checked here, as they may come as text). The
+    floor is written only when there is one (0: none)."""
     factor = upsample if upsample == "auto" else int(upsample) if str(upsample).isdigit() else None
     if factor not in ("auto", 1, 2, 3, 4):
         raise InputError(f"--upsample must be auto or one of 1, 2, 3, 4, got {upsample!r}")
-    return {"threshold": threshold, "keep": keep, "upsample": factor}
+    entry = {"threshold": threshold, "keep": keep, "upsample": factor}
+    if not 0.0 <= float(min_confidence) < 1.0:
+        raise InputError(f"--min-confidence must be in [0, 1), got {min_confidence!r}")
+    if float(min_confidence) > 0:
+        entry["min_confidence"] = float(min_confidence)
+    return entry
 
 
 def set_defaults(name: str, *, threshold: float | None = None, keep: str | None = None,
-                 upsample: int | str | None = None, scores: dict | None = None) -> dict:
+                 upsample: int | str | None = None, min_confidence: float | None = None,
+                 scores: dict | None = None) -> dict:
     """Write shipped model `name`'s inference defaults again (those not given stay) and, when
     given, the scores measured with them; the description ends by naming them (it may name
     those the model was chosen with); the weights and everything else stay."""
@@ -329,7 +337,8 @@ def set_defaults(name: str, *, threshold: float | None = None, keep: str | None 
     old = card.get("inference", {})
     entry = _inference(old.get("threshold", 0.5) if threshold is None else threshold,
                        old.get("keep", "bridges") if keep is None else keep,
-                       old.get("upsample", 1) if upsample is None else upsample)
+                       old.get("upsample", 1) if upsample is None else upsample,
+                       old.get("min_confidence", 0.0) if min_confidence is None else min_confidence)
     # the description may name the defaults the checkpoint was chosen with: say which it has now
     card["description"] = _with_defaults_note(card.get("description", ""), entry)
     card["inference"], card["threshold"] = entry, entry["threshold"]
@@ -346,8 +355,9 @@ def _with_defaults_note(description: str, entry: dict) -> str:
     """`description` ending with the inference defaults of `entry` (replacing an earlier such
     ending), so that a card chosen with other defaults says which ones it has now."""
     base = description.split(_DEFAULTS_NOTE)[0]
+    floor = f", --min-confidence {entry['min_confidence']:g}" if entry.get("min_confidence") else ""
     return (f"{base}{_DEFAULTS_NOTE}--keep {entry['keep']}, threshold {entry['threshold']:g}, "
-            f"--upsample {entry['upsample']}")
+            f"--upsample {entry['upsample']}{floor}")
 
 
 def retire(name: str, new_name: str) -> Path:
@@ -393,13 +403,16 @@ def main() -> None:
         defaults_parser.add_argument("--threshold", type=float)
         defaults_parser.add_argument("--keep")
         defaults_parser.add_argument("--upsample", help="auto or a factor (1-4)")
+        defaults_parser.add_argument("--min-confidence", type=float,
+                                     help="floor on a kept piece's mean probability (0: none)")
         defaults_parser.add_argument("--scores", type=Path, nargs="*", default=[],
                                      help="bench/quality.py result files measured with these defaults")
         defaults_parser.add_argument("--scores-method", help="the method's name in those files")
         args = defaults_parser.parse_args()
         scores = card_scores(args.scores, args.scores_method or args.name) if args.scores else None
         print(json.dumps(set_defaults(args.name, threshold=args.threshold, keep=args.keep,
-                                      upsample=args.upsample, scores=scores), indent=2))
+                                      upsample=args.upsample, min_confidence=args.min_confidence,
+                                      scores=scores), indent=2))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "retire":  # python -m distpaint.weights.ship retire OLD NEW
         retire_parser = argparse.ArgumentParser(description="Rename a shipped model (retire it).")
