@@ -1,17 +1,19 @@
-"""Cost of the keep policies (`--keep all|attached|bridges|ends`): streaming inference under each,
-side by side in one run.
+"""Cost of the keep policies (`--keep all|attached|bridges|ends`, and `ends` with
+`--min-confidence`): streaming inference under each, side by side in one run.
 
     python bench/keep.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
+        [--min-confidence 0.55]
     python bench/keep.py --smoke-test          # 512 px, one repeat, seconds
 
 Builds a --size mask from corrupted whole masks of a fresh benchmark set (`make_benchset`,
 seed 0, --kind, tiled 2 x 2 when --size is twice their 2048 px), runs `run_inference` (Zarr
-targets, tiles of 1024, skip-empty on) with `keep` all, attached, bridges and ends in turn, --repeats
+targets, tiles of 1024, skip-empty on) with each of POLICIES in turn, --repeats
 times each (the best kept: the cores are shared), and prints the seconds, the ratios to `all`
 and the pixels each policy kept. `attached` labels the added pixels of every tile window;
 `bridges` also labels the input's holes and skeletonises the input around each candidate
 bridge, so its cost grows with the fill, not with the model; `ends` skeletonises that
-neighbourhood twice more (with and without each bridge).
+neighbourhood twice more (with and without each bridge); `ends+floor` adds a mean of the
+probabilities over each kept piece.
 """
 
 from __future__ import annotations
@@ -45,16 +47,20 @@ def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
     return np.block(grid)[:size, :size]
 
 
-POLICIES = ("all", "attached", "bridges", "ends")
+POLICIES = ("all", "attached", "bridges", "ends", "ends+floor")
+"""The runs: each policy, and `ends` with the confidence floor (`--min-confidence`)."""
 
 
-def _run(mask: np.ndarray, predictor, work: pathlib.Path, keep: str, tile: int) -> tuple[float, int]:
+def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int,
+         floor: float) -> tuple[float, int]:
     chunks, shards = output_layout(mask.shape, tile)
-    group = zarr.open_group(LocalStore(work / f"out-{keep}.zarr"), mode="w", zarr_format=3)
+    group = zarr.open_group(LocalStore(work / f"out-{policy}.zarr"), mode="w", zarr_format=3)
     out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
                              fill_value=False, compressors=compressors())
+    keep, _, floored = policy.partition("+")
+    config = InferConfig(tile=tile, batch=1, keep=keep, min_confidence=floor if floored else 0.0)
     start = time.perf_counter()
-    stats = run_inference(mask, predictor, {"mask": out}, InferConfig(tile=tile, batch=1, keep=keep))
+    stats = run_inference(mask, predictor, {"mask": out}, config)
     return time.perf_counter() - start, stats.added_pixels
 
 
@@ -65,6 +71,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-confidence", type=float, default=0.55, help="the floor of `ends+floor`")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     size, repeats, tile = (512, 1, 256) if args.smoke_test else (args.size, args.repeats, 1024)
@@ -73,12 +80,12 @@ def main() -> None:
         work = pathlib.Path(tmp)
         mask = _mask(work, args.kind, size, args.smoke_test)
         predictor = resolve_model(args.model, threads=args.threads)
-        _run(mask[:tile, :tile], predictor, work, "all", tile)  # warm-up
+        _run(mask[:tile, :tile], predictor, work, "all", tile, 0.0)  # warm-up
         seconds: dict[str, list[float]] = {k: [] for k in POLICIES}
         added = {}
         for _ in range(repeats):
             for keep in POLICIES:
-                s, added[keep] = _run(mask, predictor, work, keep, tile)
+                s, added[keep] = _run(mask, predictor, work, keep, tile, args.min_confidence)
                 seconds[keep].append(s)
     best = {k: min(v) for k, v in seconds.items()}
     print(json.dumps({"model": args.model, "kind": args.kind, "size": size, "tile": tile,

@@ -2,7 +2,7 @@
 each piece's mean probability, chosen on validation, keep them out?
 
     python research/piece_harm.py --real runs/real --model general --kinds rivers
-        [--split val] [--floors 0.5 0.55 0.6 0.65] [--only w1.5px] [--threads 2]
+        [--split val] [--floors 0.5 0.55 0.6 0.65] [--only w1.5px] [--min-confidence F] [--threads 2]
 
 Motivation: on 1.5-px rivers `general`'s clDice gain is a few thousandths (+0.0016 to +0.0045
 on validation and test) and one test river loses 0.0029. clDice counts centreline pixels:
@@ -14,7 +14,8 @@ covers (what it gives sensitivity). Pieces are split by where they lie: *in a ga
 where the truth itself has a break, or a dead end joined to a neighbour).
 
 Each mask is repaired as `distpaint infer --model MODEL` does with the card's defaults
-(threshold, keep policy, confidence floor, up-sampling) on the whole mask, one forward. Printed per mask: clDice
+(threshold, keep policy, confidence floor unless --min-confidence, up-sampling) on the whole
+mask, one forward. Printed per mask: clDice
 of the input and the repair, the pieces in gaps (count, centreline off the truth, truth
 centreline covered) and away from gaps, and the clDice gain with the pieces whose mean
 probability is under each `--floors` value dropped (exact: skeletons recomputed).
@@ -80,11 +81,11 @@ def without_unsure(out: np.ndarray, given: np.ndarray, probs: np.ndarray, floor:
 class Repairer:
     """The model's whole-mask probabilities and repair with its card's defaults."""
 
-    def __init__(self, model: str, threads: int) -> None:
+    def __init__(self, model: str, threads: int, min_confidence: float | None = None) -> None:
         chosen = inference_defaults(model)
         self.threshold = float(chosen.get("threshold", 0.5))
         self.keep = chosen.get("keep", "bridges")
-        self.min_confidence = float(chosen.get("min_confidence", 0.0))
+        self.min_confidence = float(chosen.get("min_confidence", 0.0) if min_confidence is None else min_confidence)
         self.upsample = parse_upsample(chosen.get("upsample", 1))  # None: auto
         base = resolve_model(model, threads=threads)
         self.align = int(base.align)
@@ -109,9 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--only", default="", help="only the masks whose name contains this")
     parser.add_argument("--floors", nargs="+", type=float, default=[0.5, 0.55, 0.6, 0.65])
+    parser.add_argument("--min-confidence", type=float, default=None,
+                        help="the repair's own floor (default: the card's; 0 for none)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    repair = Repairer(args.model, args.threads)
+    repair = Repairer(args.model, args.threads, args.min_confidence)
     bench = open_real(args.real)
     console = Console()
     for kind in args.kinds:
