@@ -223,6 +223,19 @@ def test_tiled_bridges_equal_the_whole_image(tmp_path, shape, tile):
     assert (plain & ~want).sum() > 20 and (want & ~image).any()  # some dropped, some kept
 
 
+def _cut_short_lines(seed: int, cut_share: float) -> np.ndarray:
+    """16-px vertical lines 1 or 3 px wide, 24 px apart, `cut_share` of them cut over 2 px."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((120, 130), bool)
+    for y in range(6, 110, 24):
+        for x in range(6, 120, 24):
+            width = int(rng.choice([1, 3]))
+            image[y:y + 16, x:x + width] = True
+            if rng.random() < cut_share:
+                image[y + 7:y + 9, x:x + width] = False
+    return image
+
+
 @pytest.mark.parametrize("tile", [16, 40])
 def test_tiled_ends_equal_the_whole_image_for_pieces_within_the_halo(tmp_path, tile):
     """`ends` judges a piece from the input around it: pieces that fit in the halo are judged
@@ -230,14 +243,7 @@ def test_tiled_ends_equal_the_whole_image_for_pieces_within_the_halo(tmp_path, t
     apart: dilate3 bridges every cut and thickens every line; `ends` keeps the pieces along
     the 3-px lines (their skeleton ends stay in the input) and drops those along the 1-px ones
     (thickened past the line's ends)."""
-    rng = np.random.default_rng(5)
-    image = np.zeros((120, 130), bool)
-    for y in range(6, 110, 24):
-        for x in range(6, 120, 24):
-            width = int(rng.choice([1, 3]))
-            image[y:y + 16, x:x + width] = True
-            if rng.random() < 0.8:
-                image[y + 7:y + 9, x:x + width] = False
+    image = _cut_short_lines(seed=5, cut_share=0.8)
     targets = _targets(tmp_path / "o.zarr", image.shape, tile)
     config = InferConfig(tile=tile, halo=16, batch=2, keep="ends", threshold=0.5)
     run_inference(image, FnPredictor("dilate3"), targets, config)
@@ -254,13 +260,7 @@ def test_tiled_min_confidence_equals_the_whole_image_for_pieces_within_the_halo(
     it is the whole image's. Vertical lines 1 or 3 px wide, cut over 2 px: `dilate3_unsure`
     bridges the cuts of 3-px lines surely (0.9 beside them) and those of 1-px lines unsurely
     (0.6); at a floor of 0.75 with `bridges` the first stay and the second go."""
-    rng = np.random.default_rng(7)
-    image = np.zeros((120, 130), bool)
-    for y in range(6, 110, 24):
-        for x in range(6, 120, 24):
-            width = int(rng.choice([1, 3]))
-            image[y:y + 16, x:x + width] = True
-            image[y + 7:y + 9, x:x + width] = False
+    image = _cut_short_lines(seed=7, cut_share=1.0)
     targets = _targets(tmp_path / "o.zarr", image.shape, tile)
     config = InferConfig(tile=tile, halo=16, batch=2, keep="bridges", threshold=0.5, min_confidence=0.75)
     run_inference(image, FnPredictor("dilate3_unsure"), targets, config)
