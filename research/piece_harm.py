@@ -33,7 +33,7 @@ from skimage.morphology import skeletonize
 
 from distpaint.data.real.build import open_real
 from distpaint.infer.engine import InferConfig
-from distpaint.infer.keep import confident_pieces, keep_added
+from distpaint.infer.keep import keep_added
 from distpaint.infer.model import PredictorsByFactor
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.tiling import round_up
@@ -53,16 +53,16 @@ def cldice(out: np.ndarray, truth: np.ndarray, truth_skeleton: np.ndarray) -> fl
                               int(truth_skeleton.sum()), int((truth_skeleton & out).sum())).cldice
 
 
-def piece_table(out: np.ndarray, given: np.ndarray, truth: np.ndarray, gaps: np.ndarray,
-                probs: np.ndarray) -> list[dict]:
+def piece_table(out: np.ndarray, given: np.ndarray, truth: np.ndarray, truth_skeleton: np.ndarray,
+                gaps: np.ndarray, probs: np.ndarray) -> list[dict]:
     """One row per added piece (8-connected piece of out & ~given): in a gap or not, its
-    output centreline pixels off the truth, the truth centreline pixels it covers, its mean
-    probability."""
+    output centreline pixels off the truth, the truth centreline pixels (of `truth_skeleton`)
+    it covers, its mean probability."""
     labels, n = ndi.label(out & ~given, EIGHT)
     if n == 0:
         return []
     index = np.arange(1, n + 1)
-    skeleton, truth_skeleton = skeletonize(out), skeletonize(truth)
+    skeleton = skeletonize(out)
     near = ndi.distance_transform_edt(~gaps) <= NEAR_GAP if gaps.any() else np.zeros_like(gaps)
     off = ndi.sum_labels(skeleton & ~truth, labels, index)
     covered = ndi.sum_labels(truth_skeleton, labels, index)
@@ -72,21 +72,14 @@ def piece_table(out: np.ndarray, given: np.ndarray, truth: np.ndarray, gaps: np.
             for g, o, c, p in zip(in_gap, off, covered, mean_p, strict=True)]
 
 
-def without_unsure(out: np.ndarray, given: np.ndarray, probs: np.ndarray, floor: float) -> np.ndarray:
-    """`out` without the added pieces whose mean probability is under `floor` (as `distpaint
-    infer --min-confidence` does, shipped since)."""
-    return given | confident_pieces(out & ~given, probs, floor)
-
-
 class Repairer:
     """The model's whole-mask probabilities and repair with its card's defaults."""
 
     def __init__(self, model: str, threads: int, min_confidence: float | None = None) -> None:
         chosen = inference_defaults(model)
-        self.threshold = float(chosen.get("threshold", 0.5))
-        self.keep = chosen.get("keep", "bridges")
-        self.min_confidence = float(chosen.get("min_confidence", 0.0) if min_confidence is None else min_confidence)
-        self.upsample = parse_upsample(chosen.get("upsample", 1))  # None: auto
+        self.threshold, self.keep = chosen["threshold"], chosen["keep"]
+        self.min_confidence = chosen["min_confidence"] if min_confidence is None else min_confidence
+        self.upsample = parse_upsample(chosen["upsample"])  # None: auto
         base = resolve_model(model, threads=threads)
         self.align = int(base.align)
         self.predictors = PredictorsByFactor(base, InferConfig(tile=1024, batch=8, threshold=self.threshold))
@@ -128,11 +121,12 @@ def main(argv: list[str] | None = None) -> None:
             out, probs = repair(given)
             truth_skeleton = skeletonize(truth)
             before = cldice(given, truth, truth_skeleton)
-            rows = piece_table(out, given, truth, gaps, probs)
+            rows = piece_table(out, given, truth, truth_skeleton, gaps, probs)
             inside = [r for r in rows if r["in_gap"]]
             away = [r for r in rows if not r["in_gap"]]
-            floors = [cldice(without_unsure(out, given, probs, f), truth, truth_skeleton) - before
-                      for f in args.floors]
+            # the floor as `distpaint infer --min-confidence` applies it (after the policy)
+            floors = [cldice(keep_added(out, given, "all", probs=probs, min_confidence=f), truth,
+                             truth_skeleton) - before for f in args.floors]
             table.add_row(name, f"{before:.4f}", f"{cldice(out, truth, truth_skeleton) - before:+.4f}",
                           f"{len(inside)} / {sum(r['off_truth'] for r in inside)} / "
                           f"{sum(r['covered'] for r in inside)}",

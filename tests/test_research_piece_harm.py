@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.morphology import skeletonize
 
+from distpaint.infer.keep import keep_added
 from scripts import load_script
 
 harm = load_script("research/piece_harm.py")
@@ -35,7 +36,7 @@ def _case():
 
 def test_pieces_are_split_by_where_they_lie_and_what_they_cost():
     given, truth, gaps, out, probs = _case()
-    rows = harm.piece_table(out, given, truth, gaps, probs)
+    rows = harm.piece_table(out, given, truth, skeletonize(truth), gaps, probs)
     assert len(rows) == 2
     detour = next(r for r in rows if r["in_gap"])
     false_bridge = next(r for r in rows if not r["in_gap"])
@@ -47,7 +48,7 @@ def test_pieces_are_split_by_where_they_lie_and_what_they_cost():
 def test_floor_drops_unsure_pieces_and_clDice_sees_the_difference():
     given, truth, gaps, out, probs = _case()
     truth_skeleton = skeletonize(truth)
-    kept = harm.without_unsure(out, given, probs, 0.5)
+    kept = keep_added(out, given, "all", probs=probs, min_confidence=0.5)  # as the script floors
     assert not kept[14, 19:31].any() and kept[20, 60:65].all()
     assert (kept >= given).all()
     before = harm.cldice(given, truth, truth_skeleton)
