@@ -46,7 +46,7 @@ from skimage.morphology import disk, skeletonize
 
 from distpaint.benchmark.methods import model_method
 from distpaint.data.real.build import open_real
-from distpaint.infer.keep import DEAD_END_REACH, HOLE_FILL_SHARE, _context, _holes, _skeleton_ends, keep_added
+from distpaint.infer.keep import DEAD_END_REACH, _context, _filled_hole, _holes, _skeleton_ends, keep_added
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.tiling import round_up
 from distpaint.metrics.evaluation import evaluate
@@ -96,30 +96,24 @@ def _hole_is_a_cut(hole: np.ndarray, given: np.ndarray) -> bool:
 
 def apply_rule(rule: str, output: np.ndarray, given: np.ndarray) -> np.ndarray:
     """The repaired mask under `rule` (module docstring) for model output `output`."""
+    if rule == "skeleton-ends":  # shipped as `--keep ends`
+        return keep_added(output, given, "ends")
     kept = keep_added(output, given, "bridges")
     if rule == "bridges":
         return kept
-    if rule == "skeleton-ends":  # shipped as `--keep ends`
-        return keep_added(output, given, "ends")
-    if rule == "cut-holes":
-        labels, _ = ndi.label(kept & ~given, EIGHT)
-        holes, area = _holes(given)
-        for i, box in enumerate(ndi.find_objects(labels), start=1):
-            piece = labels[box] == i
-            inside_hole = np.unique(holes[box][piece])
-            if inside_hole.size == 1 and inside_hole[0] > 0 \
-                    and np.count_nonzero(piece) >= HOLE_FILL_SHARE * area[inside_hole[0]] \
-                    and not _hole_is_a_cut(holes == inside_hole[0], given):
-                kept[box] &= ~piece
-        return kept
     labels, _ = ndi.label(kept & ~given, EIGHT)
     holes, area = _holes(given)
+    if rule == "cut-holes":
+        for i, box in enumerate(ndi.find_objects(labels), start=1):
+            piece = labels[box] == i
+            hole = _filled_hole(piece, holes[box], area)
+            if hole and not _hole_is_a_cut(holes == hole, given):
+                kept[box] &= ~piece
+        return kept
     out = given.copy()
     for i, box in enumerate(ndi.find_objects(labels), start=1):
         piece = labels[box] == i
-        inside_hole = np.unique(holes[box][piece])
-        if inside_hole.size == 1 and inside_hole[0] > 0 \
-                and np.count_nonzero(piece) >= HOLE_FILL_SHARE * area[inside_hole[0]]:
+        if _filled_hole(piece, holes[box], area):
             out[box] |= piece
             continue
         local, inside = _context(piece, given, box)

@@ -140,11 +140,18 @@ def bridging_pieces(added: np.ndarray, given: np.ndarray,
                 (not ends or _closes_ends(local, inside, dead_ends))
             if keep[i]:
                 continue
-        inside = np.unique(holes[box][piece])
-        if inside.size == 1 and inside[0] > 0:
-            keep[i] = np.count_nonzero(piece) >= HOLE_FILL_SHARE * hole_area[inside[0]]
+        keep[i] = _filled_hole(piece, holes[box], hole_area) > 0
     keep_open_edges(keep, labels, open_edges)
     return keep[labels]
+
+
+def _filled_hole(piece: np.ndarray, holes: np.ndarray, hole_area: np.ndarray) -> int:
+    """The label of the hole of the input (`holes`, `_holes`' labels in the piece's box) that
+    `piece` lies inside and covers at least HOLE_FILL_SHARE of, else 0."""
+    inside = np.unique(holes[piece])
+    if inside.size == 1 and inside[0] > 0 and np.count_nonzero(piece) >= HOLE_FILL_SHARE * hole_area[inside[0]]:
+        return int(inside[0])
+    return 0
 
 
 def _context(piece: np.ndarray, given: np.ndarray, box: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
