@@ -36,6 +36,7 @@ from distpaint.infer.engine import InferConfig
 from distpaint.infer.keep import keep_added
 from distpaint.infer.model import PredictorsByFactor
 from distpaint.infer.predictor import resolve_model
+from distpaint.infer.self_check import choose_min_confidence, parse_min_confidence
 from distpaint.infer.tiling import round_up
 from distpaint.infer.upsample import choose_upsample, parse_upsample
 from distpaint.metrics.topology import cldice_from_counts
@@ -75,14 +76,17 @@ def piece_table(out: np.ndarray, given: np.ndarray, truth: np.ndarray, truth_ske
 class Repairer:
     """The model's whole-mask probabilities and repair with its card's defaults."""
 
-    def __init__(self, model: str, threads: int, min_confidence: float | None = None) -> None:
+    def __init__(self, model: str, threads: int, min_confidence: float | str | None = None) -> None:
         chosen = inference_defaults(model)
         self.threshold, self.keep = chosen["threshold"], chosen["keep"]
-        self.min_confidence = chosen["min_confidence"] if min_confidence is None else min_confidence
+        # None: `auto`, chosen per mask by the self-check
+        self.min_confidence = parse_min_confidence(chosen["min_confidence"] if min_confidence is None
+                                                   else min_confidence)
         self.upsample = parse_upsample(chosen["upsample"])  # None: auto
         base = resolve_model(model, threads=threads)
         self.align = int(base.align)
-        self.predictors = PredictorsByFactor(base, InferConfig(tile=1024, batch=8, threshold=self.threshold))
+        self.predictors = PredictorsByFactor(base, InferConfig(tile=1024, batch=8, threshold=self.threshold,
+                                                               keep=self.keep))
 
     def __call__(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(repaired mask, probabilities) of `mask`."""
@@ -91,8 +95,12 @@ class Repairer:
         x = np.zeros((1, 1, round_up(h, self.align), round_up(w, self.align)), np.float32)
         x[0, 0, :h, :w] = mask
         probs = np.asarray(self.predictors[int(factor)](x))[0, 0, :h, :w]
+        floor = self.min_confidence
+        if floor is None:
+            floor = choose_min_confidence(mask, self.predictors[int(factor)],
+                                          self.predictors.infer_for(int(factor))).floor
         return keep_added(mask | (probs > self.threshold), mask, self.keep, probs=probs,
-                          min_confidence=self.min_confidence), probs
+                          min_confidence=floor), probs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--only", default="", help="only the masks whose name contains this")
     parser.add_argument("--floors", nargs="+", type=float, default=[0.5, 0.55, 0.6, 0.65])
-    parser.add_argument("--min-confidence", type=float, default=None,
-                        help="the repair's own floor (default: the card's; 0 for none)")
+    parser.add_argument("--min-confidence", default=None,
+                        help="the repair's own floor (default: the card's; 0 for none; auto)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     repair = Repairer(args.model, args.threads, args.min_confidence)

@@ -17,7 +17,7 @@ from zarr.storage import LocalStore
 from distpaint.data.store import compressors
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
-from distpaint.infer.keep import confident_pieces, keep_added
+from distpaint.infer.keep import NO_REPAIR, confident_pieces, keep_added
 from infer_models import FUNCTIONS, FnPredictor, whole_reference
 
 EIGHT = np.ones((3, 3), bool)
@@ -175,9 +175,10 @@ def test_min_confidence_drops_the_unsure_bridges_the_policy_keeps():
 
 
 def test_min_confidence_is_checked():
-    for bad in (1.0, -0.1, "0.5", True):
-        with pytest.raises(ConfigError, match="--min-confidence must be in"):
+    for bad in (1.01, -0.1, "0.5", True):
+        with pytest.raises(ConfigError, match="--min-confidence must be auto or in"):
             InferConfig(min_confidence=bad)
+    assert InferConfig(min_confidence=1.0).min_confidence == NO_REPAIR
     with pytest.raises(ConfigError, match="needs the model's probabilities"):
         keep_added(np.ones((4, 4), bool), np.zeros((4, 4), bool), "all", min_confidence=0.5)
 

@@ -156,7 +156,7 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
     assert "up-sampled x2 where lines are thin" in model_method("roads:upsample=auto").description
     assert "up-sampled x2," not in model_method("roads").description  # the card's factor: 1
     with pytest.raises(ConfigError, match=r"options after ':' must be views=INTEGER, passes=INTEGER, "
-                                          r"threshold=NUMBER in \(0, 1\), keep=POLICY, min_confidence=NUMBER in \[0, 1\), "
+                                          r"threshold=NUMBER in \(0, 1\), keep=POLICY, min_confidence=auto\|NUMBER in \[0, 1\], "
                                           r"upsample=auto\|FACTOR, drop_islands=0/1 or "
                                           r"bridges_only=0/1, got 'colour=2'"):
         model_method("roads:colour=2")
@@ -164,7 +164,8 @@ def test_benchmark_model_specs_take_refinements_after_a_colon(tmp_path):
         model_method("roads:keep=most")
     assert "pieces of mean probability >= 0.55 only" in model_method("roads:min_confidence=0.55").description
     assert "mean probability" not in model_method("roads").description  # the card names no floor
-    for bad in ("threshold=1.5", "threshold=x", "views=2.5", "drop_islands=2", "min_confidence=1"):
+    assert "floor chosen per mask by a self-check" in model_method("roads:min_confidence=auto").description
+    for bad in ("threshold=1.5", "threshold=x", "views=2.5", "drop_islands=2", "min_confidence=1.5"):
         with pytest.raises(ConfigError, match=f"got '{bad}'"):
             model_method(f"roads:{bad}")
     # a model's own threshold overrides the run's, and decides: a higher one adds no more pixels
@@ -196,7 +197,7 @@ def test_cli_refuses_bad_views_with_one_line(tmp_path):
     proc = subprocess.run([DISTPAINT, "infer", str(tmp_path / "m.png"), "--model", "roads",
                            "--out", str(tmp_path / "o.png"), "--min-confidence", "1.5"],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--min-confidence must be in [0, 1), got 1.5" in proc.stderr
+    assert proc.returncode == 2 and "--min-confidence must be auto or in [0, 1], got 1.5" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.png").exists()
 
 

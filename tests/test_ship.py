@@ -199,7 +199,8 @@ def test_defaults_writes_the_inference_entry_and_scores_only(weights_dir):
     floor = before["inference"].get("min_confidence")  # the card's floor stays
     assert card["description"] == (f"{before['description'].split(note)[0]}{note}--keep {keep}, "
                                    f"threshold {threshold:g}, --upsample 1"
-                                   + (f", --min-confidence {floor:g}" if floor else ""))
+                                   + (f", --min-confidence {floor if floor == 'auto' else format(floor, 'g')}"
+                                      if floor else ""))
     again = ship_module.set_defaults("general", upsample="2")
     assert again["inference"]["upsample"] == 2
     assert "--upsample 2" in again["description"] and again["description"].count("re-chosen") == 1
@@ -207,8 +208,11 @@ def test_defaults_writes_the_inference_entry_and_scores_only(weights_dir):
     floor = ship_module.set_defaults("general", min_confidence=0.55)
     assert floor["inference"]["min_confidence"] == 0.55 and floor["description"].endswith("--min-confidence 0.55")
     assert "min_confidence" not in ship_module.set_defaults("general", min_confidence=0)["inference"]
-    with pytest.raises(InputError, match="--min-confidence"):
-        ship_module.set_defaults("general", min_confidence=1.0)
+    auto = ship_module.set_defaults("general", min_confidence="auto")
+    assert auto["inference"]["min_confidence"] == "auto" and auto["description"].endswith("--min-confidence auto")
+    for bad in (1.5, "most"):
+        with pytest.raises(InputError, match="--min-confidence"):
+            ship_module.set_defaults("general", min_confidence=bad)
     with pytest.raises(InputError, match="--upsample"):
         ship_module.set_defaults("general", upsample="5")
     with pytest.raises(InputError, match="no shipped model"):

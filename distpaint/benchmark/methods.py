@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from distpaint.infer.engine import InferConfig, decide, output_layout, run_infer
 from distpaint.infer.keep import keep_added
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.model import PredictorsByFactor
+from distpaint.infer.self_check import choose_min_confidence, parse_min_confidence
 from distpaint.infer.tiling import round_up
 from distpaint.infer.upsample import choose_upsample, parse_upsample
 from distpaint.weights import inference_defaults
@@ -211,7 +212,7 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
         if key == "keep" and eq:  # a policy name; InferConfig checks it
             parsed[key] = value
             continue
-        if key == "upsample" and value == "auto":
+        if key in ("upsample", "min_confidence") and value == "auto":
             parsed[key] = value
             continue
         try:
@@ -220,11 +221,11 @@ def _model_options(spec: str, target: str) -> tuple[str, dict[str, Any]]:
             number = None
         if key not in _MODEL_OPTIONS or not eq or number is None \
                 or (key == "threshold" and not 0 < number < 1) \
-                or (key == "min_confidence" and not 0 <= number < 1) \
+                or (key == "min_confidence" and not 0 <= number <= 1) \
                 or (key in _SWITCHES and number not in (0, 1)):  # views, passes: InferConfig checks
             raise ConfigError(f"--models {spec!r}: options after ':' must be views=INTEGER, "
                               f"passes=INTEGER, threshold=NUMBER in (0, 1), keep=POLICY, "
-                              f"min_confidence=NUMBER in [0, 1), "
+                              f"min_confidence=auto|NUMBER in [0, 1], "
                               f"upsample=auto|FACTOR, "
                               f"drop_islands=0/1 or bridges_only=0/1, got {item!r}")
         parsed[key] = bool(number) if key in _SWITCHES else number
@@ -236,7 +237,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     """A trained generator as a `Method`: `spec` is a checkpoint directory, a shipped model
     name, or `LABEL=either`, optionally followed by `:views=V,passes=P` (the test-time
     refinements of `distpaint.infer.refine`), `threshold=T` (this model's own threshold,
-    overriding `threshold`), `keep=POLICY` and `min_confidence=F` (`distpaint.infer.keep`), `drop_islands=1`
+    overriding `threshold`), `keep=POLICY` and `min_confidence=F|auto` (`distpaint.infer.keep`,
+    `distpaint.infer.self_check`), `drop_islands=1`
     (`distpaint.infer.islands`) and
     `bridges_only=1` (with passes >= 2: `distpaint.infer.bridges`) and `upsample=auto|1|2|3|4`
     (`distpaint.infer.upsample`; default the card's, as for `distpaint infer`).
@@ -253,19 +255,26 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     if options.pop("drop_islands", False) and "keep" not in options:
         options["keep"] = "attached"  # drop_islands=1 is keep=attached
     options.setdefault("keep", chosen.get("keep", "bridges"))
-    options.setdefault("min_confidence", chosen.get("min_confidence", 0.0))
     label = label or _model_label(target) + body[len(target):]
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
     upsample = parse_upsample(options.pop("upsample", chosen.get("upsample", 1)))  # None: auto
+    floor = parse_min_confidence(options.pop("min_confidence", chosen.get("min_confidence", 0.0)))  # None: auto
     base = resolve_model(target, gpu=gpu, threads=threads)
     align = int(base.align)
     config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold,
-                         upsample=upsample or 1, **options)
+                         upsample=upsample or 1, min_confidence=floor or 0.0, **options)
     predictors = PredictorsByFactor(base, config)
 
     def factor_of(mask: Any) -> int:
         return choose_upsample(mask) if upsample is None else config.upsample
+
+    def config_of(mask: Any, factor: int) -> InferConfig:
+        """The InferConfig of `mask` at `factor`, with its own floor under `min_confidence=auto`."""
+        infer = predictors.infer_for(factor)
+        if floor is None:
+            infer = replace(infer, min_confidence=choose_min_confidence(mask, predictors[factor], infer).floor)
+        return infer
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:
         masks = masks.astype(bool)
@@ -277,10 +286,13 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
             x = np.zeros((rows.size, 1, round_up(h, align), round_up(w, align)), np.float32)
             x[:, 0, :h, :w] = masks[rows]
             probs[rows] = np.asarray(predictors[int(factor)](x))[:, 0, :h, :w]
-        out = [decide(p, m, (0, h, 0, w), config) for p, m in zip(probs, masks, strict=True)]
-        if config.judges_pieces:  # the whole image: no open edges
-            out = [keep_added(o, m, config.pieces, probs=p, min_confidence=config.min_confidence)
-                   for o, m, p in zip(out, masks, probs, strict=True)]
+        out = []
+        for p, m, factor in zip(probs, masks, factors, strict=True):
+            infer = config_of(m, int(factor))
+            o = decide(p, m, (0, h, 0, w), infer)
+            if infer.judges_pieces:  # the whole image: no open edges
+                o = keep_added(o, m, infer.pieces, probs=p, min_confidence=infer.min_confidence)
+            out.append(o)
         return np.stack(out)
 
     def repair_whole(mask: Any, scratch: pathlib.Path) -> Any:
@@ -290,7 +302,7 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
                                 chunks=chunks, shards=shards, dtype=bool, fill_value=False,
                                 compressors=compressors())
         factor = factor_of(mask)
-        run_inference(mask, predictors[factor], {"mask": out}, predictors.infer_for(factor))
+        run_inference(mask, predictors[factor], {"mask": out}, config_of(mask, factor))
         return out
 
     refined = (f", views {config.views}, passes {config.passes}"
@@ -299,7 +311,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     refined += ", islands dropped" if config.pieces == "attached" else ""
     refined += ", bridging pieces only" if config.pieces == "bridges" else ""
     refined += ", bridges closing dead ends only" if config.pieces == "ends" else ""
-    refined += (f", pieces of mean probability >= {config.min_confidence:g} only"
+    refined += (", confidence floor chosen per mask by a self-check" if floor is None
+                else f", pieces of mean probability >= {config.min_confidence:g} only"
                 if config.min_confidence > 0 else "")
     refined += (", up-sampled x2 where lines are thin" if upsample is None
                 else f", up-sampled x{config.upsample}" if config.upsample > 1 else "")

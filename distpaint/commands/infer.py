@@ -46,6 +46,7 @@ from distpaint.commands.stopping import sigterm_as_interrupt
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
+from distpaint.infer.self_check import parse_min_confidence
 from distpaint.infer.upsample import parse_upsample
 from distpaint.ray_connect import use_address
 from distpaint.weights import inference_defaults
@@ -144,10 +145,12 @@ def infer(
                                   "none), attached (drop islands) or all (the model's raw "
                                   "output, as in the paper). Default: the model card's "
                                   "(distpaint models)."),
-    min_confidence: float = typer.Option(None, "--min-confidence",
-                                         help="Also drop each kept added piece whose mean "
-                                              "probability is under F (0: none). Default: "
-                                              "the model card's."),
+    min_confidence: str = typer.Option(None, "--min-confidence",
+                                       help="Also drop each kept added piece whose mean "
+                                            "probability is under F (0: none; 1: keep no "
+                                            "added piece). auto: choose F per mask by "
+                                            "repairing new cuts made in it (about one more "
+                                            "forward pass). Default: the model card's."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),
@@ -189,17 +192,18 @@ def infer(
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
     chosen = inference_defaults(model)  # the model card's threshold, keep policy, floor, up-sampling
+    floor = parse_min_confidence(chosen["min_confidence"] if min_confidence is None else min_confidence)  # None: auto
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=chosen["threshold"] if threshold is None else threshold, sample=sample,
         seed=seed or 0, keep_input=keep_input, skip_empty=skip_empty, views=views,
         passes=passes, bridges_only=bridges_only,
         keep=keep if keep is not None else "attached" if drop_islands else chosen["keep"],
-        min_confidence=chosen["min_confidence"] if min_confidence is None else min_confidence)
+        min_confidence=floor or 0.0)
     job_config = JobConfig(overwrite=overwrite, ray=ray, gpu=gpu, workers=workers,
                            cpus_per_worker=cpus_per_worker, threads=threads,
                            preview_size=preview_size, input_threshold=input_threshold,
-                           shard=shard,
+                           shard=shard, self_check=floor is None,
                            upsample=parse_upsample(upsample if upsample is not None
                                                    else chosen["upsample"]))
     if ray:

@@ -63,6 +63,7 @@ from distpaint.infer.preview import write_preview
 from distpaint.infer.ray_runner import RayOptions, run_shards
 from distpaint.infer.sources import Unit, plan_units, work_dir
 from distpaint.infer.staging import UnitSpec, create_staging, open_source, open_staging
+from distpaint.infer.self_check import SelfCheck, choose_min_confidence
 from distpaint.infer.upsample import check_upsample, choose_upsample
 
 __all__ = [
@@ -108,6 +109,11 @@ class JobConfig:
     None (`distpaint infer`'s default, `--upsample auto`): 2 for masks of thin lines, else 1,
     chosen per mask from its line width (`distpaint.infer.upsample.choose_upsample`). The
     factor used is in the output's attributes (`inference.upsample`)."""
+    self_check: bool = False
+    """`--min-confidence auto`: choose the confidence floor (`InferConfig.min_confidence`) per
+    mask by repairing new cuts made in it (`distpaint.infer.self_check`). The floor chosen and
+    the gains behind it are in the output's attributes (`inference.min_confidence`,
+    `inference.self_check`)."""
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -199,7 +205,9 @@ def _job_key(model_fp: str, infer: InferConfig, grid_halo: int, config: JobConfi
             description[option] = True
     if infer.keep != "all":
         description["keep"] = infer.keep
-    if infer.min_confidence > 0:  # only when used, as above
+    if config.self_check:  # the floor is chosen per mask, deterministically in it
+        description["min_confidence"] = "auto"
+    elif infer.min_confidence > 0:  # only when used, as above
         description["min_confidence"] = infer.min_confidence
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
@@ -256,10 +264,12 @@ def _read_unit(unit: Unit, config: JobConfig) -> tuple[Any, dict]:
 
 
 def _attrs_for(unit: Unit, meta: dict, model_label: str, infer: InferConfig,
-               halo: int) -> dict:
+               halo: int, check: SelfCheck | None = None) -> dict:
     """The output sample's attributes: the input's, plus how it was repaired."""
     how = {"model": model_label, "tile": infer.tile, "halo": halo, "keep_input": infer.keep_input,
            "skip_empty": infer.skip_empty, "upsample": infer.upsample, "source": unit.key}
+    if check is not None:
+        how.update(min_confidence=infer.min_confidence, self_check=check.as_attrs())
     how.update({"sample": True, "seed": infer.seed} if infer.sample else
                {"threshold": infer.threshold})
     return jsonable({**(meta if unit.sample is not None else {}), "inference": how})
@@ -272,13 +282,18 @@ def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictors: Pre
     # deterministic in the input, so a resumed job chooses as the interrupted one did
     factor = config.upsample or choose_upsample(source)
     infer = predictors.infer_for(factor)
+    check = None
+    if config.self_check:  # likewise deterministic: a resumed job chooses the same floor
+        check = choose_min_confidence(source, predictors[factor], infer)
+        infer = replace(infer, min_confidence=check.floor)
     grid = make_grid(shape, predictors[factor], infer)
     chunks, shards = output_layout(shape, infer.tile, shards=max(infer.tile, config.shard))
     uid = _unit_uid(unit, fp)
     spec = UnitSpec(uid, str(unit.path), unit.sample,
                     None if unit.sample is not None else config.input_threshold,
                     str(job.staging_dir / f"{uid}.zarr"), shape, chunks, shards,
-                    _attrs_for(unit, meta, model_label, infer, grid.halo), upsample=factor)
+                    _attrs_for(unit, meta, model_label, infer, grid.halo, check), upsample=factor,
+                    min_confidence=None if check is None else check.floor)
     origins, tiles_per = [], {}
     for y0 in range(0, shape[0], shards[0]):
         for x0 in range(0, shape[1], shards[1]):

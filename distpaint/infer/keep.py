@@ -21,7 +21,9 @@ decides, per 8-connected piece of added pixels (output & ~input), whether to kee
 With a confidence floor (`distpaint infer --min-confidence F`), a piece the policy keeps is
 dropped when the model's mean probability over its pixels is under F: on 1-2 px lines a bridge
 helps clDice only where its centreline lies on the true line, and the unsure ones (a straight
-guess across a cut in a meander) lie beside it more often (docs/REAL_MASKS.md).
+guess across a cut in a meander) lie beside it more often (docs/REAL_MASKS.md). F = 1
+(NO_REPAIR) keeps no piece; `--min-confidence auto` chooses F per mask
+(`distpaint.infer.self_check`).
 
 "Separate places" are the 8-connected pieces of the input pixels next to the added piece: a
 bridge across a cut touches the two cut ends, a spur only the dead end it grows from. A dead
@@ -50,13 +52,16 @@ from skimage.morphology import skeletonize
 from distpaint.errors import ConfigError
 from distpaint.infer.islands import drop_islands, keep_open_edges
 
-__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "check_keep", "check_min_confidence", "keep_added",
+__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "NO_REPAIR", "check_keep", "check_min_confidence", "keep_added",
            "bridging_pieces", "confident_pieces"]
 
 KEEP_POLICIES = ("ends", "bridges", "attached", "all")
 """The policies, safest first."""
 HOLE_FILL_SHARE = 0.5
 """A piece inside a hole of the input is kept when it covers at least this share of the hole."""
+NO_REPAIR = 1.0
+"""The floor that keeps no added piece at all (what `--min-confidence auto` chooses for a mask
+on which the model shows no gain: `distpaint.infer.self_check`)."""
 DEAD_END_REACH = 2.0
 """A bridge must come within a line's half width plus this many px of a dead end."""
 _CONTEXT = 48
@@ -75,9 +80,9 @@ def check_keep(keep: str) -> str:
 
 
 def check_min_confidence(value: float) -> float:
-    """`value` if it is a probability floor in [0, 1), else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ConfigError(f"--min-confidence must be in [0, 1), got {value!r}")
+    """`value` if it is a probability floor in [0, 1] (1: NO_REPAIR), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= NO_REPAIR:
+        raise ConfigError(f"--min-confidence must be auto or in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -106,9 +111,10 @@ def keep_added(output: np.ndarray, given: np.ndarray, keep: str,
 def confident_pieces(added: np.ndarray, probs: np.ndarray, min_confidence: float,
                      open_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
     """The 8-connected pieces of `added` whose mean probability is at least `min_confidence`,
-    and those reaching an open edge of the window (their mean is not known there)."""
+    and those reaching an open edge of the window (their mean is not known there); none at
+    all with NO_REPAIR."""
     labels, n = ndi.label(added, structure=_EIGHT)
-    if n == 0:
+    if n == 0 or min_confidence >= NO_REPAIR:
         return np.zeros_like(added, dtype=bool)
     keep = np.zeros(n + 1, bool)
     keep[1:] = ndi.mean(probs, labels, np.arange(1, n + 1)) >= min_confidence

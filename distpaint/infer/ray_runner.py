@@ -94,6 +94,8 @@ class ShardWorker:
                 written.append(counts)
 
             infer, predictor = self.predictors.infer_for(spec.upsample), self.predictors[spec.upsample]
+            if spec.min_confidence is not None:  # chosen for this mask (`--min-confidence auto`)
+                infer = replace(infer, min_confidence=spec.min_confidence)
             empty = self.empties.setdefault(spec.upsample, EmptyWindows(predictor, infer))
             run_inference(source, predictor, targets, infer, shards=[origin],
                           on_shard=on_shard, empty=empty)

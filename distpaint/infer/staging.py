@@ -59,6 +59,9 @@ class UnitSpec:
     """Attributes of the staging group (the output sample's attrs)."""
     upsample: int = 1
     """The model's up-sampling factor for this mask (`InferConfig.upsample`)."""
+    min_confidence: float | None = None
+    """This mask's confidence floor where it was chosen per mask (`--min-confidence auto`;
+    `InferConfig.min_confidence`); None: the job's."""
 
     def to_dict(self) -> dict:
         """JSON-able form."""

@@ -97,4 +97,10 @@ def inference_defaults(name_or_path: str | Path) -> dict[str, Any]:
     return {"threshold": float(chosen.get("threshold", card.get("threshold", DEFAULT_THRESHOLD))),
             "keep": str(chosen.get("keep", DEFAULT_KEEP)),
             "upsample": chosen.get("upsample", DEFAULT_UPSAMPLE),
-            "min_confidence": float(chosen.get("min_confidence", DEFAULT_MIN_CONFIDENCE))}
+            "min_confidence": _floor(chosen.get("min_confidence", DEFAULT_MIN_CONFIDENCE))}
+
+
+def _floor(value: Any) -> float | str:
+    """A card's confidence floor: a number, or "auto" (chosen per mask by
+    `distpaint.infer.self_check`)."""
+    return value if value == "auto" else float(value)

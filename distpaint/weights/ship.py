@@ -308,23 +308,31 @@ def recard(name: str, recipe: str, stage: str | None = None) -> dict:
     return new
 
 
-def _inference(threshold: float, keep: str, upsample: int | str, min_confidence: float = 0.0) -> dict:
+def _inference(threshold: float, keep: str, upsample: int | str,
+               min_confidence: float | str = 0.0) -> dict:
     """A card's `inference` entry (`distpaint infer` checks the values when it uses them;
     the up-sampling factor and the floor are checked here, as they may come as text). The
-    floor is written only when there is one (0: none)."""
+    floor is written only when there is one (0: none; `auto`: chosen per mask)."""
     factor = upsample if upsample == "auto" else int(upsample) if str(upsample).isdigit() else None
     if factor not in ("auto", 1, 2, 3, 4):
         raise InputError(f"--upsample must be auto or one of 1, 2, 3, 4, got {upsample!r}")
     entry = {"threshold": threshold, "keep": keep, "upsample": factor}
-    if not 0.0 <= float(min_confidence) < 1.0:
-        raise InputError(f"--min-confidence must be in [0, 1), got {min_confidence!r}")
-    if float(min_confidence) > 0:
-        entry["min_confidence"] = float(min_confidence)
+    if min_confidence == "auto":
+        entry["min_confidence"] = "auto"
+        return entry
+    try:
+        floor = float(min_confidence)
+    except (TypeError, ValueError):
+        floor = -1.0
+    if not 0.0 <= floor <= 1.0:
+        raise InputError(f"--min-confidence must be auto or in [0, 1], got {min_confidence!r}")
+    if floor > 0:
+        entry["min_confidence"] = floor
     return entry
 
 
 def set_defaults(name: str, *, threshold: float | None = None, keep: str | None = None,
-                 upsample: int | str | None = None, min_confidence: float | None = None,
+                 upsample: int | str | None = None, min_confidence: float | str | None = None,
                  scores: dict | None = None) -> dict:
     """Write shipped model `name`'s inference defaults again (those not given stay) and, when
     given, the scores measured with them; the description ends by naming them (it may name
@@ -355,7 +363,8 @@ def _with_defaults_note(description: str, entry: dict) -> str:
     """`description` ending with the inference defaults of `entry` (replacing an earlier such
     ending), so that a card chosen with other defaults says which ones it has now."""
     base = description.split(_DEFAULTS_NOTE)[0]
-    floor = f", --min-confidence {entry['min_confidence']:g}" if entry.get("min_confidence") else ""
+    floor = entry.get("min_confidence")
+    floor = f", --min-confidence {floor if floor == 'auto' else format(floor, 'g')}" if floor else ""
     return (f"{base}{_DEFAULTS_NOTE}--keep {entry['keep']}, threshold {entry['threshold']:g}, "
             f"--upsample {entry['upsample']}{floor}")
 
@@ -403,8 +412,9 @@ def main() -> None:
         defaults_parser.add_argument("--threshold", type=float)
         defaults_parser.add_argument("--keep")
         defaults_parser.add_argument("--upsample", help="auto or a factor (1-4)")
-        defaults_parser.add_argument("--min-confidence", type=float,
-                                     help="floor on a kept piece's mean probability (0: none)")
+        defaults_parser.add_argument("--min-confidence",
+                                     help="floor on a kept piece's mean probability (0: none; "
+                                          "auto: chosen per mask)")
         defaults_parser.add_argument("--scores", type=Path, nargs="*", default=[],
                                      help="bench/quality.py result files measured with these defaults")
         defaults_parser.add_argument("--scores-method", help="the method's name in those files")

@@ -1,0 +1,146 @@
+"""`--min-confidence auto` (distpaint.infer.self_check): the floor chosen per mask by repairing
+new cuts made in it, on hand-made masks with predictors whose repair is known: one that fills
+every cut exactly (the lowest floor wins), one that paints nothing or only thickens (no floor
+gains: nothing is kept); the window budget, determinism, the job and the CLI value."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from skimage.draw import line
+
+from distpaint.errors import ConfigError
+from distpaint.infer import self_check
+from distpaint.infer.engine import InferConfig
+from distpaint.infer.keep import NO_REPAIR, keep_added
+from distpaint.infer.self_check import (CANDIDATE_FLOORS, MIN_GAIN, choose_min_confidence,
+                                        parse_min_confidence)
+from scipy import ndimage
+
+pytestmark = pytest.mark.cost(10)
+
+CONFIG = InferConfig(keep="all", threshold=0.5)
+
+
+def _lines(shape=(300, 300), width=3) -> np.ndarray:
+    """A few straight lines `width` px wide across the image."""
+    mask = np.zeros(shape, bool)
+    h, w = shape
+    for (r0, c0, r1, c1) in ((10, 10, h - 10, w - 10), (h - 10, 10, 10, w - 10), (h // 2, 5, h // 2, w - 5),
+                             (5, w // 3, h - 5, w // 3)):
+        rr, cc = line(r0, c0, r1, c1)
+        mask[rr, cc] = True
+    return ndimage.binary_dilation(mask, iterations=width // 2)
+
+
+class _Knows:
+    """A predictor that knows the complete mask: probability `p` on it, 0 elsewhere; with
+    `thicken`, instead `p` only beside it (2 px out), never on it."""
+
+    align, receptive_halo = 1, 0
+
+    def __init__(self, complete: np.ndarray, p: float = 0.9, thicken: bool = False) -> None:
+        self.complete, self.p, self.thicken = complete, p, thicken
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h, w = self.complete.shape
+        where = self.complete
+        if self.thicken:
+            where = ndimage.binary_dilation(self.complete, iterations=2) & ~self.complete
+        out = np.zeros(x.shape, np.float32)
+        out[0, 0, :h, :w] = self.p * where
+        return out
+
+
+def test_parse_min_confidence():
+    assert parse_min_confidence("auto") is None
+    assert parse_min_confidence("0.55") == 0.55 and parse_min_confidence(1) == NO_REPAIR
+    for bad in ("most", "1.5", -0.1, True):
+        with pytest.raises(ConfigError, match="--min-confidence must be auto or"):
+            parse_min_confidence(bad)
+
+
+def test_no_repair_keeps_no_added_piece_even_at_an_open_edge():
+    given = np.zeros((20, 20), bool)
+    given[10, :8] = given[10, 12:] = True
+    output = given.copy()
+    output[10, 8:12] = True  # a bridge
+    output[0:3, 19] = True  # a piece at the (open) right edge
+    probs = np.where(output & ~given, 0.99, 0).astype(np.float32)
+    kept = keep_added(output, given, "all", (True, True, True, True), probs=probs, min_confidence=NO_REPAIR)
+    np.testing.assert_array_equal(kept, given)
+
+
+def test_a_repair_that_fills_the_cuts_gets_the_lowest_floor():
+    mask = _lines()
+    check = choose_min_confidence(mask, _Knows(mask, p=0.9), CONFIG)
+    assert check.floor == CANDIDATE_FLOORS[0] and check.cuts >= 4 and check.pixels == mask.size
+    # every floor up to 0.9 keeps the perfect fill, 0.95 keeps nothing
+    assert all(check.gains[f] > MIN_GAIN for f in CANDIDATE_FLOORS if f <= 0.9)
+    assert check.gains[0.95] == 0.0
+    assert check == choose_min_confidence(mask, _Knows(mask, p=0.9), CONFIG)  # deterministic
+    assert choose_min_confidence(mask, _Knows(mask, p=0.9), CONFIG, seed=1).gains != check.gains
+
+
+def test_a_fill_only_sure_at_a_high_floor_gets_that_floor():
+    mask = _lines()
+    check = choose_min_confidence(mask, _Knows(mask, p=0.8), CONFIG)
+    # floors above 0.8 drop the fill; those under keep it alike: the lowest of them
+    assert check.floor == 0.55 and check.gains[0.85] == 0.0 and check.gains[0.75] == check.gains[0.55]
+
+
+@pytest.mark.parametrize("thicken", [False, True])
+def test_a_repair_that_gains_nothing_keeps_nothing(thicken):
+    mask = _lines()
+    predictor = _Knows(mask, p=0.9 if thicken else 0.0, thicken=thicken)
+    check = choose_min_confidence(mask, predictor, CONFIG)
+    assert check.floor == NO_REPAIR and max(check.gains.values()) < MIN_GAIN
+
+
+def test_a_mask_with_no_centreline_keeps_nothing():
+    empty = np.zeros((64, 64), bool)
+    assert choose_min_confidence(empty, _Knows(empty), CONFIG).floor == NO_REPAIR
+
+
+def test_a_large_mask_is_checked_in_a_budget_of_windows(monkeypatch):
+    monkeypatch.setattr(self_check, "WINDOW", 100)
+    monkeypatch.setattr(self_check, "CHECK_PIXELS", 2 * 100 * 100)
+    mask = _lines((400, 400))
+    seen = []
+
+    class Nothing:  # paints nothing; records the windows it is shown
+        align, receptive_halo = 1, 0
+
+        def __call__(self, x):
+            seen.append(x.shape[-2:])
+            return np.zeros(x.shape, np.float32)
+
+    check = choose_min_confidence(mask, Nothing(), CONFIG)
+    assert check.pixels == 2 * 100 * 100 and seen == [(100, 100)] * 2 and check.floor == NO_REPAIR
+
+
+def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
+    """`dilate3` grows lines by one pixel: it closes none of the check's 4-11 px cuts, so the
+    check keeps nothing and the output is the input; the floor and the gains are in the
+    output's attributes, and `auto` is part of the job's identity."""
+    from distpaint.data.store import MaskStore
+    from distpaint.infer.job import JobConfig, _job_key, run_job
+    from infer_models import FnFactory
+
+    mask = _lines((200, 200), width=1)
+    mask[100, 90:110] = False  # a gap dilate3 cannot close either
+    store = MaskStore.create(tmp_path / "in.zarr")
+    store.write("a", {"mask": mask}, {})
+    infer = InferConfig(keep="bridges", tile=64, threshold=0.5, batch=2)
+    job = JobConfig(shard=128, preview_size=64, self_check=True)
+    run_job([tmp_path / "in.zarr"], FnFactory("dilate3"), tmp_path / "out.zarr", infer, job)
+    out = MaskStore.open(tmp_path / "out.zarr")
+    how = out.attrs("a")["inference"]
+    assert how["min_confidence"] == NO_REPAIR and how["self_check"]["floor"] == NO_REPAIR
+    assert set(how["self_check"]["gains"]) == {f"{f:g}" for f in CANDIDATE_FLOORS}
+    np.testing.assert_array_equal(np.asarray(out.array("a")[...]), mask)
+    auto, described = _job_key("fp", infer, 1, job)
+    assert described["min_confidence"] == "auto"
+    assert auto != _job_key("fp", infer, 1, dataclasses.replace(job, self_check=False))[0]
