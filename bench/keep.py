@@ -1,5 +1,5 @@
 """Cost of the keep policies (`--keep all|attached|bridges|ends`, and `ends` with
-`--min-confidence`): streaming inference under each, side by side in one run.
+`--min-confidence F` or `auto`): streaming inference under each, side by side in one run.
 
     python bench/keep.py [--model general] [--kind roads] [--size 4096] [--repeats 2] [--threads 2]
         [--min-confidence 0.55]
@@ -13,7 +13,9 @@ and the pixels each policy kept. `attached` labels the added pixels of every til
 `bridges` also labels the input's holes and skeletonises the input around each candidate
 bridge, so its cost grows with the fill, not with the model; `ends` skeletonises that
 neighbourhood twice more (with and without each bridge); `ends+floor` adds a mean of the
-probabilities over each kept piece.
+probabilities over each kept piece; `ends+auto` first chooses the floor by the self-check
+(`distpaint.infer.self_check`: one more forward pass over up to 4 Mpx of the mask, timed with
+the run).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import pathlib
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -33,6 +36,7 @@ from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.data.store import compressors
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
 from distpaint.infer.predictor import resolve_model
+from distpaint.infer.self_check import choose_min_confidence
 
 
 def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
@@ -47,8 +51,8 @@ def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
     return np.block(grid)[:size, :size]
 
 
-POLICIES = ("all", "attached", "bridges", "ends", "ends+floor")
-"""The runs: each policy, and `ends` with the confidence floor (`--min-confidence`)."""
+POLICIES = ("all", "attached", "bridges", "ends", "ends+floor", "ends+auto")
+"""The runs: each policy, and `ends` with the confidence floor (`--min-confidence F`, `auto`)."""
 
 
 def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int,
@@ -60,6 +64,8 @@ def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int
     keep, _, floored = policy.partition("+")
     config = InferConfig(tile=tile, batch=1, keep=keep, min_confidence=floor if floored else 0.0)
     start = time.perf_counter()
+    if floored == "auto":
+        config = replace(config, min_confidence=choose_min_confidence(mask, predictor, config).floor)
     stats = run_inference(mask, predictor, {"mask": out}, config)
     return time.perf_counter() - start, stats.added_pixels
 

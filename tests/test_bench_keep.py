@@ -27,4 +27,5 @@ def test_smoke_run_prints_a_ratio_and_removes_only():
     assert res["ratio_to_all"]["bridges"] == pytest.approx(seconds["bridges"] / seconds["all"], rel=0.02)
     assert 0 <= added["ends"] <= added["bridges"] and 0 < added["bridges"] <= added["attached"] <= added["all"]
     assert 0 <= added["ends+floor"] <= added["ends"] and seconds["ends+floor"] > 0
+    assert 0 <= added["ends+auto"] <= added["ends"] and seconds["ends+auto"] > 0
     assert res["kept_share"]["all"] == 1

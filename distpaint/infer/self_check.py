@@ -113,25 +113,23 @@ def _windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
 
 def _checked_windows(mask: Any) -> list[tuple[int, np.ndarray]]:
     """(index in the grid, window) of the windows with foreground the check reads: all of them
-    up to CHECK_PIXELS, else an even spread of the grid, the empty ones skipped."""
+    up to CHECK_PIXELS, else as many as fit, spread evenly over the grid (an empty one's place
+    taken by the next window with foreground; at most 4x as many windows read as used, unless
+    none of them holds any)."""
     grid = _windows(tuple(int(n) for n in mask.shape))
     area = max((w[0].stop - w[0].start) * (w[1].stop - w[1].start) for w in grid)
     budget = max(1, CHECK_PIXELS // area)
-    stride = max(1, len(grid) // (4 * budget))
+    spread = np.linspace(0, len(grid), min(budget, len(grid)), endpoint=False).astype(int)
+    order = list(dict.fromkeys([*spread.tolist(), *range(len(grid))]))  # the spread first
     chosen = []
-    for index in range(0, len(grid), stride):
+    for read, index in enumerate(order):
+        if read >= 4 * budget and chosen:  # a sparse giant mask: not every window is read
+            break
         block = np.asarray(mask[grid[index]], dtype=bool)
         if block.any():
             chosen.append((index, block))
-        if len(chosen) == budget:
-            break
-    if len(chosen) < budget and stride > 1:  # a sparse mask: fill the budget from the rest
-        seen = {i for i, _ in chosen}
-        for index in range(len(grid)):
-            if index not in seen and len(chosen) < budget:
-                block = np.asarray(mask[grid[index]], dtype=bool)
-                if block.any():
-                    chosen.append((index, block))
+            if len(chosen) == budget:
+                break
     return chosen
 
 
