@@ -47,7 +47,7 @@ from distpaint.infer.tiling import round_up
 from distpaint.metrics.topology import cldice_from_counts
 
 __all__ = ["CANDIDATE_FLOORS", "CUT_DENSITY", "MIN_GAIN", "NEAR_CUT", "WINDOW", "CHECK_PIXELS",
-           "SelfCheck", "parse_min_confidence", "choose_min_confidence"]
+           "SelfCheck", "parse_min_confidence", "choose_min_confidence", "choose_floor"]
 
 CANDIDATE_FLOORS = (0.55, 0.65, 0.75, 0.85, 0.95)
 """The floors the check chooses from: from `general`'s fixed default (0.55) to one that keeps
@@ -55,6 +55,9 @@ only the bridges the model is all but sure of."""
 CUT_DENSITY = 2.0
 """New cuts per Mpx, over the protocol's (about 60): the protocol's density leaves the choice
 on small masks of 1-px lines to chance (docs/REAL_MASKS.md)."""
+CONFIDENCE_Z = 0.0
+"""The chosen floor maximises expected gain - CONFIDENCE_Z x its spread (a lower confidence
+bound on the gain of the protocol's cuts)."""
 MIN_GAIN = 0.001
 """Least clDice gain (at the protocol's density) on the mask's own cuts for the repair to keep
 any piece: between the validation rivers drawn 1.5 px wide (0.0024 and up at their best floor)
@@ -90,7 +93,10 @@ class SelfCheck:
     floor: float
     """The floor chosen: one of CANDIDATE_FLOORS, or NO_REPAIR."""
     gains: dict[float, float] = field(default_factory=dict)
-    """clDice gain on the mask's own cuts (at the protocol's density), per candidate floor."""
+    """Expected clDice gain on the mask's own cuts (at the protocol's density), per candidate
+    floor."""
+    spreads: dict[float, float] = field(default_factory=dict)
+    """Standard deviation of that gain from cut to cut (at the protocol's density), per floor."""
     cuts: int = 0
     """New cuts repaired."""
     pixels: int = 0
@@ -99,7 +105,8 @@ class SelfCheck:
     def as_attrs(self) -> dict:
         """The record kept in the output's attributes."""
         return {"floor": self.floor, "cuts": self.cuts, "pixels": self.pixels,
-                "gains": {f"{f:g}": round(g, 6) for f, g in self.gains.items()}}
+                "gains": {f"{f:g}": round(g, 6) for f, g in self.gains.items()},
+                "spreads": {f"{f:g}": round(g, 6) for f, g in self.spreads.items()}}
 
 
 def _windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
@@ -133,15 +140,43 @@ def _checked_windows(mask: Any) -> list[tuple[int, np.ndarray]]:
     return chosen
 
 
-def _counts(out: np.ndarray, truth: np.ndarray, truth_skeleton: np.ndarray) -> np.ndarray:
-    """clDice's four skeleton counts (`cldice_from_counts`' order) of `out` against `truth`."""
-    skeleton = skeletonize(out)
-    return np.array([skeleton.sum(), (skeleton & truth).sum(), truth_skeleton.sum(),
-                     (truth_skeleton & out).sum()], np.int64)
-
-
-def _cldice(counts: np.ndarray) -> float:
-    return cldice_from_counts(*(int(c) for c in counts)).cldice
+def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig, align: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]], int]:
+    """One window: new cuts made, repaired as the job repairs. Returns (the damaged window's
+    clDice counts against the window, one row per kept piece reaching a cut: (cut id, skeleton
+    px on the piece, of them on the line, line centreline px the piece covers, mean
+    probability), the number of cuts)."""
+    damaged, gaps = corrupt(truth, GapConfig(kind="cut", density=CUT_DENSITY), rng)
+    cuts, n_cuts = ndi.label(gaps, _EIGHT)
+    truth_skeleton = skeletonize(truth)
+    skeleton = skeletonize(damaged)
+    counts = np.array([skeleton.sum(), (skeleton & truth).sum(), truth_skeleton.sum(),
+                       (truth_skeleton & damaged).sum()], np.float64)
+    if n_cuts == 0:
+        return counts, [], 0
+    h, w = truth.shape
+    x = np.zeros((1, 1, round_up(h, align), round_up(w, align)), np.float32)
+    x[0, 0, :h, :w] = damaged
+    probs = np.asarray(predictor(x), np.float32)[0, 0, :h, :w]
+    kept = keep_added(decide(probs, damaged, (0, h, 0, w), config), damaged, config.pieces) & ~damaged
+    labels, n = ndi.label(kept, _EIGHT)
+    if n == 0:
+        return counts, [], n_cuts
+    near = ndi.binary_dilation(gaps, _EIGHT, iterations=NEAR_CUT)
+    repaired_skeleton = skeletonize(damaged | kept)
+    _, (iy, ix) = ndi.distance_transform_edt(cuts == 0, return_indices=True)
+    nearest_cut = cuts[iy, ix]
+    rows = []
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        piece = labels[box] == i
+        reach = piece & near[box]
+        if not reach.any():  # closes a gap the input had: the input cannot judge it
+            continue
+        on_piece = repaired_skeleton[box] & piece
+        rows.append((int(np.bincount(nearest_cut[box][reach]).argmax()), float(on_piece.sum()),
+                     float((on_piece & truth[box]).sum()), float((truth_skeleton[box] & piece).sum()),
+                     float(probs[box][piece].mean())))
+    return counts, rows, n_cuts
 
 
 def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
@@ -151,33 +186,48 @@ def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
     (module docstring)."""
     align = int(predictor.align)
     windows = _checked_windows(mask)
-    totals = np.zeros((len(CANDIDATE_FLOORS) + 1, 4), np.int64)  # [before | each floor, counts]
+    counts = np.zeros(4)
+    rows: list[tuple[tuple[int, int], float, float, float, float]] = []
     cuts = 0
     for index, truth in windows:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-        damaged, gaps = corrupt(truth, GapConfig(kind="cut", density=CUT_DENSITY), rng)
-        if not gaps.any():
-            continue
-        cuts += int(ndi.label(gaps, _EIGHT)[1])
-        h, w = truth.shape
-        x = np.zeros((1, 1, round_up(h, align), round_up(w, align)), np.float32)
-        x[0, 0, :h, :w] = damaged
-        probs = np.asarray(predictor(x), np.float32)[0, 0, :h, :w]
-        kept = keep_added(decide(probs, damaged, (0, h, 0, w), config), damaged, config.pieces) & ~damaged
-        labels, n = ndi.label(kept, _EIGHT)
-        reaches = np.zeros(n + 1, bool)
-        reaches[np.unique(labels[ndi.binary_dilation(gaps, _EIGHT, iterations=NEAR_CUT)])] = True
-        reaches[0] = False
-        repaired = reaches[labels]
-        truth_skeleton = skeletonize(truth)
-        totals[0] += _counts(damaged, truth, truth_skeleton)
-        for k, floor in enumerate(CANDIDATE_FLOORS, start=1):
-            totals[k] += _counts(damaged | confident_pieces(repaired, probs, floor), truth, truth_skeleton)
+        window_counts, window_rows, n_cuts = _window_pieces(truth, predictor, config, align, rng)
+        counts += window_counts
+        rows += [((index, cut), *rest) for cut, *rest in window_rows]
+        cuts += n_cuts
     pixels = sum(block.size for _, block in windows)
-    if cuts == 0:  # no centreline to cut: nothing the repair could do either
-        return SelfCheck(NO_REPAIR, {}, 0, pixels)
-    before = _cldice(totals[0])
-    gains = {floor: (_cldice(totals[k]) - before) / CUT_DENSITY
-             for k, floor in enumerate(CANDIDATE_FLOORS, start=1)}
-    best = max(CANDIDATE_FLOORS, key=lambda f: (gains[f], -f))  # ties: the lower floor
-    return SelfCheck(best if gains[best] >= MIN_GAIN else NO_REPAIR, gains, cuts, pixels)
+    if cuts < 2:  # no centreline to cut: nothing the repair could do either
+        return SelfCheck(NO_REPAIR, {}, {}, cuts, pixels)
+    # clDice = 2PS / (P + S) of precision P = a / b and sensitivity S = c / d, linearised: a
+    # piece adding db centreline px (da on the line) and covering dc px of the line's
+    # centreline changes it by dC/dP (da - P db) / b + dC/dS dc / d
+    b, a, d, c = counts
+    precision, sensitivity = (a / b if b else 1.0), (c / d if d else 1.0)
+    total = (precision + sensitivity) ** 2 or 1.0
+    by_precision, by_sensitivity = 2 * sensitivity ** 2 / total, 2 * precision ** 2 / total
+    judged_cuts = cuts / CUT_DENSITY  # as many as the protocol makes on the pixels checked
+    gains, spreads = {}, {}
+    for floor in CANDIDATE_FLOORS:
+        per_cut: dict[tuple[int, int], float] = {}
+        for cut, db, da, dc, mean_p in rows:
+            if mean_p >= floor:
+                per_cut[cut] = per_cut.get(cut, 0.0) + by_precision * (da - precision * db) / max(b, 1.0) \
+                    + by_sensitivity * dc / max(d, 1.0)
+        values = np.zeros(cuts)
+        values[:len(per_cut)] = list(per_cut.values())  # the cuts no kept piece reaches: 0
+        gains[floor] = float(judged_cuts * values.mean())
+        spreads[floor] = float(np.sqrt(judged_cuts) * values.std(ddof=1))
+    return SelfCheck(choose_floor(gains, spreads), gains, spreads, cuts, pixels)
+
+
+def choose_floor(gains: dict[float, float], spreads: dict[float, float],
+                 z: float | None = None, min_gain: float | None = None) -> float:
+    """The floor whose gain less `z` (default CONFIDENCE_Z) spreads is largest (ties: the lower
+    floor), or NO_REPAIR unless that bound exceeds `min_gain` (default MIN_GAIN)."""
+    z = CONFIDENCE_Z if z is None else z
+    min_gain = MIN_GAIN if min_gain is None else min_gain
+    bound = {f: gains[f] - z * spreads[f] for f in gains}
+    if not bound:
+        return NO_REPAIR
+    best = max(bound, key=lambda f: (bound[f], -f))
+    return best if bound[best] > min_gain else NO_REPAIR

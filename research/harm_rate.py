@@ -1,0 +1,111 @@
+"""Question: over the random cuts of the judging protocol, how often does a repair lower clDice or
+add pieces on a validation mask, with a fixed confidence floor and with floors chosen per mask by
+the self-check (`--min-confidence auto`) under several decision rules?
+
+    python research/harm_rate.py --real runs/real [--model general] [--kinds rivers]
+        [--seeds 1 2 3 4 5] [--fixed 0.55] [--rules 0:0.001 2:0] [--one-px] [--only w1.5px]
+
+The real benchmark's validation masks are one draw of the protocol's cuts (seed 0); a default
+that does no harm on that draw may still harm a mask on another. Here each validation mask's
+truth is cut again with each of `--seeds` (`distpaint.data.gaps`, kind `cut`), and repaired as
+`distpaint infer --model MODEL` does with the card's threshold, keep policy and up-sampling:
+once per `--fixed` floor and once per self-check rule `Z:MIN_GAIN` (the floor maximising
+expected gain - Z x spread, none kept unless that bound exceeds MIN_GAIN:
+`distpaint.infer.self_check.choose_floor`). The model runs once per (mask, seed) and the check
+once, so every column sees the same probabilities. With `--one-px` the truth is first
+skeletonised (the 1-px stand-ins of research/one_px_lines.py). Prints per column the masks x
+seeds harmed (clDice lowered or a component added), the smallest and mean clDice gain and the
+mean relative component difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from skimage.morphology import skeletonize
+
+from distpaint.data.gaps import GapConfig, corrupt
+from distpaint.data.real.build import open_real
+from distpaint.infer.engine import InferConfig, decide
+from distpaint.infer.keep import keep_added
+from distpaint.infer.model import PredictorsByFactor
+from distpaint.infer.predictor import resolve_model
+from distpaint.infer.self_check import choose_floor, choose_min_confidence
+from distpaint.infer.tiling import round_up
+from distpaint.infer.upsample import choose_upsample, parse_upsample
+from distpaint.metrics.evaluation import evaluate
+from distpaint.weights import inference_defaults
+
+
+def parse_rule(text: str) -> tuple[float, float]:
+    """`Z:MIN_GAIN` -> (z, min_gain)."""
+    z, _, min_gain = text.partition(":")
+    return float(z), float(min_gain or 0.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
+    parser.add_argument("--model", default="general")
+    parser.add_argument("--kinds", nargs="+", default=["rivers"])
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--only", default="", help="only the masks whose name contains this")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    parser.add_argument("--fixed", nargs="*", type=float, default=[0.55])
+    parser.add_argument("--rules", nargs="*", default=["0:0.001", "2:0"])
+    parser.add_argument("--one-px", action="store_true", help="skeletonise each truth first")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    chosen = inference_defaults(args.model)
+    base = resolve_model(args.model, threads=args.threads)
+    config = InferConfig(tile=1024, batch=1, threshold=chosen["threshold"], keep=chosen["keep"])
+    predictors = PredictorsByFactor(base, config)
+    upsample = parse_upsample(chosen["upsample"])
+    columns = [f"floor {f:g}" for f in args.fixed] + [f"auto z={r}" for r in args.rules]
+    results: dict[str, list[dict]] = {c: [] for c in columns}
+    bench = open_real(args.real)
+    for kind in args.kinds:
+        store = bench.store(args.split, kind)
+        for name in (n for n in store.names() if args.only in n):
+            truth = np.asarray(store.array(name, "truth")[...], bool)
+            truth = skeletonize(truth) if args.one_px else truth
+            for seed in args.seeds:
+                given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(seed))
+                factor = choose_upsample(given) if upsample is None else upsample
+                predictor, infer = predictors[factor], predictors.infer_for(factor)
+                h, w = given.shape
+                x = np.zeros((1, 1, round_up(h, int(base.align)), round_up(w, int(base.align))), np.float32)
+                x[0, 0, :h, :w] = given
+                probs = np.asarray(predictor(x))[0, 0, :h, :w]
+                output = decide(probs, given, (0, h, 0, w), infer)
+                check = choose_min_confidence(given, predictor, infer)
+                floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
+                                             for r in args.rules]
+                for column, floor in zip(columns, floors, strict=True):
+                    out = keep_added(output, given, infer.pieces, probs=probs, min_confidence=floor)
+                    scores = evaluate(out, truth, given, gaps)
+                    results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scores})
+    table = Table(title=f"{args.model} on {args.split} {' '.join(args.kinds)}"
+                        f"{' (1-px skeletons)' if args.one_px else ''}, cut seeds {args.seeds}")
+    for head in ("column", "harmed", "smallest gain", "mean gain", "rel. comp.", "floors chosen"):
+        table.add_column(head, justify="left" if head == "column" else "right")
+    for column, rows in results.items():
+        gains = [r["cldice_gain"] for r in rows]
+        harmed = [r["mask"] for r in rows if not r["no_harm"]]
+        floors = np.unique([r["floor"] for r in rows], return_counts=True)
+        table.add_row(column, f"{len(harmed)}/{len(rows)}", f"{min(gains):+.4f}", f"{np.mean(gains):+.4f}",
+                      f"{np.mean([r['rel_component_diff'] for r in rows]):.3f}",
+                      " ".join(f"{f:g}x{n}" for f, n in zip(*floors, strict=True)))
+    console = Console()
+    console.print(table)
+    for column, rows in results.items():
+        harmed = [f"{r['mask']} {r['cldice_gain']:+.4f}" for r in rows if not r["no_harm"]]
+        if harmed:
+            console.print(f"{column} harmed: " + ", ".join(harmed))
+
+
+if __name__ == "__main__":
+    main()
