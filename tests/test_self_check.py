@@ -146,14 +146,14 @@ def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
     assert auto != _job_key("fp", infer, 1, dataclasses.replace(job, self_check=False))[0]
 
 
-def test_choose_floor_takes_the_best_lower_bound_or_nothing():
+def test_choose_floor_takes_the_lowest_floor_expected_to_gain_or_nothing():
     from distpaint.infer.self_check import choose_floor
 
-    gains = {0.55: 0.006, 0.65: 0.004, 0.75: 0.001}
-    spreads = {0.55: 0.004, 0.65: 0.001, 0.75: 0.0005}
-    assert choose_floor(gains, spreads, z=0, min_gain=0) == 0.55  # the largest expected gain
-    assert choose_floor(gains, spreads, z=2, min_gain=0) == 0.65  # 0.002 > -0.002, 0
+    gains = {0.55: 0.0005, 0.65: 0.004, 0.75: 0.006}
+    spreads = {0.55: 0.004, 0.65: 0.001, 0.75: 0.004}
+    assert choose_floor(gains, spreads, z=0, min_gain=0.001) == 0.65  # 0.55 gains too little
+    assert choose_floor(gains, spreads, z=0, min_gain=0) == 0.55
+    assert choose_floor(gains, spreads, z=2, min_gain=0) == 0.65  # 0.002 > 0; 0.55: -0.0075
     assert choose_floor(gains, spreads, z=5, min_gain=0) == NO_REPAIR  # no bound above 0
     assert choose_floor(gains, spreads, z=0, min_gain=0.01) == NO_REPAIR
-    assert choose_floor({0.55: 0.002, 0.65: 0.002}, {0.55: 0.0, 0.65: 0.0}, z=1, min_gain=0) == 0.55  # ties: lower
     assert choose_floor({}, {}) == NO_REPAIR

@@ -259,7 +259,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
     if not label or not target:
         raise ConfigError(f"--models {spec!r}: expected NAME_OR_CHECKPOINT or LABEL=NAME_OR_CHECKPOINT")
     upsample = parse_upsample(options.pop("upsample", chosen.get("upsample", 1)))  # None: auto
-    floor = parse_min_confidence(options.pop("min_confidence", chosen.get("min_confidence", 0.0)))  # None: auto
+    # None: auto, chosen per mask by the self-check
+    floor = parse_min_confidence(options.pop("min_confidence", chosen.get("min_confidence", 0.0)))
     base = resolve_model(target, gpu=gpu, threads=threads)
     align = int(base.align)
     config = InferConfig(tile=round_up(tile, align), batch=batch, threshold=threshold,
@@ -273,7 +274,8 @@ def model_method(spec: str, *, threshold: float | None = None, gpu: bool = False
         """The InferConfig of `mask` at `factor`, with its own floor under `min_confidence=auto`."""
         infer = predictors.infer_for(factor)
         if floor is None:
-            infer = replace(infer, min_confidence=choose_min_confidence(mask, predictors[factor], infer).floor)
+            check = choose_min_confidence(mask, predictors[factor], infer)
+            infer = replace(infer, min_confidence=check.floor)
         return infer
 
     def repair_batch(masks: np.ndarray) -> np.ndarray:

@@ -52,8 +52,8 @@ from skimage.morphology import skeletonize
 from distpaint.errors import ConfigError
 from distpaint.infer.islands import drop_islands, keep_open_edges
 
-__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "NO_REPAIR", "check_keep", "check_min_confidence", "keep_added",
-           "bridging_pieces", "confident_pieces"]
+__all__ = ["KEEP_POLICIES", "HOLE_FILL_SHARE", "NO_REPAIR", "check_keep", "check_min_confidence",
+           "keep_added", "bridging_pieces", "confident_pieces"]
 
 KEEP_POLICIES = ("ends", "bridges", "attached", "all")
 """The policies, safest first."""
