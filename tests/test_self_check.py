@@ -157,3 +157,23 @@ def test_choose_floor_takes_the_lowest_floor_expected_to_gain_or_nothing():
     assert choose_floor(gains, spreads, z=5, min_gain=0) == NO_REPAIR  # no bound above 0
     assert choose_floor(gains, spreads, z=0, min_gain=0.01) == NO_REPAIR
     assert choose_floor({}, {}) == NO_REPAIR
+
+
+def test_cli_auto_with_the_shipped_general_model(tmp_path):
+    """`distpaint infer --model general --min-confidence auto` on a damaged PNG (the card's
+    default spelled out): exit 0, the output has the input's shape and keeps every input pixel."""
+    import subprocess
+    from pathlib import Path
+
+    from distpaint.data.files import read_raw, write_mask_file
+    from distpaint.data.gaps import GapConfig, corrupt
+
+    distpaint = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "distpaint")
+    damaged, _ = corrupt(_lines((256, 320)), GapConfig(kind="cut"), np.random.default_rng(0))
+    write_mask_file(tmp_path / "m.png", damaged)
+    proc = subprocess.run([distpaint, "infer", str(tmp_path / "m.png"), "--model", "general",
+                           "--min-confidence", "auto", "--out", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = np.asarray(read_raw(tmp_path / "o.png")[0]) != 0
+    assert out.shape == damaged.shape and not (damaged & ~out).any()
