@@ -192,7 +192,8 @@ def infer(
     if seed is not None and not sample:
         raise ConfigError("--seed is only used with --sample")
     chosen = inference_defaults(model)  # the model card's threshold, keep policy, floor, up-sampling
-    floor = parse_min_confidence(chosen["min_confidence"] if min_confidence is None else min_confidence)  # None: auto
+    # None: `auto`, the floor chosen per mask by the self-check
+    floor = parse_min_confidence(chosen["min_confidence"] if min_confidence is None else min_confidence)
     infer_config = InferConfig(
         tile=tile, halo=halo, batch=batch if batch is not None else (8 if gpu else 1),
         threshold=chosen["threshold"] if threshold is None else threshold, sample=sample,

@@ -120,9 +120,10 @@ class InferConfig:
     name its own (`distpaint.weights.inference_defaults`)."""
     min_confidence: float = 0.0
     """Drop each added piece the keep policy keeps whose mean probability is under this (0:
-    none; `distpaint.infer.keep`): a floor on how sure the model is of a whole bridge. Not in
-    the paper; chosen on the real validation masks (docs/REAL_MASKS.md). A model card may name
-    its own."""
+    none; 1: every added piece; `distpaint.infer.keep`): a floor on how sure the model is of a
+    whole bridge. Not in the paper; chosen on the real validation masks (docs/REAL_MASKS.md). A
+    model card may name its own, or `auto`: chosen per mask by the jobs
+    (`distpaint.infer.self_check`, `JobConfig.self_check`)."""
     skip_empty: bool = True
     """Do not run the model on tiles whose window holds no foreground."""
     readers: int = 2
