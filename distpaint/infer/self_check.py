@@ -159,13 +159,18 @@ def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig,
     if n_cuts == 0:
         return counts, [], 0
     h, w = truth.shape
-    x = np.zeros((1, 1, round_up(h, align), round_up(w, align)), np.float32)
-    x[0, 0, :h, :w] = damaged
-    probs = np.asarray(predictor(x), np.float32)[0, 0, :h, :w]
+    x = np.zeros((2, 1, round_up(h, align), round_up(w, align)), np.float32)
+    x[0, 0, :h, :w], x[1, 0, :h, :w] = damaged, truth
+    probs, plain_probs = np.asarray(predictor(x), np.float32)[:, 0, :h, :w]
     kept = keep_added(decide(probs, damaged, (0, h, 0, w), config), damaged, config.pieces) & ~damaged
     labels, n = ndi.label(kept, _EIGHT)
     if n == 0:
         return counts, [], n_cuts
+    # what the repair adds to the window without the new cuts closes gaps the input already
+    # had: there the input is no truth, so a piece's centreline there is not counted against it
+    # (on heavily cut masks the pieces at the new cuts run on into such gaps)
+    plain = keep_added(decide(plain_probs, truth, (0, h, 0, w), config), truth, config.pieces) & ~truth
+    unjudged = ndi.binary_dilation(plain, _EIGHT)
     near = ndi.binary_dilation(gaps, _EIGHT, iterations=NEAR_CUT)
     repaired_skeleton = skeletonize(damaged | kept)
     _, (iy, ix) = ndi.distance_transform_edt(cuts == 0, return_indices=True)
@@ -176,7 +181,7 @@ def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig,
         reach = piece & near[box]
         if not reach.any():  # closes a gap the input had: the input cannot judge it
             continue
-        on_piece = repaired_skeleton[box] & piece
+        on_piece = repaired_skeleton[box] & piece & ~unjudged[box]
         rows.append((int(np.bincount(nearest_cut[box][reach]).argmax()), float(on_piece.sum()),
                      float((on_piece & truth[box]).sum()), float((truth_skeleton[box] & piece).sum()),
                      float(probs[box][piece].mean())))
