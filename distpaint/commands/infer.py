@@ -149,8 +149,9 @@ def infer(
                                        help="Also drop each kept added piece whose mean "
                                             "probability is under F (0: none; 1: keep no "
                                             "added piece). auto: choose F per mask by "
-                                            "repairing new cuts made in it (about one more "
-                                            "forward pass). Default: the model card's."),
+                                            "repairing new cuts made in it (two more forward "
+                                            "passes over up to 4 Mpx). Default: the model "
+                                            "card's."),
     drop_islands: bool = typer.Option(False, "--drop-islands",
                                       help="Same as --keep attached: leave out only the added "
                                            "components that touch no input pixel."),

@@ -10,9 +10,11 @@ The self-check erases new cuts from the input as the judging protocol cuts
 (`distpaint.data.gaps`, kind `cut`: discs and ellipses of radius 4-11 px on the centreline),
 `CUT_DENSITY` times as densely, repairs them with the job's own predictor, threshold and keep
 policy, and measures against the input what each kept piece that reaches a new cut (within
-`NEAR_CUT` px; pieces elsewhere close the input's own gaps, which the input cannot judge) does
-to clDice: the centreline it adds on and off the line and the line's centreline it covers,
-summed per cut and linearised (clDice = 2PS / (P + S) of the whole checked area). Per candidate
+`NEAR_CUT` px) does to clDice: the centreline it adds on and off the line and the line's
+centreline it covers, summed per cut and linearised (clDice = 2PS / (P + S) of the whole
+checked area). Where the input has gaps of its own the input is no truth: pieces that reach no
+new cut are left out, and so is any centreline where the repair of the uncut window paints too
+(on a heavily cut mask the pieces at the new cuts run on into the old gaps). Per candidate
 floor this gives the expected clDice gain at the protocol's density and its spread from cut to
 cut. The chosen floor is the lowest of `CANDIDATE_FLOORS` expected to gain more than `MIN_GAIN`;
 where none is, the repair keeps no added piece (`NO_REPAIR`): a mask on which the model cannot
@@ -23,8 +25,8 @@ draws of their cuts and on 1-px stand-ins (`research/harm_rate.py`; docs/REAL_MA
 
 The check reads at most `CHECK_PIXELS` of the mask, in windows of at most `WINDOW` px a side
 spread evenly over it (those with foreground), never a whole giant mask; each window is one
-forward pass, with no halo (its edges are the check's image edges). Cost: one more forward
-pass over the pixels checked. The cuts come from `seed` and each window's place, so the choice is
+forward pass of a batch of two (cut and uncut), with no halo (its edges are the check's image
+edges). Cost: two more forward passes over the pixels checked. The cuts come from `seed` and each window's place, so the choice is
 deterministic in the input: a resumed job chooses again as the interrupted one did.
 
     check = choose_min_confidence(mask, predictor, infer_config)
@@ -60,9 +62,9 @@ on small masks of 1-px lines to chance (docs/REAL_MASKS.md)."""
 MIN_GAIN = 0.002
 """Least expected clDice gain (at the protocol's density) on the mask's own cuts for a floor to
 be taken. Chosen on validation over other draws of the protocol's cuts (`research/harm_rate.py`,
-seeds 1-5; docs/REAL_MASKS.md): 0.002 harms none of the 1-px river stand-ins (0.001: 2 of 12,
-a fixed 0.55: 10 of 12) and leaves the rivers 1.5 and 3 px wide (39 of 40 at 0.55) and the 1-px
-glyphs (all at 0.55) as the fixed floor repairs them."""
+seeds 1-3; docs/REAL_MASKS.md): 0.002 harms none of the 1-px river stand-ins (0.001: 4 of 12,
+the fixed 0.55: 10 of 12) and repairs every draw of the rivers 1.5 and 3 px wide, the drawings
+and the 1-px glyphs at 0.55, as the fixed floor does (0.003: the same figures, keeps less)."""
 NEAR_CUT = 3
 """Px around a new cut within which a kept piece counts as its repair (the false-fill distance)."""
 WINDOW = 1024
