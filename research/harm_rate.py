@@ -3,7 +3,7 @@ add pieces on a validation mask, with a fixed confidence floor and with floors c
 the self-check (`--min-confidence auto`) under several decision rules?
 
     python research/harm_rate.py --real runs/real [--model general] [--kinds rivers]
-        [--seeds 1 2 3 4 5] [--fixed 0.55] [--rules 0:0.001 2:0] [--one-px] [--only w1.5px]
+        [--seeds 1 2 3] [--fixed 0.55] [--rules 0:0.002 0:0.001] [--one-px] [--only w1.5px]
 
 The real benchmark's validation masks are one draw of the protocol's cuts (seed 0); a default
 that does no harm on that draw may still harm a mask on another. Here each validation mask's
@@ -38,6 +38,7 @@ from distpaint.infer.tiling import round_up
 from distpaint.infer.upsample import choose_upsample, parse_upsample
 from distpaint.metrics.evaluation import evaluate
 from distpaint.weights import inference_defaults
+from piece_harm import real_mask_arguments  # research/ is on the path of a script run from it
 
 
 def parse_rule(text: str) -> tuple[float, float]:
@@ -47,15 +48,10 @@ def parse_rule(text: str) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
-    parser.add_argument("--model", default="general")
-    parser.add_argument("--kinds", nargs="+", default=["rivers"])
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--only", default="", help="only the masks whose name contains this")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    parser = real_mask_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--fixed", nargs="*", type=float, default=[0.55])
-    parser.add_argument("--rules", nargs="*", default=["0:0.001", "2:0"])
+    parser.add_argument("--rules", nargs="*", default=["0:0.002"])
     parser.add_argument("--one-px", action="store_true", help="skeletonise each truth first")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

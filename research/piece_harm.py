@@ -103,13 +103,19 @@ class Repairer:
                           min_confidence=floor), probs
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def real_mask_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the research scripts that repair masks of the real benchmark: --real,
+    --model, --kinds, --split, --only (research/harm_rate.py shares them)."""
     parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
     parser.add_argument("--model", default="general")
     parser.add_argument("--kinds", nargs="+", default=["rivers"])
     parser.add_argument("--split", default="val")
     parser.add_argument("--only", default="", help="only the masks whose name contains this")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = real_mask_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--floors", nargs="+", type=float, default=[0.5, 0.55, 0.6, 0.65])
     parser.add_argument("--min-confidence", default=None,
                         help="the repair's own floor (default: the card's; 0 for none; auto)")
