@@ -29,16 +29,11 @@ from skimage.morphology import skeletonize
 
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.build import open_real
-from distpaint.infer.engine import InferConfig, decide
+from distpaint.infer.engine import decide
 from distpaint.infer.keep import keep_added
-from distpaint.infer.model import PredictorsByFactor
-from distpaint.infer.predictor import resolve_model
 from distpaint.infer.self_check import choose_floor, choose_min_confidence
-from distpaint.infer.tiling import round_up
-from distpaint.infer.upsample import choose_upsample, parse_upsample
 from distpaint.metrics.evaluation import evaluate
-from distpaint.weights import inference_defaults
-from piece_harm import real_mask_arguments  # research/ is on the path of a script run from it
+from piece_harm import Repairer, real_mask_arguments  # research/ is on a script's path
 
 
 def parse_rule(text: str) -> tuple[float, float]:
@@ -55,11 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--one-px", action="store_true", help="skeletonise each truth first")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    chosen = inference_defaults(args.model)
-    base = resolve_model(args.model, threads=args.threads)
-    config = InferConfig(tile=1024, batch=1, threshold=chosen["threshold"], keep=chosen["keep"])
-    predictors = PredictorsByFactor(base, config)
-    upsample = parse_upsample(chosen["upsample"])
+    repair = Repairer(args.model, args.threads)
     columns = [f"floor {f:g}" for f in args.fixed] + [f"auto z={r}" for r in args.rules]
     results: dict[str, list[dict]] = {c: [] for c in columns}
     bench = open_real(args.real)
@@ -70,13 +61,8 @@ def main(argv: list[str] | None = None) -> None:
             truth = skeletonize(truth) if args.one_px else truth
             for seed in args.seeds:
                 given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(seed))
-                factor = choose_upsample(given) if upsample is None else upsample
-                predictor, infer = predictors[factor], predictors.infer_for(factor)
-                h, w = given.shape
-                x = np.zeros((1, 1, round_up(h, int(base.align)), round_up(w, int(base.align))), np.float32)
-                x[0, 0, :h, :w] = given
-                probs = np.asarray(predictor(x))[0, 0, :h, :w]
-                output = decide(probs, given, (0, h, 0, w), infer)
+                probs, predictor, infer = repair.forward(given)
+                output = decide(probs, given, (0, given.shape[0], 0, given.shape[1]), infer)
                 check = choose_min_confidence(given, predictor, infer)
                 floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
                                              for r in args.rules]

@@ -35,7 +35,7 @@ from distpaint.data.real.build import open_real
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.keep import keep_added
 from distpaint.infer.model import PredictorsByFactor
-from distpaint.infer.predictor import resolve_model
+from distpaint.infer.predictor import Predictor, resolve_model
 from distpaint.infer.self_check import choose_min_confidence, parse_min_confidence
 from distpaint.infer.tiling import round_up
 from distpaint.infer.upsample import choose_upsample, parse_upsample
@@ -88,17 +88,21 @@ class Repairer:
         self.predictors = PredictorsByFactor(base, InferConfig(tile=1024, batch=8, threshold=self.threshold,
                                                                keep=self.keep))
 
-    def __call__(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(repaired mask, probabilities) of `mask`."""
+    def forward(self, mask: np.ndarray) -> tuple[np.ndarray, Predictor, InferConfig]:
+        """(probabilities of `mask`, the predictor and InferConfig at its up-sampling factor)."""
         h, w = mask.shape
-        factor = choose_upsample(mask) if self.upsample is None else self.upsample
+        factor = int(choose_upsample(mask) if self.upsample is None else self.upsample)
+        predictor = self.predictors[factor]
         x = np.zeros((1, 1, round_up(h, self.align), round_up(w, self.align)), np.float32)
         x[0, 0, :h, :w] = mask
-        probs = np.asarray(self.predictors[int(factor)](x))[0, 0, :h, :w]
+        return np.asarray(predictor(x))[0, 0, :h, :w], predictor, self.predictors.infer_for(factor)
+
+    def __call__(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(repaired mask, probabilities) of `mask`."""
+        probs, predictor, infer = self.forward(mask)
         floor = self.min_confidence
         if floor is None:
-            floor = choose_min_confidence(mask, self.predictors[int(factor)],
-                                          self.predictors.infer_for(int(factor))).floor
+            floor = choose_min_confidence(mask, predictor, infer).floor
         return keep_added(mask | (probs > self.threshold), mask, self.keep, probs=probs,
                           min_confidence=floor), probs
 

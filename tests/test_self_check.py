@@ -84,7 +84,7 @@ def test_a_repair_that_fills_the_cuts_gets_the_lowest_floor():
     assert choose_min_confidence(mask, _Knows(mask, p=0.9), CONFIG, seed=1).gains != check.gains
 
 
-def test_a_fill_only_sure_at_a_high_floor_gets_that_floor():
+def test_a_fill_sure_to_0_8_is_kept_by_the_floors_under_it():
     mask = _lines()
     check = choose_min_confidence(mask, _Knows(mask, p=0.8), CONFIG)
     # floors above 0.8 drop the fill; those under keep it alike: the lowest of them

@@ -26,8 +26,9 @@ draws of their cuts and on 1-px stand-ins (`research/harm_rate.py`; docs/REAL_MA
 The check reads at most `CHECK_PIXELS` of the mask, in windows of at most `WINDOW` px a side
 spread evenly over it (those with foreground), never a whole giant mask; each window is one
 forward pass of a batch of two (cut and uncut), with no halo (its edges are the check's image
-edges). Cost: two more forward passes over the pixels checked. The cuts come from `seed` and each window's place, so the choice is
-deterministic in the input: a resumed job chooses again as the interrupted one did.
+edges). Cost: two more forward passes over the pixels checked. The cuts come from `seed` and
+each window's place, so the choice is deterministic in the input: a resumed job chooses again as
+the interrupted one did.
 
     check = choose_min_confidence(mask, predictor, infer_config)
     check.floor   # one of CANDIDATE_FLOORS, or NO_REPAIR
