@@ -50,7 +50,7 @@ class _Knows:
         if self.thicken:
             where = ndimage.binary_dilation(self.complete, iterations=2) & ~self.complete
         out = np.zeros(x.shape, np.float32)
-        out[0, 0, :h, :w] = self.p * where
+        out[:, 0, :h, :w] = self.p * where  # every image of the batch: cut and uncut
         return out
 
 
@@ -97,6 +97,32 @@ def test_a_repair_that_gains_nothing_keeps_nothing(thicken):
     predictor = _Knows(mask, p=0.9 if thicken else 0.0, thicken=thicken)
     check = choose_min_confidence(mask, predictor, CONFIG)
     assert check.floor == NO_REPAIR and max(check.gains.values()) < MIN_GAIN
+
+
+def _dashes(mask: np.ndarray, rows=(40, 80, 220, 260), on=12, off=5) -> tuple[np.ndarray, np.ndarray]:
+    """`mask` with dashed lines 3 px wide across it at `rows` (their own breaks, no damage),
+    and the same lines drawn whole (a repair that joins every dash)."""
+    dashed, whole = mask.copy(), mask.copy()
+    for r in rows:
+        whole[r - 1:r + 2, 5:-5] = True
+        for c in range(5, mask.shape[1] - 5, on + off):
+            dashed[r - 1:r + 2, c:c + on] = True
+    return dashed, whole
+
+
+def test_what_the_repair_paints_where_the_mask_is_whole_counts_against_it():
+    """A repair that closes every cut but also joins the dashes of dashed lines (breaks the mask
+    has of its own, far more than its gaps at the protocol's density would explain) paints most
+    of its centreline where the input is whole: the check counts it (`unexplained` < 0) and
+    keeps nothing; the same fill without the joined dashes keeps the lowest floor."""
+    dashed, whole = _dashes(_lines())
+    honest = choose_min_confidence(dashed, _Knows(dashed, p=0.9), CONFIG)
+    assert honest.floor == CANDIDATE_FLOORS[0] and all(v == 0 for v in honest.unexplained.values())
+    joins = choose_min_confidence(dashed, _Knows(whole, p=0.9), CONFIG)
+    assert joins.unexplained[0.55] < 0 and joins.gains[0.55] < honest.gains[0.55]
+    assert joins.floor == NO_REPAIR
+    # the uncut repair's own centreline px it judges are those it adds: at 0.95 nothing
+    assert joins.unexplained[0.95] == 0
 
 
 def test_a_mask_with_no_centreline_keeps_nothing():

@@ -51,8 +51,8 @@ from distpaint.infer.keep import NO_REPAIR, check_min_confidence, confident_piec
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.tiling import round_up
 
-__all__ = ["CANDIDATE_FLOORS", "CUT_DENSITY", "MIN_GAIN", "NEAR_CUT", "WINDOW", "CHECK_PIXELS",
-           "SelfCheck", "parse_min_confidence", "choose_min_confidence", "choose_floor"]
+__all__ = ["CANDIDATE_FLOORS", "CUT_DENSITY", "GAP_ALLOWANCE", "MIN_GAIN", "NEAR_CUT", "WINDOW",
+           "CHECK_PIXELS", "SelfCheck", "parse_min_confidence", "choose_min_confidence", "choose_floor"]
 
 CANDIDATE_FLOORS = (0.55, 0.65, 0.75, 0.85, 0.95)
 """The floors the check chooses from: from `general`'s fixed default (0.55) to one that keeps
@@ -66,6 +66,14 @@ be taken. Chosen on validation over other draws of the protocol's cuts (`researc
 seeds 1-3; docs/REAL_MASKS.md): 0.002 harms none of the 1-px river stand-ins (0.001: 4 of 12,
 the fixed 0.55: 10 of 12) and repairs every draw of the rivers 1.5 and 3 px wide, the drawings
 and the 1-px glyphs at 0.55, as the fixed floor does (0.003: the same figures, keeps less)."""
+GAP_ALLOWANCE = 1.0
+"""How many times the centreline the check's own cuts took to bridge (per cut, at the protocol's
+density) the repair of the uncut mask may paint before the rest counts against it as painted
+where the mask is whole (false bridges between islands and coasts, filled islands and slivers,
+joined natural dead ends). Chosen on validation and boundary-map stand-ins (docs/REAL_MASKS.md,
+"What the uncut repair paints")."""
+_AROUND = 3
+"""Px around a piece of the uncut repair within which the centreline's change counts as its."""
 NEAR_CUT = 3
 """Px around a new cut within which a kept piece counts as its repair (the false-fill distance)."""
 WINDOW = 1024
@@ -100,6 +108,9 @@ class SelfCheck:
     floor."""
     spreads: dict[float, float] = field(default_factory=dict)
     """Standard deviation of that gain from cut to cut (at the protocol's density), per floor."""
+    unexplained: dict[float, float] = field(default_factory=dict)
+    """The part of the gain (<= 0) from what the repair of the uncut mask paints beyond what its
+    own gaps explain, per floor."""
     cuts: int = 0
     """New cuts repaired."""
     pixels: int = 0
@@ -109,7 +120,8 @@ class SelfCheck:
         """The record kept in the output's attributes."""
         return {"floor": self.floor, "cuts": self.cuts, "pixels": self.pixels,
                 "gains": {f"{f:g}": round(g, 6) for f, g in self.gains.items()},
-                "spreads": {f"{f:g}": round(g, 6) for f, g in self.spreads.items()}}
+                "spreads": {f"{f:g}": round(g, 6) for f, g in self.spreads.items()},
+                "unexplained": {f"{f:g}": round(g, 6) for f, g in self.unexplained.items()}}
 
 
 def _windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
@@ -143,16 +155,21 @@ def _checked_windows(mask: Any) -> list[tuple[int, np.ndarray]]:
     return chosen
 
 
-_PieceRow = tuple[int, float, float, float, float]
-"""(cut id, centreline px on the piece, of them on the line, line centreline px covered, mean p)."""
+_PieceRow = tuple[int, float, float, float, float, float]
+"""(cut id, centreline px on the piece, of them on the line, line centreline px covered, mean p,
+centreline px on the piece where the uncut repair paints too included)."""
+_PlainRow = tuple[float, float, float]
+"""(mean p, centreline px the piece adds around it, change of the line's centreline px there)."""
 
 
 def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig, align: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, list[_PieceRow], int]:
+                   rng: np.random.Generator
+                   ) -> tuple[np.ndarray, list[_PieceRow], list[_PlainRow], int]:
     """One window: new cuts made, repaired as the job repairs. Returns (the damaged window's
     clDice counts against the window, one row per kept piece reaching a cut: (cut id, skeleton
     px on the piece, of them on the line, line centreline px the piece covers, mean
-    probability), the number of cuts)."""
+    probability, skeleton px on the piece all told), one row per piece the repair of the uncut
+    window adds (`_plain_rows`), the number of cuts)."""
     damaged, gaps = corrupt(truth, GapConfig(kind="cut", density=CUT_DENSITY), rng)
     cuts, n_cuts = ndi.label(gaps, _EIGHT)
     truth_skeleton = skeletonize(truth)
@@ -160,19 +177,22 @@ def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig,
     counts = np.array([skeleton.sum(), (skeleton & truth).sum(), truth_skeleton.sum(),
                        (truth_skeleton & damaged).sum()], np.float64)
     if n_cuts == 0:
-        return counts, [], 0
+        return counts, [], [], 0
     h, w = truth.shape
     x = np.zeros((2, 1, round_up(h, align), round_up(w, align)), np.float32)
     x[0, 0, :h, :w], x[1, 0, :h, :w] = damaged, truth
     probs, plain_probs = np.asarray(predictor(x), np.float32)[:, 0, :h, :w]
     kept = keep_added(decide(probs, damaged, (0, h, 0, w), config), damaged, config.pieces) & ~damaged
+    # what the repair adds to the window without the new cuts closes gaps the input already
+    # had, or paints where the input is whole (a false bridge, a filled island): which, the
+    # input cannot tell piece by piece (`choose_min_confidence` weighs them all together)
+    plain = keep_added(decide(plain_probs, truth, (0, h, 0, w), config), truth, config.pieces) & ~truth
+    plain_rows = _plain_rows(plain, plain_probs, truth, truth_skeleton)
     labels, n = ndi.label(kept, _EIGHT)
     if n == 0:
-        return counts, [], n_cuts
-    # what the repair adds to the window without the new cuts closes gaps the input already
-    # had: there the input is no truth, so a piece's centreline there is not counted against it
-    # (on heavily cut masks the pieces at the new cuts run on into such gaps)
-    plain = keep_added(decide(plain_probs, truth, (0, h, 0, w), config), truth, config.pieces) & ~truth
+        return counts, [], plain_rows, n_cuts
+    # where the uncut repair paints, the input is no truth: a piece's centreline there is not
+    # counted against it (on heavily cut masks the pieces at the new cuts run on into such gaps)
     unjudged = ndi.binary_dilation(plain, _EIGHT)
     near = ndi.binary_dilation(gaps, _EIGHT, iterations=NEAR_CUT)
     repaired_skeleton = skeletonize(damaged | kept)
@@ -187,8 +207,29 @@ def _window_pieces(truth: np.ndarray, predictor: Predictor, config: InferConfig,
         on_piece = repaired_skeleton[box] & piece & ~unjudged[box]
         rows.append((int(np.bincount(nearest_cut[box][reach]).argmax()), float(on_piece.sum()),
                      float((on_piece & truth[box]).sum()), float((truth_skeleton[box] & piece).sum()),
-                     float(probs[box][piece].mean())))
-    return counts, rows, n_cuts
+                     float(probs[box][piece].mean()), float((repaired_skeleton[box] & piece).sum())))
+    return counts, rows, plain_rows, n_cuts
+
+
+def _plain_rows(plain: np.ndarray, probs: np.ndarray, truth: np.ndarray,
+                truth_skeleton: np.ndarray) -> list[_PlainRow]:
+    """One row per piece of `plain` (what the repair adds to the uncut window `truth`): its mean
+    probability, and how the window's centreline changes within `_AROUND` px of it: the px
+    added, and the change of those on the line (negative where a filled island or sliver moves
+    the line's own centreline off it)."""
+    labels, n = ndi.label(plain, _EIGHT)
+    if n == 0:
+        return []
+    after = skeletonize(truth | plain)
+    rows = []
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        box = tuple(slice(max(s.start - _AROUND - 1, 0), s.stop + _AROUND + 1) for s in box)
+        piece = labels[box] == i
+        around = ndi.binary_dilation(piece, _EIGHT, iterations=_AROUND)
+        before_here, after_here = truth_skeleton[box] & around, after[box] & around
+        rows.append((float(probs[box][piece].mean()), float(after_here.sum()) - float(before_here.sum()),
+                     float((after_here & truth[box]).sum()) - float((before_here & truth[box]).sum())))
+    return rows
 
 
 def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
@@ -199,17 +240,19 @@ def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
     align = int(predictor.align)
     windows = _checked_windows(mask)
     counts = np.zeros(4)
-    rows: list[tuple[tuple[int, int], float, float, float, float]] = []
+    rows: list[tuple[tuple[int, int], float, float, float, float, float]] = []
+    plain: list[_PlainRow] = []
     cuts = 0
     for index, truth in windows:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-        window_counts, window_rows, n_cuts = _window_pieces(truth, predictor, config, align, rng)
+        window_counts, window_rows, plain_rows, n_cuts = _window_pieces(truth, predictor, config, align, rng)
         counts += window_counts
         rows += [((index, cut), *rest) for cut, *rest in window_rows]
+        plain += plain_rows
         cuts += n_cuts
     pixels = sum(block.size for _, block in windows)
     if cuts < 2:  # no centreline to cut: nothing the repair could do either
-        return SelfCheck(NO_REPAIR, {}, {}, cuts, pixels)
+        return SelfCheck(NO_REPAIR, {}, {}, {}, cuts, pixels)
     # clDice = 2PS / (P + S) of precision P = a / b and sensitivity S = c / d, linearised: a
     # piece adding db centreline px (da on the line) and covering dc px of the line's
     # centreline changes it by dC/dP (da - P db) / b + dC/dS dc / d
@@ -218,18 +261,28 @@ def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
     total = (precision + sensitivity) ** 2 or 1.0
     by_precision, by_sensitivity = 2 * sensitivity ** 2 / total, 2 * precision ** 2 / total
     judged_cuts = cuts / CUT_DENSITY  # as many as the protocol makes on the pixels checked
-    gains, spreads = {}, {}
+    gains, spreads, unexplained = {}, {}, {}
     for floor in CANDIDATE_FLOORS:
         per_cut: dict[tuple[int, int], float] = {}
-        for cut, db, da, dc, mean_p in rows:
+        bridged = 0.0
+        for cut, db, da, dc, mean_p, drawn in rows:
             if mean_p >= floor:
                 per_cut[cut] = per_cut.get(cut, 0.0) + by_precision * (da - precision * db) / max(b, 1.0) \
                     + by_sensitivity * dc / max(d, 1.0)
+                bridged += drawn
         values = np.zeros(cuts)
         values[:len(per_cut)] = list(per_cut.values())  # the cuts no kept piece reaches: 0
-        gains[floor] = float(judged_cuts * values.mean())
+        # the uncut repair: the input's own gaps, as many as the protocol cuts, take as much
+        # centreline as the check's cuts took (GAP_ALLOWANCE times it); the rest is painted
+        # where the input is whole, and costs precision like a false bridge
+        added = sum(r[1] for r in plain if r[0] >= floor)
+        on_line = sum(r[2] for r in plain if r[0] >= floor)
+        explained = GAP_ALLOWANCE * bridged * judged_cuts / cuts
+        unexplained[floor] = float(min(0.0, by_precision * (on_line - precision * max(0.0, added - explained))
+                                       / max(b, 1.0)))
+        gains[floor] = float(judged_cuts * values.mean()) + unexplained[floor]
         spreads[floor] = float(np.sqrt(judged_cuts) * values.std(ddof=1))
-    return SelfCheck(choose_floor(gains, spreads), gains, spreads, cuts, pixels)
+    return SelfCheck(choose_floor(gains, spreads), gains, spreads, unexplained, cuts, pixels)
 
 
 def choose_floor(gains: dict[float, float], spreads: dict[float, float],

@@ -108,10 +108,11 @@ def _files_dir(cache: pathlib.Path, source: Source) -> pathlib.Path:
 def _rivers(path: pathlib.Path, box: tuple[float, float, float, float], width_m: float
             ) -> VectorLines:
     """The river polylines crossing `box` (lon0, lat0, lon1, lat1), clipped to it, in a local
-    azimuthal equidistant projection centred on the box (metres)."""
+    azimuthal equidistant projection centred on the box (metres). Basemap's border and
+    coastline files (`countries_f.dat`, `gshhs_f.dat`) have the same format and read alike."""
     from pyproj import Transformer  # deferred: only the river sources (in degrees) need it
 
-    meta_path = path.with_name(path.name.replace("rivers_", "riversmeta_"))
+    meta_path = path.with_name(path.name.replace("_", "meta_", 1))  # rivers_f -> riversmeta_f
     data = np.fromfile(path, "<f4")
     lon0, lat0, lon1, lat1 = box
     clip = shapely.box(lon0, lat0, lon1, lat1)
@@ -128,7 +129,7 @@ def _rivers(path: pathlib.Path, box: tuple[float, float, float, float], width_m:
             lines.extend(shapely.get_parts(part))
     lines = [g for g in lines if g.geom_type == "LineString"]
     if not lines:
-        raise InputError(f"{path}: no rivers inside {box}")
+        raise InputError(f"{path}: no lines inside {box}")
     proj = (f"+proj=aeqd +lat_0={(lat0 + lat1) / 2} +lon_0={(lon0 + lon1) / 2} "
             "+datum=WGS84 +units=m +no_defs")
     to_metres = Transformer.from_crs("EPSG:4326", proj, always_xy=True)
