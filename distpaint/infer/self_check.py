@@ -56,7 +56,8 @@ from distpaint.infer.predictor import Predictor
 from distpaint.infer.tiling import round_up
 
 __all__ = ["CANDIDATE_FLOORS", "CUT_DENSITY", "GAP_ALLOWANCE", "MIN_GAIN", "NEAR_CUT", "WINDOW",
-           "CHECK_PIXELS", "SelfCheck", "parse_min_confidence", "choose_min_confidence", "choose_floor"]
+           "CHECK_PIXELS", "SelfCheck", "Measure", "parse_min_confidence", "measure", "floor_gains",
+           "choose_min_confidence", "choose_floor"]
 
 CANDIDATE_FLOORS = (0.55, 0.65, 0.75, 0.85, 0.95)
 """The floors the check chooses from: from `general`'s fixed default (0.55) to one that keeps
@@ -238,57 +239,86 @@ def _plain_rows(plain: np.ndarray, probs: np.ndarray, truth: np.ndarray,
     return rows
 
 
-def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
-                          seed: int = 0) -> SelfCheck:
-    """The floor for `mask` (a 2-D bool NumPy, Zarr or Dask array) repaired by `predictor`
-    (up-sampled and refined as the job will run it) with `config`'s threshold and keep policy
-    (module docstring)."""
+@dataclass
+class Measure:
+    """What the check measured on one mask, before any floor is chosen (`measure`)."""
+
+    counts: np.ndarray
+    """clDice counts of the cut windows against the uncut ones: (centreline px, of them on the
+    line, the line's centreline px, of them covered)."""
+    rows: list
+    """One row per kept piece reaching a new cut: ((window, cut), centreline px judged, of them
+    on the line, line centreline covered, mean probability, centreline px all told)."""
+    plain: list[_PlainRow]
+    """One row per piece the repair of the uncut windows adds (`_plain_rows`)."""
+    cuts: int
+    """New cuts made."""
+    pixels: int
+    """Pixels of the mask read."""
+
+
+def measure(mask: Any, predictor: Predictor, config: InferConfig, seed: int = 0) -> Measure:
+    """The check's measurements on `mask` (a 2-D bool NumPy, Zarr or Dask array) repaired by
+    `predictor` (up-sampled and refined as the job will run it) with `config`'s threshold and
+    keep policy (module docstring)."""
     align = int(predictor.align)
     windows = _checked_windows(mask)
-    counts = np.zeros(4)
-    rows: list[tuple[tuple[int, int], float, float, float, float, float]] = []
-    plain: list[_PlainRow] = []
-    cuts = 0
+    found = Measure(np.zeros(4), [], [], 0, sum(block.size for _, block in windows))
     for index, truth in windows:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         window_counts, window_rows, plain_rows, n_cuts = _window_pieces(truth, predictor, config, align, rng)
-        counts += window_counts
-        rows += [((index, cut), *rest) for cut, *rest in window_rows]
-        plain += plain_rows
-        cuts += n_cuts
-    pixels = sum(block.size for _, block in windows)
-    if cuts < 2:  # no centreline to cut: nothing the repair could do either
-        return SelfCheck(NO_REPAIR, {}, {}, {}, cuts, pixels)
+        found.counts += window_counts
+        found.rows += [((index, cut), *rest) for cut, *rest in window_rows]
+        found.plain += plain_rows
+        found.cuts += n_cuts
+    return found
+
+
+def floor_gains(found: Measure, allowance: float | None = None
+                ) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:
+    """(expected gain, its spread, the unexplained part of it) per candidate floor, from the
+    measurements, with `allowance` (default GAP_ALLOWANCE) for the uncut repair."""
+    allowance = GAP_ALLOWANCE if allowance is None else allowance
     # clDice = 2PS / (P + S) of precision P = a / b and sensitivity S = c / d, linearised: a
     # piece adding db centreline px (da on the line) and covering dc px of the line's
     # centreline changes it by dC/dP (da - P db) / b + dC/dS dc / d
-    b, a, d, c = counts
+    b, a, d, c = found.counts
     precision, sensitivity = (a / b if b else 1.0), (c / d if d else 1.0)
     total = (precision + sensitivity) ** 2 or 1.0
     by_precision, by_sensitivity = 2 * sensitivity ** 2 / total, 2 * precision ** 2 / total
-    judged_cuts = cuts / CUT_DENSITY  # as many as the protocol makes on the pixels checked
+    judged_cuts = found.cuts / CUT_DENSITY  # as many as the protocol makes on the pixels checked
     gains, spreads, unexplained = {}, {}, {}
     for floor in CANDIDATE_FLOORS:
         per_cut: dict[tuple[int, int], float] = {}
         bridged = 0.0
-        for cut, db, da, dc, mean_p, drawn in rows:
+        for cut, db, da, dc, mean_p, drawn in found.rows:
             if mean_p >= floor:
                 per_cut[cut] = per_cut.get(cut, 0.0) + by_precision * (da - precision * db) / max(b, 1.0) \
                     + by_sensitivity * dc / max(d, 1.0)
                 bridged += drawn
-        values = np.zeros(cuts)
+        values = np.zeros(found.cuts)
         values[:len(per_cut)] = list(per_cut.values())  # the cuts no kept piece reaches: 0
         # the uncut repair: the input's own gaps, as many as the protocol cuts, take as much
-        # centreline as the check's cuts took (GAP_ALLOWANCE times it); the rest is painted
-        # where the input is whole, and costs precision like a false bridge
-        added = sum(r[1] for r in plain if r[0] >= floor)
-        on_line = sum(r[2] for r in plain if r[0] >= floor)
-        explained = GAP_ALLOWANCE * bridged * judged_cuts / cuts
+        # centreline as the check's cuts took (`allowance` times it); the rest is painted where
+        # the input is whole, and costs precision like a false bridge
+        added = sum(r[1] for r in found.plain if r[0] >= floor)
+        on_line = sum(r[2] for r in found.plain if r[0] >= floor)
+        explained = allowance * bridged * judged_cuts / found.cuts
         unexplained[floor] = float(min(0.0, by_precision * (on_line - precision * max(0.0, added - explained))
                                        / max(b, 1.0)))
         gains[floor] = float(judged_cuts * values.mean()) + unexplained[floor]
         spreads[floor] = float(np.sqrt(judged_cuts) * values.std(ddof=1))
-    return SelfCheck(choose_floor(gains, spreads), gains, spreads, unexplained, cuts, pixels)
+    return gains, spreads, unexplained
+
+
+def choose_min_confidence(mask: Any, predictor: Predictor, config: InferConfig,
+                          seed: int = 0) -> SelfCheck:
+    """The floor for `mask` repaired by `predictor` with `config` (`measure`; module docstring)."""
+    found = measure(mask, predictor, config, seed)
+    if found.cuts < 2:  # no centreline to cut: nothing the repair could do either
+        return SelfCheck(NO_REPAIR, {}, {}, {}, found.cuts, found.pixels)
+    gains, spreads, unexplained = floor_gains(found)
+    return SelfCheck(choose_floor(gains, spreads), gains, spreads, unexplained, found.cuts, found.pixels)
 
 
 def choose_floor(gains: dict[float, float], spreads: dict[float, float],

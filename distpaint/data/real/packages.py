@@ -147,9 +147,9 @@ def _run(command: Sequence[str], cwd: pathlib.Path) -> None:
 
 def _download(pkg: Package, into: pathlib.Path) -> pathlib.Path:
     """Download `pkg`'s archive into the empty folder `into` with its registry's tool."""
-    if pkg.registry == "pypi":
+    if pkg.registry == "pypi":  # -d resolved: pip runs in `into`, where a relative path is wrong
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-              "--only-binary=:all:", "-q", "-d", str(into), f"{pkg.name}=={pkg.version}"], into)
+              "--only-binary=:all:", "-q", "-d", str(into.resolve()), f"{pkg.name}=={pkg.version}"], into)
     elif pkg.registry == "npm":
         if shutil.which("npm") is None:
             raise InputError("npm is not installed (needed for the npm packages)")
