@@ -125,6 +125,17 @@ def test_what_the_repair_paints_where_the_mask_is_whole_counts_against_it():
     assert joins.unexplained[0.95] == 0
 
 
+def test_the_allowance_sets_how_much_of_the_uncut_repair_is_explained():
+    """`floor_gains` from one measurement: an allowance large enough explains every joined dash
+    (nothing counted against the repair), a smaller one counts more of it."""
+    dashed, whole = _dashes(_lines())
+    found = self_check.measure(dashed, _Knows(whole, p=0.9), CONFIG)
+    counted = {a: self_check.floor_gains(found, a)[2][0.55] for a in (0.5, 1.0, 100.0)}
+    assert counted[0.5] < counted[1.0] < 0 and counted[100.0] == 0
+    gains, _, unexplained = self_check.floor_gains(found)
+    assert gains == choose_min_confidence(dashed, _Knows(whole, p=0.9), CONFIG).gains
+
+
 def test_a_mask_with_no_centreline_keeps_nothing():
     empty = np.zeros((64, 64), bool)
     assert choose_min_confidence(empty, _Knows(empty), CONFIG).floor == NO_REPAIR
