@@ -52,6 +52,8 @@ def masks(args: argparse.Namespace):
                 continue
             for width in (1.0, 2.0):
                 truth = draw(args.cache, LAYERS[kind], box, 3.0, width)
+                if truth is None:
+                    continue
                 given, _ = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(7))
                 yield f"{kind} maps", f"{kind}-{region}-w{width:g}px", given, truth
 
