@@ -300,11 +300,14 @@ def floor_gains(found: Measure, allowance: float | None = None
         values[:len(per_cut)] = list(per_cut.values())  # the cuts no kept piece reaches: 0
         # the uncut repair: the input's own gaps, as many as the protocol cuts, take as much
         # centreline as the check's cuts took (`allowance` times it); the rest is painted where
-        # the input is whole, and costs precision like a false bridge
+        # the input is whole and costs precision like a false bridge, with its share of the
+        # line's own centreline moved (a bridge over a real gap moves it too: a cut road's
+        # forked centreline ends are joined)
         added = sum(r[1] for r in found.plain if r[0] >= floor)
         on_line = sum(r[2] for r in found.plain if r[0] >= floor)
-        explained = allowance * bridged * judged_cuts / found.cuts
-        unexplained[floor] = float(min(0.0, by_precision * (on_line - precision * max(0.0, added - explained))
+        excess = max(0.0, added - allowance * bridged * judged_cuts / found.cuts)
+        share = excess / added if added > 0 else 0.0
+        unexplained[floor] = float(min(0.0, by_precision * (share * on_line - precision * excess)
                                        / max(b, 1.0)))
         gains[floor] = float(judged_cuts * values.mean()) + unexplained[floor]
         spreads[floor] = float(np.sqrt(judged_cuts) * values.std(ddof=1))
