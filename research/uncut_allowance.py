@@ -33,7 +33,7 @@ from boundary_maps import BASEMAP, LAYERS, REGIONS, draw  # research/ is on a sc
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.build import open_real
 from distpaint.data.real.packages import fetch_package
-from distpaint.infer.keep import NO_REPAIR, keep_added
+from distpaint.infer.keep import NO_REPAIR
 from distpaint.infer.self_check import CANDIDATE_FLOORS, choose_floor, floor_gains, measure
 from piece_harm import Repairer, cldice
 
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         probs, predictor, infer = repair.forward(given)
         skeleton = skeletonize(truth)
         before = cldice(given, truth, skeleton)
-        actual = {f: cldice(keep_added(given | (probs > repair.threshold), given, repair.keep, probs=probs,
-                                       min_confidence=f), truth, skeleton) - before for f in CANDIDATE_FLOORS}
+        actual = {f: cldice(repair.keep_at(given, probs, f), truth, skeleton) - before
+                  for f in CANDIDATE_FLOORS}
         seen.append((group, measure(given, predictor, infer), actual))
         print(f"measured {name}", flush=True)
     table = Table(title=f"{args.model}, validation: harmed / mean gain / smallest gain / not repaired")

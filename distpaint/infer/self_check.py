@@ -166,6 +166,8 @@ def _checked_windows(mask: Any) -> list[tuple[int, np.ndarray]]:
 _PieceRow = tuple[int, float, float, float, float, float]
 """(cut id, centreline px on the piece, of them on the line, line centreline px covered, mean p,
 centreline px on the piece where the uncut repair paints too included)."""
+_CheckRow = tuple[tuple[int, int], float, float, float, float, float]
+"""A `_PieceRow` of a mask: its cut id made ((window, cut))."""
 _PlainRow = tuple[float, float, float]
 """(mean p, centreline px the piece adds around it, change of the line's centreline px there)."""
 
@@ -247,7 +249,7 @@ class Measure:
     counts: np.ndarray
     """clDice counts of the cut windows against the uncut ones: (centreline px, of them on the
     line, the line's centreline px, of them covered)."""
-    rows: list
+    rows: list[_CheckRow]
     """One row per kept piece reaching a new cut: ((window, cut), centreline px judged, of them
     on the line, line centreline covered, mean probability, centreline px all told)."""
     plain: list[_PlainRow]

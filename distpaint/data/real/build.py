@@ -54,7 +54,7 @@ from distpaint.data.vector.lines import METRE
 from distpaint.errors import ConfigError, InputError
 
 __all__ = ["FORMAT", "VERSION", "LEVELS", "RealConfig", "RealBenchset", "build_real",
-           "open_real", "source_lines", "render_mask", "close_seams", "crops"]
+           "open_real", "source_lines", "basemap_lines", "render_mask", "close_seams", "crops"]
 
 FORMAT = "distpaint-real-benchmark"
 VERSION = 1
@@ -105,11 +105,12 @@ def _files_dir(cache: pathlib.Path, source: Source) -> pathlib.Path:
     return folder
 
 
-def _rivers(path: pathlib.Path, box: tuple[float, float, float, float], width_m: float
-            ) -> VectorLines:
-    """The river polylines crossing `box` (lon0, lat0, lon1, lat1), clipped to it, in a local
-    azimuthal equidistant projection centred on the box (metres). Basemap's border and
-    coastline files (`countries_f.dat`, `gshhs_f.dat`) have the same format and read alike."""
+def basemap_lines(path: pathlib.Path, box: tuple[float, float, float, float], width_m: float
+                  ) -> VectorLines:
+    """The polylines of a basemap data file (`rivers_f.dat`; the borders and coastlines of
+    `countries_f.dat`, `gshhs_f.dat` have the same format) crossing `box` (lon0, lat0, lon1,
+    lat1), clipped to it, in a local azimuthal equidistant projection centred on the box
+    (metres), each `width_m` wide. InputError where none crosses it."""
     from pyproj import Transformer  # deferred: only the river sources (in degrees) need it
 
     meta_path = path.with_name(path.name.replace("_", "meta_", 1))  # rivers_f -> riversmeta_f
@@ -183,7 +184,7 @@ def source_lines(cache: pathlib.Path, source: Source, render: Render
             float(render.resolution)
     elif source.reader == "rivers":
         res = float(render.resolution)
-        yield "", _rivers(path, source.box, render.width * res), res
+        yield "", basemap_lines(path, source.box, render.width * res), res
     elif source.reader == "glyphs":
         step = 1.0 / float(render.px_per_unit)
         for index, sheet in _glyph_sheets(path, source, render.width * step):
