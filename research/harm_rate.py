@@ -4,23 +4,29 @@ the self-check (`--min-confidence auto`) under several decision rules?
 
     python research/harm_rate.py --real runs/real [--model general] [--kinds rivers]
         [--seeds 1 2 3] [--fixed 0.55] [--rules 0:0.002 0:0.001] [--one-px] [--only w1.5px]
+        [--calibration runs/calibration.json]
 
 The real benchmark's validation masks are one draw of the protocol's cuts (seed 0); a default
 that does no harm on that draw may still harm a mask on another. Here each validation mask's
 truth is cut again with each of `--seeds` (`distpaint.data.gaps`, kind `cut`), and repaired as
 `distpaint infer --model MODEL` does with the card's threshold, keep policy and up-sampling:
-once per `--fixed` floor and once per self-check rule `Z:MIN_GAIN` (the floor maximising
-expected gain - Z x spread, none kept unless that bound exceeds MIN_GAIN:
+once per `--fixed` floor and once per self-check rule `Z:MIN_GAIN` (the lowest floor whose
+expected gain - Z x spread exceeds MIN_GAIN, none kept where none does:
 `distpaint.infer.self_check.choose_floor`). The model runs once per (mask, seed) and the check
 once, so every column sees the same probabilities. With `--one-px` the truth is first
 skeletonised (the 1-px stand-ins of research/one_px_lines.py). Prints per column the masks x
 seeds harmed (clDice lowered or a component added), the smallest and mean clDice gain and the
-mean relative component difference.
+mean relative component difference. With `--calibration FILE`, also the check's expected gain,
+its spread and the gain measured at every candidate floor, per mask and draw (written to FILE),
+and per floor how far the measured gain lies from the expected one in spreads
+(`calibration_summary`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -31,7 +37,7 @@ from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.build import open_real
 from distpaint.infer.engine import decide
 from distpaint.infer.keep import keep_added
-from distpaint.infer.self_check import choose_floor, choose_min_confidence
+from distpaint.infer.self_check import MIN_GAIN, choose_floor, choose_min_confidence
 from distpaint.metrics.evaluation import evaluate
 from piece_harm import Repairer, real_mask_arguments  # research/ is on a script's path
 
@@ -42,6 +48,41 @@ def parse_rule(text: str) -> tuple[float, float]:
     return float(z), float(min_gain or 0.0)
 
 
+def calibration_summary(calibration: list[dict]) -> list[dict]:
+    """Per candidate floor: how the check's expected gain compares with the gain measured on the
+    protocol's own cuts. `z` is (measured - expected) / spread: a calibrated check gives z a mean
+    near 0 and a standard deviation near 1. `taken` counts the draws whose expected gain exceeds
+    MIN_GAIN, `harmed` those of them whose clDice fell. Draws where the floor keeps nothing
+    (expected and measured both 0) are left out."""
+    summary = []
+    for floor in sorted({f for row in calibration for f in row["floors"]}, key=float):
+        cells = [row["floors"][floor] for row in calibration if floor in row["floors"]]
+        cells = [c for c in cells if c["expected"] != 0.0 or c["measured"] != 0.0]
+        if not cells:
+            continue
+        z = np.array([(c["measured"] - c["expected"]) / c["spread"] for c in cells if c["spread"] > 0])
+        taken = [c for c in cells if c["expected"] > MIN_GAIN]
+        summary.append({"floor": float(floor), "n": len(cells),
+                        "bias": float(np.mean([c["measured"] - c["expected"] for c in cells])),
+                        "z_mean": float(z.mean()) if len(z) else float("nan"),
+                        "z_std": float(z.std()) if len(z) else float("nan"),
+                        "z_p5": float(np.percentile(z, 5)) if len(z) else float("nan"),
+                        "taken": len(taken), "harmed": sum(c["measured"] < 0 for c in taken)})
+    return summary
+
+
+def calibration_table(calibration: list[dict]) -> Table:
+    """`calibration_summary` as a table."""
+    table = Table(title="the check's expected gain against the measured gain, per candidate floor")
+    for head in ("floor", "n", "mean measured - expected", "z: mean", "z: std", "z: 5th pct",
+                 "expected > MIN_GAIN", "of them harmed"):
+        table.add_column(head, justify="right")
+    for row in calibration_summary(calibration):
+        table.add_row(f"{row['floor']:g}", str(row["n"]), f"{row['bias']:+.4f}", f"{row['z_mean']:+.2f}",
+                      f"{row['z_std']:.2f}", f"{row['z_p5']:+.2f}", str(row["taken"]), str(row["harmed"]))
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = real_mask_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
@@ -49,10 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", nargs="*", default=["0:0.002"])
     parser.add_argument("--one-px", action="store_true", help="skeletonise each truth first")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--calibration", default="",
+                        help="also write, per mask and draw, the check's expected gain and spread and the "
+                             "measured gain at every candidate floor to this JSON file")
     args = parser.parse_args(argv)
     repair = Repairer(args.model, args.threads)
     columns = [f"floor {f:g}" for f in args.fixed] + [f"auto z={r}" for r in args.rules]
     results: dict[str, list[dict]] = {c: [] for c in columns}
+    calibration: list[dict] = []
     bench = open_real(args.real)
     for kind in args.kinds:
         store = bench.store(args.split, kind)
@@ -66,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
                 check = choose_min_confidence(given, predictor, infer)
                 floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
                                              for r in args.rules]
+                if args.calibration:
+                    calibration.append({"mask": f"{name}#{seed}", "floors": {
+                        f"{f:g}": {"expected": check.gains[f], "spread": check.spreads[f],
+                                   "unexplained": check.unexplained[f],
+                                   "measured": evaluate(keep_added(output, given, infer.pieces, probs=probs,
+                                                                   min_confidence=f), truth, given, gaps)["cldice_gain"]}
+                        for f in check.gains}})
                 for column, floor in zip(columns, floors, strict=True):
                     out = keep_added(output, given, infer.pieces, probs=probs, min_confidence=floor)
                     scores = evaluate(out, truth, given, gaps)
@@ -83,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
                       " ".join(f"{f:g}x{n}" for f, n in zip(*floors, strict=True)))
     console = Console()
     console.print(table)
+    if args.calibration:
+        Path(args.calibration).write_text(json.dumps(calibration, indent=1))
+        console.print(calibration_table(calibration))
     for column, rows in results.items():
         harmed = [f"{r['mask']} {r['cldice_gain']:+.4f}" for r in rows if not r["no_harm"]]
         if harmed:
