@@ -14,8 +14,10 @@ and the pixels each policy kept. `attached` labels the added pixels of every til
 bridge, so its cost grows with the fill, not with the model; `ends` skeletonises that
 neighbourhood twice more (with and without each bridge); `ends+floor` adds a mean of the
 probabilities over each kept piece; `ends+auto` first chooses the floor by the self-check
-(`distpaint.infer.self_check`: one more forward pass over up to 4 Mpx of the mask, timed with
-the run).
+(`distpaint.infer.self_check`: two more forward passes over up to 4 Mpx of the mask, timed with
+the run); `ends+none` keeps no added piece (NO_REPAIR), so no tile is predicted (the output is
+the input: `InferConfig.repairs_nothing`), and where `auto` chooses NO_REPAIR it costs the check
+and that copy.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from zarr.storage import LocalStore
 from distpaint.data.benchset import BenchsetConfig, make_benchset, open_benchset
 from distpaint.data.store import compressors
 from distpaint.infer.engine import InferConfig, output_layout, run_inference
+from distpaint.infer.keep import NO_REPAIR
 from distpaint.infer.predictor import resolve_model
 from distpaint.infer.self_check import choose_min_confidence
 
@@ -51,8 +54,9 @@ def _mask(work: pathlib.Path, kind: str, size: int, smoke: bool) -> np.ndarray:
     return np.block(grid)[:size, :size]
 
 
-POLICIES = ("all", "attached", "bridges", "ends", "ends+floor", "ends+auto")
-"""The runs: each policy, and `ends` with the confidence floor (`--min-confidence F`, `auto`)."""
+POLICIES = ("all", "attached", "bridges", "ends", "ends+floor", "ends+auto", "ends+none")
+"""The runs: each policy, and `ends` with the confidence floor (`--min-confidence F`, `auto`,
+and NO_REPAIR: `--min-confidence 1`, what `auto` chooses where the model shows no gain)."""
 
 
 def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int,
@@ -62,7 +66,8 @@ def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int
     out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
                              fill_value=False, compressors=compressors())
     keep, _, floored = policy.partition("+")
-    config = InferConfig(tile=tile, batch=1, keep=keep, min_confidence=floor if floored else 0.0)
+    floor = {"": 0.0, "floor": floor, "auto": 0.0, "none": NO_REPAIR}[floored]
+    config = InferConfig(tile=tile, batch=1, keep=keep, min_confidence=floor)
     start = time.perf_counter()
     if floored == "auto":
         config = replace(config, min_confidence=choose_min_confidence(mask, predictor, config).floor)

@@ -183,6 +183,44 @@ def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
     assert auto != _job_key("fp", infer, 1, dataclasses.replace(job, self_check=False))[0]
 
 
+@pytest.mark.parametrize("keep_input", [True, False])
+def test_no_repair_runs_no_tile_through_the_model_when_the_output_is_the_input(tmp_path, keep_input):
+    """With NO_REPAIR (what `auto` chooses for a mask the model cannot show a gain on) and the
+    input kept, the output is the input whatever the model says: no tile is predicted. Without
+    the input kept, the model decides which input pixels stay, so it runs."""
+    import zarr
+    from zarr.storage import LocalStore
+
+    from distpaint.data.store import compressors
+    from distpaint.infer.engine import output_layout, run_inference
+
+    class Thickens:
+        """Probability 0.9 on the input and one pixel around it: it adds pixels everywhere."""
+
+        align, receptive_halo, calls = 1, 2, 0
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            Thickens.calls += 1
+            return np.stack([0.9 * ndimage.binary_dilation(image[0] > 0.5)[None] for image in x]).astype(np.float32)
+
+    mask = _lines((200, 200))
+    predictor = Thickens()
+    chunks, shards = output_layout(mask.shape, 64)
+    group = zarr.open_group(LocalStore(tmp_path / "out.zarr"), mode="w", zarr_format=3)
+    out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
+                             fill_value=False, compressors=compressors())
+    config = InferConfig(tile=64, keep="all", threshold=0.5, min_confidence=NO_REPAIR, keep_input=keep_input)
+    stats = run_inference(mask, predictor, {"mask": out}, config)
+    np.testing.assert_array_equal(np.asarray(out[...]), mask)
+    assert stats.tiles == 16 and stats.added_pixels == 0
+    if keep_input:
+        assert config.repairs_nothing and Thickens.calls == 0 and stats.predicted == 0
+    else:
+        assert not config.repairs_nothing and Thickens.calls > 0 and stats.predicted == 16
+    # any floor under NO_REPAIR may keep a piece (p = 0.9 is not under 0.9): the model runs
+    assert not dataclasses.replace(config, min_confidence=0.9).repairs_nothing
+
+
 def test_choose_floor_takes_the_lowest_floor_expected_to_gain_or_nothing():
     from distpaint.infer.self_check import choose_floor
 

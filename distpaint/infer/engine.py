@@ -40,7 +40,7 @@ import numpy as np
 
 from distpaint.data.store import DEFAULT_CHUNKS, DEFAULT_SHARDS, shard_blocks
 from distpaint.errors import ConfigError
-from distpaint.infer.keep import check_keep, check_min_confidence, keep_added
+from distpaint.infer.keep import NO_REPAIR, check_keep, check_min_confidence, keep_added
 from distpaint.infer.predictor import Predictor
 from distpaint.infer.refine import bridges_of, check_refinement, refinement_of
 from distpaint.infer.tiling import Tile, TileGrid, auto_tile, read_window, round_up
@@ -164,6 +164,13 @@ class InferConfig:
     def judges_pieces(self) -> bool:
         """Whether added pieces are judged at all (a policy other than `all`, or a floor)."""
         return self.pieces != "all" or self.min_confidence > 0
+
+    @property
+    def repairs_nothing(self) -> bool:
+        """Whether the output is the input whatever the model says: the floor keeps no added
+        piece (NO_REPAIR, what `--min-confidence auto` chooses for a mask the model cannot
+        show a gain on) and every input pixel is kept. No tile then needs the model."""
+        return self.min_confidence >= NO_REPAIR and self.keep_input
 
 
 @dataclass
@@ -509,6 +516,10 @@ class _Pipeline:
 
     def take(self, tile: Tile, window: np.ndarray) -> None:
         given = window[tile.core_in_window]
+        if self.config.repairs_nothing:  # the forward pass would be thrown away whole
+            self.submit(tile, None, given, False)
+            self.tick(1)
+            return
         if self.config.skip_empty and not window.any():
             self.stats.skipped += 1
             probs = self.empty.probs(tile.window_shape)
