@@ -6,6 +6,7 @@ gains: nothing is kept); the window budget, determinism, the job and the CLI val
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -172,7 +173,10 @@ def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
     store.write("a", {"mask": mask}, {})
     infer = InferConfig(keep="bridges", tile=64, threshold=0.5, batch=2)
     job = JobConfig(shard=128, preview_size=64, self_check=True)
-    run_job([tmp_path / "in.zarr"], FnFactory("dilate3"), tmp_path / "out.zarr", infer, job)
+    report = run_job([tmp_path / "in.zarr"], FnFactory("dilate3"), tmp_path / "out.zarr", infer, job)
+    # nothing kept: said per mask, and no tile went through the model
+    (done,) = report.done
+    assert done.min_confidence == NO_REPAIR and done.predicted == 0 and done.tiles == 16
     out = MaskStore.open(tmp_path / "out.zarr")
     how = out.attrs("a")["inference"]
     assert how["min_confidence"] == NO_REPAIR and how["self_check"]["floor"] == NO_REPAIR
@@ -248,7 +252,9 @@ def test_cli_auto_with_the_shipped_general_model(tmp_path):
     write_mask_file(tmp_path / "m.png", damaged)
     proc = subprocess.run([distpaint, "infer", str(tmp_path / "m.png"), "--model", "general",
                            "--min-confidence", "auto", "--out", str(tmp_path / "o.png")],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})  # the table's header unfolded
     assert proc.returncode == 0, proc.stderr
+    assert "auto floor" in proc.stdout + proc.stderr  # the floor chosen is said per mask
     out = np.asarray(read_raw(tmp_path / "o.png")[0]) != 0
     assert out.shape == damaged.shape and not (damaged & ~out).any()

@@ -46,6 +46,7 @@ from distpaint.commands.stopping import sigterm_as_interrupt
 from distpaint.errors import ConfigError
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.job import JobConfig, run_job
+from distpaint.infer.keep import NO_REPAIR
 from distpaint.infer.self_check import parse_min_confidence
 from distpaint.infer.upsample import parse_upsample
 from distpaint.ray_connect import use_address
@@ -90,16 +91,27 @@ class _RichProgress:
             self.bar.stop()
 
 
+def _floor_cell(floor: float | None) -> str:
+    """The floor `auto` chose, as the results table says it."""
+    if floor is None:
+        return ""
+    return "none kept (no gain expected)" if floor >= NO_REPAIR else f"{floor:g}"
+
+
 def _results_table(report) -> Table:
     table = Table(title="repaired")
-    for column in ("input", "shape", "tiles run", "input px", "added px", "output"):
+    # `--min-confidence auto`: say per mask which floor it chose, and where it kept nothing
+    chosen = any(r.min_confidence is not None for r in report.done)
+    columns = ("input", "shape", "tiles run", "input px", "added px", *(("auto floor",) if chosen else ()), "output")
+    for column in columns:
         table.add_column(column, justify="right" if column.endswith("px") else "left",
                          overflow="fold")
     for r in report.done:
         h, w = r.shape
         resumed = f" ({r.resumed_shards} shards resumed)" if r.resumed_shards else ""
         table.add_row(r.key, f"{h}x{w}", f"{r.predicted}/{r.tiles}{resumed}",
-                      f"{r.input_pixels:,}", f"{r.added_pixels:,}", r.outputs[0])
+                      f"{r.input_pixels:,}", f"{r.added_pixels:,}",
+                      *((_floor_cell(r.min_confidence),) if chosen else ()), r.outputs[0])
     return table
 
 

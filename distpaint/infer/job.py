@@ -150,6 +150,9 @@ class UnitResult:
     """Pixels the model added."""
     resumed_shards: int = 0
     """Shards taken from an interrupted earlier run."""
+    min_confidence: float | None = None
+    """The confidence floor the self-check chose for this mask (`--min-confidence auto`; 1 =
+    NO_REPAIR: the mask returned as it came, no tile run), None without `auto`."""
 
     @classmethod
     def from_counts(cls, unit: Unit, shape: tuple[int, int],
@@ -349,6 +352,7 @@ def _finalise(p: _Prepared, writer: ManifestWriter, infer: InferConfig,
               config: JobConfig, resumed: int) -> UnitResult:
     unit, staging = p.unit, pathlib.Path(p.spec.staging)
     result = UnitResult.from_counts(unit, p.spec.shape, p.state.shards, resumed)
+    result.min_confidence = p.spec.min_confidence
     output = None if infer.keep_input else "mask"
     if unit.sample is not None and staging.is_dir():  # the output sample's shard record
         for array in open_staging(p.spec, mode="r+").values():
