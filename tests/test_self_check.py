@@ -187,6 +187,38 @@ def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
     assert auto != _job_key("fp", infer, 1, dataclasses.replace(job, self_check=False))[0]
 
 
+def test_a_resumed_job_takes_the_floor_its_interrupted_attempt_recorded(tmp_path, monkeypatch):
+    """The floor is chosen once per mask: a job interrupted after its check resumes with the
+    floor recorded in the unit's staging group (the shards already written used it), without
+    checking again, and ends with the uninterrupted job's bytes and attributes."""
+    from distpaint.data.store import MaskStore
+    from distpaint.infer import job as job_module
+    from distpaint.infer.job import JobConfig, run_job
+    from infer_models import FnFactory
+
+    mask = _lines((256, 256), width=3)
+    mask[120:136, 40:60] = False  # a gap
+    store = MaskStore.create(tmp_path / "in.zarr")
+    store.write("a", {"mask": mask}, {})
+    infer = InferConfig(keep="all", tile=64, threshold=0.5, batch=1)  # `closes` gains at 0.55 with it
+    job = JobConfig(shard=64, preview_size=64, self_check=True)
+    reference = run_job([tmp_path / "in.zarr"], FnFactory("closes"), tmp_path / "ref.zarr", infer, job)
+    assert reference.done[0].min_confidence < NO_REPAIR  # a floor that keeps pieces: tiles run
+    checks = []
+    real_check = job_module.choose_min_confidence
+    monkeypatch.setattr(job_module, "choose_min_confidence",
+                        lambda *a, **k: checks.append(1) or real_check(*a, **k))
+    with pytest.raises(KeyboardInterrupt):  # after the check's forward pass and a few tiles
+        run_job([tmp_path / "in.zarr"], FnFactory("closes", interrupt_at=5), tmp_path / "run.zarr", infer, job)
+    assert checks == [1]
+    report = run_job([tmp_path / "in.zarr"], FnFactory("closes"), tmp_path / "run.zarr", infer, job)
+    assert checks == [1] and report.done[0].resumed_shards > 0  # not checked again
+    ref, run = MaskStore.open(tmp_path / "ref.zarr"), MaskStore.open(tmp_path / "run.zarr")
+    np.testing.assert_array_equal(np.asarray(run.array("a")[...]), np.asarray(ref.array("a")[...]))
+    assert run.attrs("a")["inference"] == ref.attrs("a")["inference"]
+    assert report.done[0].min_confidence == ref.attrs("a")["inference"]["min_confidence"]
+
+
 @pytest.mark.parametrize("keep_input", [True, False])
 def test_no_repair_runs_no_tile_through_the_model_when_the_output_is_the_input(tmp_path, keep_input):
     """With NO_REPAIR (what `auto` chooses for a mask the model cannot show a gain on) and the

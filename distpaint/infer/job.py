@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import dask.array as da
+import zarr
+from zarr.storage import LocalStore
 
 from distpaint.data import location
 from distpaint.data.files import check_writable, read_mask_file, write_mask_file
@@ -278,6 +280,17 @@ def _attrs_for(unit: Unit, meta: dict, model_label: str, infer: InferConfig,
     return jsonable({**(meta if unit.sample is not None else {}), "inference": how})
 
 
+def _recorded_check(staging: pathlib.Path) -> SelfCheck | None:
+    """The self-check an interrupted attempt recorded in the unit's staging group, if any."""
+    if not (staging / "zarr.json").is_file():
+        return None
+    try:
+        record = zarr.open_group(LocalStore(staging), mode="r").attrs.asdict()["inference"]["self_check"]
+        return SelfCheck.from_attrs(record)
+    except (KeyError, TypeError, ValueError, OSError):  # a half-written group of a killed attempt,
+        return None                                      # or one without a record: check again
+
+
 def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictors: PredictorsByFactor,
              config: JobConfig, model_label: str) -> _Prepared:
     source, meta = _read_unit(unit, config)
@@ -285,13 +298,17 @@ def _prepare(unit: Unit, fp: str, state: UnitState, job: JobDir, predictors: Pre
     # deterministic in the input, so a resumed job chooses as the interrupted one did
     factor = config.upsample or choose_upsample(source)
     infer = predictors.infer_for(factor)
+    uid = _unit_uid(unit, fp)
     check = None
-    if config.self_check:  # likewise deterministic: a resumed job chooses the same floor
-        check = choose_min_confidence(source, predictors[factor], infer)
+    if config.self_check:
+        # a resumed unit takes the floor its interrupted attempt chose and recorded: its shards
+        # were written with it (the check is deterministic, but need not run twice, and a
+        # distpaint upgraded in between must not mix two floors in one mask)
+        check = _recorded_check(job.staging_dir / f"{uid}.zarr") or choose_min_confidence(
+            source, predictors[factor], infer)
         infer = replace(infer, min_confidence=check.floor)
     grid = make_grid(shape, predictors[factor], infer)
     chunks, shards = output_layout(shape, infer.tile, shards=max(infer.tile, config.shard))
-    uid = _unit_uid(unit, fp)
     spec = UnitSpec(uid, str(unit.path), unit.sample,
                     None if unit.sample is not None else config.input_threshold,
                     str(job.staging_dir / f"{uid}.zarr"), shape, chunks, shards,

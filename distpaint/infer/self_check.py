@@ -32,8 +32,8 @@ The check reads at most `CHECK_PIXELS` of the mask, in windows of at most `WINDO
 spread evenly over it (those with foreground), never a whole giant mask; each window is one
 forward pass of a batch of two (cut and uncut), with no halo (its edges are the check's image
 edges). Cost: two more forward passes over the pixels checked. The cuts come from `seed` and
-each window's place, so the choice is deterministic in the input: a resumed job chooses again as
-the interrupted one did.
+each window's place, so the choice is deterministic in the input; a resumed job does not check
+again but takes the floor its interrupted attempt recorded (`SelfCheck.from_attrs`).
 
     check = choose_min_confidence(mask, predictor, infer_config)
     check.floor   # one of CANDIDATE_FLOORS, or NO_REPAIR
@@ -123,6 +123,15 @@ class SelfCheck:
     """New cuts repaired."""
     pixels: int = 0
     """Pixels of the mask the check read."""
+
+    @classmethod
+    def from_attrs(cls, record: dict) -> SelfCheck:
+        """The check `as_attrs` recorded (its gains rounded as recorded)."""
+        def floors(name: str) -> dict[float, float]:
+            return {float(f): float(g) for f, g in record.get(name, {}).items()}
+
+        return cls(float(record["floor"]), floors("gains"), floors("spreads"), floors("unexplained"),
+                   int(record.get("cuts", 0)), int(record.get("pixels", 0)))
 
     def as_attrs(self) -> dict:
         """The record kept in the output's attributes."""
