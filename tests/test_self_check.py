@@ -1,7 +1,8 @@
 """`--min-confidence auto` (distpaint.infer.self_check): the floor chosen per mask by repairing
 new cuts made in it, on hand-made masks with predictors whose repair is known: one that fills
 every cut exactly (the lowest floor wins), one that paints nothing or only thickens (no floor
-gains: nothing is kept); the window budget, determinism, the job and the CLI value."""
+gains: nothing is kept); the window budget, determinism, the job (the floor recorded, taken
+again on resume; a mask left as it came runs no tile through the model) and the CLI value."""
 
 from __future__ import annotations
 
