@@ -60,13 +60,13 @@ and NO_REPAIR: `--min-confidence 1`, what `auto` chooses where the model shows n
 
 
 def _run(mask: np.ndarray, predictor, work: pathlib.Path, policy: str, tile: int,
-         floor: float) -> tuple[float, int]:
+         fixed: float) -> tuple[float, int]:
     chunks, shards = output_layout(mask.shape, tile)
     group = zarr.open_group(LocalStore(work / f"out-{policy}.zarr"), mode="w", zarr_format=3)
     out = group.create_array("mask", shape=mask.shape, chunks=chunks, shards=shards, dtype=bool,
                              fill_value=False, compressors=compressors())
     keep, _, floored = policy.partition("+")
-    floor = {"": 0.0, "floor": floor, "auto": 0.0, "none": NO_REPAIR}[floored]
+    floor = {"": 0.0, "floor": fixed, "auto": 0.0, "none": NO_REPAIR}[floored]  # auto: chosen below
     config = InferConfig(tile=tile, batch=1, keep=keep, min_confidence=floor)
     start = time.perf_counter()
     if floored == "auto":

@@ -111,17 +111,18 @@ def main(argv: list[str] | None = None) -> None:
                 check = choose_min_confidence(given, predictor, infer)
                 floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
                                              for r in args.rules]
+                # each floor scored once: the columns and the calibration share the scores
+                needed = set(floors) | (set(check.gains) if args.calibration else set())
+                scored = {f: evaluate(keep_added(output, given, infer.pieces, probs=probs, min_confidence=f),
+                                      truth, given, gaps) for f in needed}
                 if args.calibration:
                     calibration.append({"mask": f"{name}#{seed}", "floors": {
                         f"{f:g}": {"expected": check.gains[f], "spread": check.spreads[f],
                                    "unexplained": check.unexplained[f],
-                                   "measured": evaluate(keep_added(output, given, infer.pieces, probs=probs,
-                                                                   min_confidence=f), truth, given, gaps)["cldice_gain"]}
+                                   "measured": scored[f]["cldice_gain"]}
                         for f in check.gains}})
                 for column, floor in zip(columns, floors, strict=True):
-                    out = keep_added(output, given, infer.pieces, probs=probs, min_confidence=floor)
-                    scores = evaluate(out, truth, given, gaps)
-                    results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scores})
+                    results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scored[floor]})
     table = Table(title=f"{args.model} on {args.split} {' '.join(args.kinds)}"
                         f"{' (1-px skeletons)' if args.one_px else ''}, cut seeds {args.seeds}")
     for head in ("column", "harmed", "smallest gain", "mean gain", "rel. comp.", "floors chosen"):

@@ -28,6 +28,6 @@ def test_smoke_run_prints_a_ratio_and_removes_only():
     assert 0 <= added["ends"] <= added["bridges"] and 0 < added["bridges"] <= added["attached"] <= added["all"]
     assert 0 <= added["ends+floor"] <= added["ends"] and seconds["ends+floor"] > 0
     assert 0 <= added["ends+auto"] <= added["ends"] and seconds["ends+auto"] > 0
-    # NO_REPAIR keeps nothing and predicts no tile: cheaper than any run of the model (a copy)
-    assert added["ends+none"] == 0 and 0 < seconds["ends+none"] < seconds["all"]
+    # NO_REPAIR keeps nothing (that no tile reaches the model: tests/test_self_check.py)
+    assert added["ends+none"] == 0 and seconds["ends+none"] > 0
     assert res["kept_share"]["all"] == 1
