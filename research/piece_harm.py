@@ -112,10 +112,12 @@ class Repairer:
                           min_confidence=floor)
 
 
-def real_mask_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def real_mask_arguments(parser: argparse.ArgumentParser, real_required: bool = True
+                        ) -> argparse.ArgumentParser:
     """The options of the research scripts that repair masks of the real benchmark: --real,
     --model, --kinds, --split, --only (research/harm_rate.py shares them)."""
-    parser.add_argument("--real", required=True, help="the real benchmark (distpaint realdata build)")
+    parser.add_argument("--real", required=real_required, default="",
+                        help="the real benchmark (distpaint realdata build)")
     parser.add_argument("--model", default="general")
     parser.add_argument("--kinds", nargs="+", default=["rivers"])
     parser.add_argument("--split", default="val")
