@@ -17,7 +17,7 @@ from distpaint.errors import ConfigError
 from distpaint.infer import self_check
 from distpaint.infer.engine import InferConfig
 from distpaint.infer.keep import NO_REPAIR, keep_added
-from distpaint.infer.self_check import (CANDIDATE_FLOORS, MIN_GAIN, choose_min_confidence,
+from distpaint.infer.self_check import (BOUND_SPREADS, CANDIDATE_FLOORS, MIN_GAIN, choose_min_confidence,
                                         parse_min_confidence)
 from scipy import ndimage
 
@@ -182,6 +182,7 @@ def test_the_job_records_the_floor_it_chose_and_keys_on_auto(tmp_path):
     how = out.attrs("a")["inference"]
     assert how["min_confidence"] == NO_REPAIR and how["self_check"]["floor"] == NO_REPAIR
     assert set(how["self_check"]["gains"]) == {f"{f:g}" for f in CANDIDATE_FLOORS}
+    assert how["self_check"]["rule"] == {"bound_spreads": BOUND_SPREADS, "min_gain": MIN_GAIN}
     np.testing.assert_array_equal(np.asarray(out.array("a")[...]), mask)
     auto, described = _job_key("fp", infer, 1, job)
     assert described["min_confidence"] == "auto"
@@ -197,7 +198,7 @@ def test_a_resumed_job_takes_the_floor_its_interrupted_attempt_recorded(tmp_path
     from distpaint.infer.job import JobConfig, run_job
     from infer_models import FnFactory
 
-    mask = _lines((256, 256), width=3)
+    mask = _lines((256, 256), width=5)
     mask[120:136, 40:60] = False  # a gap
     store = MaskStore.create(tmp_path / "in.zarr")
     store.write("a", {"mask": mask}, {})
@@ -269,6 +270,12 @@ def test_choose_floor_takes_the_lowest_floor_expected_to_gain_or_nothing():
     assert choose_floor(gains, spreads, z=5, min_gain=0) == NO_REPAIR  # no bound above 0
     assert choose_floor(gains, spreads, z=0, min_gain=0.01) == NO_REPAIR
     assert choose_floor({}, {}) == NO_REPAIR
+    # by default the bound is BOUND_SPREADS spreads below the expected gain, against MIN_GAIN:
+    # 0.55's 0.005 gains enough on its own, not once 1.5 spreads of 0.003 are taken off
+    gains[0.55], spreads[0.55] = 0.005, 0.003
+    assert (BOUND_SPREADS, MIN_GAIN) == (1.5, 0.002)
+    assert choose_floor(gains, spreads, z=0) == 0.55
+    assert choose_floor(gains, spreads) == 0.65  # 0.004 - 1.5 x 0.001 = 0.0025 > 0.002
 
 
 def test_cli_auto_with_the_shipped_general_model(tmp_path):
