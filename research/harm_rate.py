@@ -89,13 +89,13 @@ def calibration_table(calibration: list[dict]) -> Table:
 def masks(args: argparse.Namespace) -> Iterator[tuple[str, np.ndarray]]:
     """(name, truth) of each mask to cut again: the real benchmark's `--split` masks of
     `--kinds`, or with `--wide-rivers CACHE` the extra validation rivers of
-    research/river_regions.py, or with `--boundary-maps CACHE` the validation boundary maps of
+    research/river_regions.py, or with `--boundary-maps CACHE` the `--split` boundary maps of
     research/boundary_maps.py (both kinds, 1 and 2 px wide, at its default 3 km/px)."""
     if args.wide_rivers:
         yield from wide_river_masks(Path(args.wide_rivers), args.only)
         return
     if args.boundary_maps:
-        yield from boundary_masks(Path(args.boundary_maps), "val", args.only)
+        yield from boundary_masks(Path(args.boundary_maps), args.split, args.only)
         return
     bench = open_real(args.real)
     for kind in args.kinds:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="cut the extra validation rivers of research/river_regions.py, drawn "
                              "from this real-data cache, instead of the benchmark's masks")
     parser.add_argument("--boundary-maps", default="", metavar="CACHE",
-                        help="cut the validation boundary maps of research/boundary_maps.py, drawn "
+                        help="cut the --split boundary maps of research/boundary_maps.py, drawn "
                              "from this cache, instead of the benchmark's masks")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--fixed", nargs="*", type=float, default=[0.55])
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                     for f in check.gains}})
             for column, floor in zip(columns, floors, strict=True):
                 results[column].append({"mask": f"{name}#{seed}", "floor": floor, **scored[floor]})
-    source = ("wide validation rivers" if args.wide_rivers else "validation boundary maps"
+    source = ("wide validation rivers" if args.wide_rivers else f"{args.split} boundary maps"
               if args.boundary_maps else f"{args.split} {' '.join(args.kinds)}")
     table = Table(title=f"{args.model} on {source}"
                         f"{' (1-px skeletons)' if args.one_px else ''}, cut seeds {args.seeds}")
