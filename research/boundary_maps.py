@@ -12,7 +12,8 @@ in a local azimuthal equidistant projection (`distpaint.data.real.build`'s river
 `borders` (country borders only: lines that end at the coast) and `coast` (borders, province
 borders where the data has them, and coastlines with their islands: closed outlines like a
 county map's). Regions follow the rivers' split, by continent: `val` Africa and Arabia (choosing),
-`test` the Americas without the United States and Oceania (reporting only). The United States are
+`val-wide` Europe and Asia (choosing too: validation widened, docs/REAL_MASKS.md), `test` the
+Americas without the United States and Oceania (reporting only). The United States are
 never drawn: bokeh's US county boundaries are reserved for independent judging.
 
 Each map is cut as the protocol cuts (`distpaint.data.gaps`, kind `cut`, `--seed`) and repaired as
@@ -55,6 +56,12 @@ REGIONS = {
     "val": {"west-africa": (-18, 0, 12, 30), "central-africa": (10, -15, 40, 15),
             "east-africa": (30, -20, 60, 10), "south-africa": (10, -35, 40, -5),
             "red-sea": (30, 10, 50, 30), "arabia": (35, 10, 65, 40)},
+    "val-wide": {"aegean": (18, 34, 32, 44), "baltic": (16, 53, 30, 66), "norway": (4, 57, 16, 71),
+                 "britain-ireland": (-11, 49, 3, 61), "iberia": (-10, 35, 5, 44),
+                 "indochina": (95, 5, 115, 25), "indonesia-west": (95, -10, 120, 6),
+                 "philippines": (116, 4, 128, 20), "japan-korea": (124, 30, 146, 46),
+                 "india": (66, 6, 92, 30), "caucasus-caspian": (36, 36, 56, 46),
+                 "central-asia": (56, 35, 80, 50)},
     "test": {"mexico": (-118, 14, -86, 25.5), "caribbean": (-90, 10, -60, 24),
              "brazil": (-60, -30, -35, -5), "south-america": (-80, -40, -40, 0),
              "canada-east": (-80, 48, -50, 65), "australia": (115, -40, 155, -10)},

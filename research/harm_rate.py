@@ -3,8 +3,10 @@ add pieces on a validation mask, with a fixed confidence floor and with floors c
 the self-check (`--min-confidence auto`) under several decision rules?
 
     python research/harm_rate.py --real runs/real [--model general] [--kinds rivers]
-        [--seeds 1 2 3] [--fixed 0.55] [--rules 0:0.002 0:0.001] [--one-px] [--only w1.5px]
+        [--seeds 1 2 3] [--fixed 0.55] [--rules 0:0.002 1.5:0.002] [--one-px] [--only w1.5px]
         [--calibration runs/calibration.json]
+    python research/harm_rate.py --wide-rivers /work/cache/real ...       # research/river_regions.py
+    python research/harm_rate.py --boundary-maps runs/cache-boundaries ... # research/boundary_maps.py
 
 The real benchmark's validation masks are one draw of the protocol's cuts (seed 0); a default
 that does no harm on that draw may still harm a mask on another. Here each validation mask's
@@ -12,8 +14,8 @@ truth is cut again with each of `--seeds` (`distpaint.data.gaps`, kind `cut`), a
 `distpaint infer --model MODEL` does with the card's threshold, keep policy and up-sampling:
 once per `--fixed` floor and once per self-check rule `Z:MIN_GAIN` (the lowest floor whose
 expected gain - Z x spread exceeds MIN_GAIN, none kept where none does:
-`distpaint.infer.self_check.choose_floor`). The model runs once per (mask, seed) and the check
-once, so every column sees the same probabilities. With `--one-px` the truth is first
+`distpaint.infer.self_check.choose_floor`; `auto` is 1.5:0.002). The model runs once per
+(mask, seed) and the check once, so every column sees the same probabilities. With `--one-px` the truth is first
 skeletonised (the 1-px stand-ins of research/one_px_lines.py). Prints per column the masks x
 seeds harmed (clDice lowered or a component added), the smallest and mean clDice gain and the
 mean relative component difference. With `--calibration FILE`, also the check's expected gain,

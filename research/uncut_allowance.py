@@ -4,6 +4,7 @@ validation mask or boundary-map stand-in and still repairs the validation rivers
 
     python research/uncut_allowance.py --real runs/real [--kinds rivers drawings]
         [--maps borders coast] [--only NAME] [--allowances 0.75 1 1.25 1.5] [--min-gains 0.002 0.0025 0.003]
+        [--bounds 1.5] [--wide-rivers CACHE --wide-seeds 1 2]
 
 On boundary maps with coastlines `general` paints mostly where the mask is whole (bridges
 between islands and the coast, filled islands): at the fixed floor 0.55 it lowers clDice on 5 of
@@ -14,9 +15,11 @@ The check now counts the centreline that repair adds beyond what the mask's own 
 `distpaint.infer.self_check.floor_gains`). Here each validation mask (the real benchmark's
 `--kinds`, and the validation regions of research/boundary_maps.py at 3 km/px, 1 and 2 px wide,
 cut seed 7) is measured once (`self_check.measure`) and repaired once per floor from the same
-probabilities; per allowance and MIN_GAIN the floor the check would choose is looked up, and the
-masks harmed (clDice lowered), the mean and smallest gain and the masks left unrepaired are
-printed per group.
+probabilities; per allowance, MIN_GAIN and bound (`--bounds`: spreads below the expected gain,
+`BOUND_SPREADS`) the floor the check would choose is looked up, and the masks harmed (clDice
+lowered), the mean and smallest gain and the masks left unrepaired are printed per group. With
+`--wide-rivers CACHE` the extra validation rivers of research/river_regions.py join, cut with
+each of `--wide-seeds`.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.build import open_real
 from distpaint.data.real.packages import fetch_package
 from distpaint.infer.keep import NO_REPAIR
-from distpaint.infer.self_check import CANDIDATE_FLOORS, choose_floor, floor_gains, measure
+from distpaint.infer.self_check import BOUND_SPREADS, CANDIDATE_FLOORS, choose_floor, floor_gains, measure
 from piece_harm import Repairer, cldice
+from river_regions import wide_river_masks
 
 
 def masks(args: argparse.Namespace):
@@ -56,6 +60,11 @@ def masks(args: argparse.Namespace):
                     continue
                 given, _ = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(7))
                 yield f"{kind} maps", f"{kind}-{region}-w{width:g}px", given, truth
+    if args.wide_rivers:
+        for name, truth in wide_river_masks(pathlib.Path(args.wide_rivers), args.only):
+            for seed in args.wide_seeds:
+                given, _ = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(seed))
+                yield "wide rivers", f"{name}#{seed}", given, truth
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--maps", nargs="*", default=sorted(LAYERS))
     parser.add_argument("--allowances", nargs="+", type=float, default=[0.75, 1.0, 1.25, 1.5])
     parser.add_argument("--min-gains", nargs="+", type=float, default=[0.002, 0.0025, 0.003])
+    parser.add_argument("--bounds", nargs="+", type=float, default=[BOUND_SPREADS],
+                        help="spreads below the expected gain (the self-check's BOUND_SPREADS)")
+    parser.add_argument("--wide-rivers", default="", metavar="CACHE",
+                        help="also the rivers of research/river_regions.py, from this real-data cache")
+    parser.add_argument("--wide-seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--only", default="", help="only the masks and regions whose name contains this")
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("runs/cache-boundaries"))
     parser.add_argument("--threads", type=int, default=2)
@@ -82,22 +96,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"measured {name}", flush=True)
     table = Table(title=f"{args.model}, validation: harmed / mean gain / smallest gain / not repaired")
     groups = list(dict.fromkeys(g for g, _, _ in seen))
-    for column in ("allowance", "MIN_GAIN", *groups):
+    for column in ("allowance", "MIN_GAIN", "bound", *groups):
         table.add_column(column, justify="right")
     for allowance in [None, *args.allowances]:
         for min_gain in args.min_gains:
-            chosen = {g: [] for g in groups}
-            for group, found, actual in seen:
-                floor = NO_REPAIR
-                if found.cuts >= 2:
-                    gains, spreads, unexplained = floor_gains(found, allowance if allowance is not None else 1.0)
-                    if allowance is None:  # the first check: the uncut repair left out
-                        gains = {f: gains[f] - unexplained[f] for f in gains}
-                    floor = choose_floor(gains, spreads, min_gain=min_gain)
-                chosen[group].append(actual.get(floor, 0.0))
-            table.add_row("left out" if allowance is None else f"{allowance:g}", f"{min_gain:g}",
-                          *(f"{sum(g < 0 for g in v)}/{len(v)} / {np.mean(v):+.4f} / {min(v):+.4f} / "
-                            f"{sum(g == 0 for g in v)}" for v in chosen.values()))
+            for bound in args.bounds:
+                chosen = {g: [] for g in groups}
+                for group, found, actual in seen:
+                    floor = NO_REPAIR
+                    if found.cuts >= 2:
+                        gains, spreads, unexplained = floor_gains(found, allowance if allowance is not None else 1.0)
+                        if allowance is None:  # the first check: the uncut repair left out
+                            gains = {f: gains[f] - unexplained[f] for f in gains}
+                        floor = choose_floor(gains, spreads, z=bound, min_gain=min_gain)
+                    chosen[group].append(actual.get(floor, 0.0))
+                table.add_row("left out" if allowance is None else f"{allowance:g}", f"{min_gain:g}", f"{bound:g}",
+                              *(f"{sum(g < 0 for g in v)}/{len(v)} / {np.mean(v):+.4f} / {min(v):+.4f} / "
+                                f"{sum(g == 0 for g in v)}" for v in chosen.values()))
     Console().print(table)
 
 
