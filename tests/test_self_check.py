@@ -198,7 +198,7 @@ def test_a_resumed_job_takes_the_floor_its_interrupted_attempt_recorded(tmp_path
     from distpaint.infer.job import JobConfig, run_job
     from infer_models import FnFactory
 
-    mask = _lines((256, 256), width=5)
+    mask = _lines((384, 384), width=3)
     mask[120:136, 40:60] = False  # a gap
     store = MaskStore.create(tmp_path / "in.zarr")
     store.write("a", {"mask": mask}, {})
@@ -271,11 +271,11 @@ def test_choose_floor_takes_the_lowest_floor_expected_to_gain_or_nothing():
     assert choose_floor(gains, spreads, z=0, min_gain=0.01) == NO_REPAIR
     assert choose_floor({}, {}) == NO_REPAIR
     # by default the bound is BOUND_SPREADS spreads below the expected gain, against MIN_GAIN:
-    # 0.55's 0.005 gains enough on its own, not once 1.5 spreads of 0.003 are taken off
-    gains[0.55], spreads[0.55] = 0.005, 0.003
-    assert (BOUND_SPREADS, MIN_GAIN) == (1.5, 0.002)
+    # 0.55's 0.005 gains enough on its own, not once 2 spreads of 0.003 are taken off
+    gains[0.55], spreads[0.55], spreads[0.65] = 0.005, 0.003, 0.0008
+    assert (BOUND_SPREADS, MIN_GAIN) == (2.0, 0.002)
     assert choose_floor(gains, spreads, z=0) == 0.55
-    assert choose_floor(gains, spreads) == 0.65  # 0.004 - 1.5 x 0.001 = 0.0025 > 0.002
+    assert choose_floor(gains, spreads) == 0.65  # 0.004 - 2 x 0.0008 = 0.0024 > 0.002
 
 
 def test_cli_auto_with_the_shipped_general_model(tmp_path):
