@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         harmed = [r["mask"] for r in rows if not r["no_harm"]]
         floors = np.unique([r["floor"] for r in rows], return_counts=True)
         table.add_row(column, f"{len(harmed)}/{len(rows)}", f"{min(gains):+.4f}", f"{np.mean(gains):+.4f}",
-                      f"{np.mean([r['rel_component_diff'] for r in rows]):.3f}",
+                      f"{np.nanmean([r['rel_component_diff'] for r in rows]):.3f}",
                       " ".join(f"{f:g}x{n}" for f, n in zip(*floors, strict=True)))
     console = Console()
     console.print(table)
