@@ -1,5 +1,6 @@
-"""More validation rivers: the river network of regions that no split of the real benchmark
-draws, for research that needs more validation masks than the benchmark's eight.
+"""Question: does a default chosen on the benchmark's eight validation rivers (four African
+regions) hold on rivers from elsewhere? More validation rivers: the river network of regions that
+no split of the real benchmark draws (for `research/harm_rate.py --wide-rivers`).
 
     python research/harm_rate.py --wide-rivers /work/cache/real [--seeds 1 2] ...
     python research/river_regions.py --cache /work/cache/real     # list the regions and sizes
