@@ -32,10 +32,9 @@ from rich.console import Console
 from rich.table import Table
 from skimage.morphology import skeletonize
 
-from boundary_maps import BASEMAP, LAYERS, REGIONS, draw  # research/ is on a script's path
+from boundary_maps import LAYERS, boundary_masks  # research/ is on a script's path
 from distpaint.data.gaps import GapConfig, corrupt
 from distpaint.data.real.build import open_real
-from distpaint.data.real.packages import fetch_package
 from distpaint.infer.keep import NO_REPAIR
 from distpaint.infer.self_check import BOUND_SPREADS, CANDIDATE_FLOORS, choose_floor, floor_gains, measure
 from piece_harm import Repairer, cldice
@@ -49,17 +48,9 @@ def masks(args: argparse.Namespace):
         store = store_of.store("val", kind)
         for name in (n for n in store.names() if args.only in n):
             yield kind, name, *(np.asarray(store.array(name, k)[...], bool) for k in ("mask", "truth"))
-    fetch_package(args.cache, BASEMAP)
-    for kind in args.maps:
-        for region, box in REGIONS["val"].items():
-            if args.only not in region:
-                continue
-            for width in (1.0, 2.0):
-                truth = draw(args.cache, LAYERS[kind], box, 3.0, width)
-                if truth is None:
-                    continue
-                given, _ = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(7))
-                yield f"{kind} maps", f"{kind}-{region}-w{width:g}px", given, truth
+    for name, truth in boundary_masks(args.cache, "val", args.only, tuple(args.maps)):
+        given, _ = corrupt(truth, GapConfig(kind="cut"), np.random.default_rng(7))
+        yield f"{name.split('-')[0]} maps", name, given, truth
     if args.wide_rivers:
         for name, truth in wide_river_masks(pathlib.Path(args.wide_rivers), args.only):
             for seed in args.wide_seeds:
